@@ -9,18 +9,22 @@ abbreviations ("Mr.", "U.S."), initials ("J. K. Rowling"), money and decimals
 ("$1.1 billion", "3.5%"), ellipses, quotes that end a sentence and paragraphs
 on their own lines.
 
-``summarise`` scores every sentence of the body by its position, its centrality
-among the article's sentences, its overlap with the headline and its length,
-then keeps the best non-redundant set that fits the budget and prints it in
-article order.
+``summarise`` turns each sentence's centrality among the article's sentences
+(TextRank's edge weights summed, and a TF-IDF cosine with the rest of the
+article), its overlap with the headline and its position into a chance of
+belonging in a summary, drops sentences that repeat a better one, and keeps the
+set with the largest total of chance times length that fits the budget (a small
+knapsack), printed in article order. The weights are a handful of global
+numbers tuned with ``benchmarks/quality.py``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 __all__ = ["count_words", "split_sentences", "summarise"]
 
@@ -224,15 +228,20 @@ _STOPWORDS = _wordset(
 
 @dataclass(frozen=True)
 class Weights:
-    """Hold the global weights of the sentence score; tuned on the benchmark."""
+    """Hold the global weights of the sentence score; tuned on the benchmark.
 
-    position: float = 1.0
-    position_decay: float = 0.35
-    centrality: float = 1.0
+    A sentence's score is a logistic function of a weighted sum of its
+    features; the summary keeps the set of sentences with the largest total
+    of score times length that fits the budget.
+    """
+
+    centrality: float = 5.6
+    cosine: float = 3.7
     headline: float = 0.5
-    short_sentence: int = 8
-    redundancy: float = 0.6
-    min_relevance: float = 0.05
+    position: float = 0.5
+    bias: float = -3.6
+    redundancy: float = 0.7
+    floor: float = 0.05
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -262,56 +271,63 @@ def _terms(text: str) -> list[str]:
     ]
 
 
-def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    """Return the cosine similarity of two sparse vectors."""
-    if len(a) > len(b):
-        a, b = b, a
-    dot = sum(value * b.get(term, 0.0) for term, value in a.items())
-    if dot == 0.0:
-        return 0.0
-    norm = math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
-    return dot / norm
+def _score_sentences(headline: str, sentences: list[str], weights: Weights) -> list[float]:
+    """Return each sentence's chance of belonging in a summary, from 0 to 1.
 
-
-def _score_sentences(
-    headline: str, sentences: list[str], weights: Weights
-) -> tuple[list[float], list[float]]:
-    """Score each sentence by position, centrality, headline overlap and length.
-
-    Return the scores and each sentence's relevance (centrality plus headline
-    overlap), which tells a sentence on the story from filler that merely fits.
+    Features: centrality as TextRank's edge weight summed over the other
+    sentences (shared content words over the sum of the log lengths), scaled
+    so the article's most central sentence has 1; the cosine between the
+    sentence and the rest of the article (TF-IDF over the article's
+    sentences); the share of headline words it contains; and its position.
     """
     bags = [Counter(_terms(sentence)) for sentence in sentences]
-    frequency: Counter[str] = Counter()
-    totals: Counter[str] = Counter()
+    vocabulary: dict[str, int] = {}
     for bag in bags:
-        frequency.update(bag.keys())
-        totals.update(bag)
-    count = len(sentences)
-    idf = {term: math.log((1 + count) / (1 + seen)) + 1.0 for term, seen in frequency.items()}
-    headline_terms = set(_terms(headline))
+        for term in bag:
+            vocabulary.setdefault(term, len(vocabulary))
+    counts = np.zeros((len(sentences), max(len(vocabulary), 1)))
+    for row, bag in enumerate(bags):
+        for term, count in bag.items():
+            counts[row, vocabulary[term]] = count
 
-    scores: list[float] = []
-    relevance: list[float] = []
-    for index, (sentence, bag) in enumerate(zip(sentences, bags)):
-        vector = {term: (1.0 + math.log(n)) * idf[term] for term, n in bag.items()}
-        # Centrality against the rest of the article: a sentence's own words
-        # must not make it look central.
-        rest = {term: (1.0 + math.log(n)) * idf[term] for term, n in (totals - bag).items()}
-        centrality = _cosine(vector, rest)
-        overlap = len(headline_terms & bag.keys()) / len(headline_terms) if headline_terms else 0.0
-        position = 1.0 / (1.0 + index) ** weights.position_decay
-        score = (
-            weights.position * position
-            + weights.centrality * centrality
-            + weights.headline * overlap
-        )
-        length = count_words(sentence)
-        if length < weights.short_sentence:
-            score *= length / weights.short_sentence
-        scores.append(score)
-        relevance.append(centrality + overlap)
-    return scores, relevance
+    # TextRank edge weights, without a sentence's edge to itself.
+    sizes = counts.sum(axis=1)
+    logs = np.log(np.maximum(sizes, 1.0))
+    norm = logs[:, None] + logs[None, :]
+    shared = counts @ counts.T
+    edges = np.divide(shared, norm, out=shared.copy(), where=norm > 0)
+    np.fill_diagonal(edges, 0.0)
+    degree = edges.sum(axis=1)
+    centrality = degree / degree.max() if degree.max() > 0 else degree
+
+    # Cosine with the rest of the article: a sentence's own words must not
+    # make it look central.
+    present = (counts > 0).astype(float)
+    idf = np.log((1.0 + len(sentences)) / (1.0 + present.sum(axis=0))) + 1.0
+    rest = counts.sum(axis=0)[None, :] - counts
+    mine = np.log1p(counts) * idf
+    others = np.log1p(rest) * idf
+    dot = (mine * others).sum(axis=1)
+    lengths = np.linalg.norm(mine, axis=1) * np.linalg.norm(others, axis=1)
+    cosine = np.divide(dot, lengths, out=np.zeros_like(dot), where=lengths > 0)
+
+    headline_terms = set(_terms(headline))
+    overlap = np.array(
+        [
+            len(headline_terms & bag.keys()) / len(headline_terms) if headline_terms else 0.0
+            for bag in bags
+        ]
+    )
+    position = 1.0 / np.sqrt(1.0 + np.arange(len(sentences)))
+
+    logit = (
+        weights.centrality * centrality
+        + weights.cosine * cosine
+        + weights.headline * overlap
+        + weights.position * position
+        + weights.bias
+    )
+    return [float(value) for value in 1.0 / (1.0 + np.exp(-logit))]
 
 
 def _truncate(sentence: str, words: int) -> str:
@@ -348,21 +364,55 @@ def _summarise(headline: str, body: str, words: int, weights: Weights) -> str:
     if lengths[0] > words:
         return _truncate(sentences[0], words)
 
-    scores, relevance = _score_sentences(headline, sentences, weights)
+    scores = _score_sentences(headline, sentences, weights)
+    # Filler that shares nothing with the story stays out even when it fits.
+    candidates = [
+        index
+        for index in _drop_redundant(sentences, scores, weights.redundancy)
+        if scores[index] >= weights.floor or index == 0
+    ]
+    chosen = _best_fit(
+        [scores[i] * lengths[i] for i in candidates], [lengths[i] for i in candidates], words
+    )
+    return " ".join(sentences[candidates[i]] for i in chosen)
+
+
+def _drop_redundant(sentences: list[str], scores: list[float], limit: float) -> list[int]:
+    """Return the indexes of sentences that do not repeat a better-scored one.
+
+    A sentence is redundant when more than ``limit`` of its content words (or
+    of the other's, whichever has fewer) appear in a sentence scored higher.
+    """
     bags = [set(_terms(sentence)) for sentence in sentences]
-    order = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
-    chosen: list[int] = []
-    used = 0
-    for index in order:
-        if used + lengths[index] > words:
+    kept: list[int] = []
+    for index in sorted(range(len(sentences)), key=lambda i: (-scores[i], i)):
+        if all(_overlap(bags[index], bags[other]) <= limit for other in kept):
+            kept.append(index)
+    return sorted(kept)
+
+
+def _best_fit(values: list[float], lengths: list[int], budget: int) -> list[int]:
+    """Return the indexes, ascending, of the items with the largest total value that fit.
+
+    A 0/1 knapsack over word counts; on equal totals the earlier solution wins,
+    which keeps the result deterministic.
+    """
+    # best[w]: (total value, chosen indexes) of the best set using exactly w words.
+    best: list[tuple[float, tuple[int, ...]] | None] = [None] * (budget + 1)
+    best[0] = (0.0, ())
+    for index, (value, length) in enumerate(zip(values, lengths, strict=True)):
+        if length > budget or length == 0:
             continue
-        if chosen and relevance[index] < weights.min_relevance:
-            continue
-        if any(_overlap(bags[index], bags[other]) > weights.redundancy for other in chosen):
-            continue
-        chosen.append(index)
-        used += lengths[index]
-    return " ".join(sentences[i] for i in sorted(chosen))
+        for used in range(budget, length - 1, -1):
+            before = best[used - length]
+            if before is None:
+                continue
+            total = before[0] + value
+            current = best[used]
+            if current is None or total > current[0] + 1e-12:
+                best[used] = (total, (*before[1], index))
+    filled = [entry for entry in best if entry is not None]
+    return list(max(filled, key=lambda entry: entry[0])[1])
 
 
 def _overlap(a: set[str], b: set[str]) -> float:
