@@ -1,0 +1,444 @@
+"""Measure summary, related-link and folding quality on the development data.
+
+Usage::
+
+    python benchmarks/quality.py --data ../shared/data --out /tmp/quality.jsonl \
+        [--limit-per-section N] [--split-seed 7]
+
+``DIR`` has the layout of ``../shared/data``: ``bbc/articles/<section>/NNN.txt``
+with ``bbc/summaries/<section>/NNN.txt``, and ``allsides/stories.jsonl``.
+
+Writes one JSON line per BBC article (``task`` "summary", the project's
+60-word summary) and two per AllSides article (``task`` "related": its two most
+similar other articles dated within three days; ``task`` "fold": the cluster
+the folding step put it in), then prints ROUGE-1/2/L F1 for the project, the
+lead-60-words baseline and sumy's LexRank, TextRank and LSA (every output cut
+to 60 words), per-section ROUGE-2, related precision@2 and recall@2 against
+plain TF-IDF, folding pairwise precision/recall/F1, and milliseconds per
+summary. With ``--split-seed`` the figures are also given for a random half of
+the articles and for the other half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rouge_score import rouge_scorer
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from briefing.similarity import Doc, SimilarityIndex, fold
+from briefing.summarise import count_words, split_sentences, summarise
+
+BUDGET = 60
+RELATED_K = 2
+RELATED_WINDOW = timedelta(days=3)
+SYSTEMS = ("project", "lead", "lexrank", "textrank", "lsa")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Article:
+    """Hold one BBC article with its reference summary."""
+
+    id: str
+    section: str
+    headline: str
+    body: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class Story:
+    """Hold one AllSides article and the story it belongs to."""
+
+    doc: Doc
+    story: str
+
+
+def read_text(path: Path) -> str:
+    """Read a file as UTF-8, falling back to Latin-1 for older BBC files."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def load_bbc(data: Path, limit_per_section: int | None = None) -> list[Article]:
+    """Load BBC articles and their reference summaries, sorted by section and file."""
+    articles: list[Article] = []
+    root = data / "bbc" / "articles"
+    for section_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(section_dir.glob("*.txt"))
+        if limit_per_section is not None:
+            files = files[:limit_per_section]
+        for path in files:
+            headline, _, body = read_text(path).strip().partition("\n")
+            reference = read_text(data / "bbc" / "summaries" / section_dir.name / path.name)
+            articles.append(
+                Article(
+                    id=f"{section_dir.name}/{path.stem}",
+                    section=section_dir.name,
+                    headline=headline.strip(),
+                    body=body.strip(),
+                    reference=reference.strip(),
+                )
+            )
+    return articles
+
+
+def load_allsides(data: Path) -> list[Story]:
+    """Load AllSides articles as docs dated by their story, in file order."""
+    stories: list[Story] = []
+    with (data / "allsides" / "stories.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            at = datetime.fromisoformat(record["date"])
+            for side in ("left", "center", "right"):
+                article = record.get("news", {}).get(side)
+                if not article:
+                    continue
+                doc = Doc(
+                    id=f"{record['id']}/{side}",
+                    title=article.get("newsTitle") or "",
+                    body="\n\n".join(article.get("newBody") or []),
+                    at=at,
+                )
+                stories.append(Story(doc=doc, story=str(record["id"])))
+    return stories
+
+
+# --------------------------------------------------------------------------
+# Summaries
+
+
+def cut(text: str, words: int = BUDGET) -> str:
+    """Keep the first ``words`` whitespace-separated words of ``text``."""
+    return " ".join(text.split()[:words])
+
+
+class SentenceTokenizer:
+    """Give sumy our sentence splitter and a plain word regex, so nothing downloads."""
+
+    language = "english"
+
+    def to_sentences(self, paragraph: str) -> tuple[str, ...]:
+        """Split a paragraph into sentences."""
+        return tuple(split_sentences(paragraph))
+
+    def to_words(self, sentence: str) -> tuple[str, ...]:
+        """Split a sentence into words."""
+        return tuple(_WORD.findall(sentence))
+
+
+def sumy_systems() -> dict[str, Callable[[str], str]]:
+    """Return LexRank, TextRank and LSA from sumy, each filling the word budget."""
+    from sumy.nlp.stemmers import Stemmer
+    from sumy.parsers.plaintext import PlaintextParser
+    from sumy.summarizers.lex_rank import LexRankSummarizer
+    from sumy.summarizers.lsa import LsaSummarizer
+    from sumy.summarizers.text_rank import TextRankSummarizer
+    from sumy.utils import get_stop_words
+
+    tokenizer = SentenceTokenizer()
+    stemmer = Stemmer("english")
+    stop_words = get_stop_words("english")
+
+    def until_budget(infos: list[Any]) -> list[Any]:
+        # sumy hands this the sentences best first; keep them until the budget is full.
+        kept: list[Any] = []
+        total = 0
+        for info in infos:
+            if total >= BUDGET:
+                break
+            kept.append(info)
+            total += count_words(str(info.sentence))
+        return kept
+
+    def wrap(summarizer_class: Any) -> Callable[[str], str]:
+        summarizer = summarizer_class(stemmer)
+        summarizer.stop_words = stop_words
+
+        def run(body: str) -> str:
+            document = PlaintextParser.from_string(body, tokenizer).document
+            chosen = summarizer(document, until_budget)
+            return cut(" ".join(str(sentence) for sentence in chosen))
+
+        return run
+
+    return {
+        "lexrank": wrap(LexRankSummarizer),
+        "textrank": wrap(TextRankSummarizer),
+        "lsa": wrap(LsaSummarizer),
+    }
+
+
+@dataclass
+class SummaryRun:
+    """Hold every system's summary of every article, and the project's timings."""
+
+    outputs: dict[str, dict[str, str]]
+    milliseconds: list[float]
+
+
+def run_summaries(articles: Sequence[Article]) -> SummaryRun:
+    """Summarise every article with the project and each baseline."""
+    baselines = sumy_systems()
+    outputs: dict[str, dict[str, str]] = {name: {} for name in SYSTEMS}
+    milliseconds: list[float] = []
+    for article in articles:
+        started = time.perf_counter()
+        outputs["project"][article.id] = summarise(article.headline, article.body, BUDGET)
+        milliseconds.append((time.perf_counter() - started) * 1000.0)
+        outputs["lead"][article.id] = cut(article.body)
+        for name, system in baselines.items():
+            outputs[name][article.id] = system(article.body)
+    return SummaryRun(outputs=outputs, milliseconds=milliseconds)
+
+
+def rouge_table(
+    articles: Sequence[Article], outputs: dict[str, dict[str, str]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Return ROUGE F1 by system, metric and article id."""
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, summaries in outputs.items():
+        metrics: dict[str, dict[str, float]] = {"rouge1": {}, "rouge2": {}, "rougeL": {}}
+        for article in articles:
+            scores = scorer.score(article.reference, cut(summaries[article.id]))
+            for metric, by_article in metrics.items():
+                by_article[article.id] = scores[metric].fmeasure
+        table[name] = metrics
+    return table
+
+
+# --------------------------------------------------------------------------
+# Related links and folding
+
+
+def plain_tfidf_neighbours(stories: Sequence[Story]) -> dict[str, list[str]]:
+    """Return each article's two nearest neighbours by the plain TF-IDF baseline."""
+    texts = [f"{s.doc.title}\n{s.doc.body}" for s in stories]
+    matrix = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(texts)
+    scores = (matrix @ matrix.T).toarray()
+    return _top_k(stories, scores)
+
+
+def _top_k(stories: Sequence[Story], scores: np.ndarray[Any, Any]) -> dict[str, list[str]]:
+    """Pick the k best other articles within the window from a score matrix."""
+    times = np.array([s.doc.at.timestamp() for s in stories])
+    limit = RELATED_WINDOW.total_seconds()
+    result: dict[str, list[str]] = {}
+    for i, story in enumerate(stories):
+        candidates = [
+            j for j in range(len(stories)) if j != i and abs(times[j] - times[i]) <= limit
+        ]
+        candidates.sort(key=lambda j: (-scores[i, j], j))
+        result[story.doc.id] = [stories[j].doc.id for j in candidates[:RELATED_K]]
+    return result
+
+
+def project_neighbours(stories: Sequence[Story]) -> dict[str, list[str]]:
+    """Return each article's two nearest neighbours by the project's index."""
+    index = SimilarityIndex([s.doc for s in stories])
+    return {
+        s.doc.id: [
+            other
+            for other, _ in index.neighbours(
+                s.doc.id, k=RELATED_K, window=RELATED_WINDOW, threshold=float("-inf")
+            )
+        ]
+        for s in stories
+    }
+
+
+def related_scores(
+    stories: Sequence[Story], related: dict[str, list[str]], ids: Iterable[str]
+) -> tuple[float, float]:
+    """Return mean precision@k and recall@k over the articles in ``ids``."""
+    story_of = {s.doc.id: s.story for s in stories}
+    members: dict[str, int] = {}
+    for s in stories:
+        members[s.story] = members.get(s.story, 0) + 1
+    precision: list[float] = []
+    recall: list[float] = []
+    for doc_id in ids:
+        hits = sum(story_of[other] == story_of[doc_id] for other in related[doc_id])
+        relevant = members[story_of[doc_id]] - 1
+        precision.append(hits / RELATED_K)
+        recall.append(hits / relevant if relevant else 1.0)
+    return statistics.fmean(precision), statistics.fmean(recall)
+
+
+def pairwise_scores(
+    gold: dict[str, str], predicted: dict[str, str], ids: Sequence[str]
+) -> tuple[float, float, float]:
+    """Return pairwise precision, recall and F1 of a clustering over ``ids``."""
+    true_positive = predicted_pairs = gold_pairs = 0
+    for a, b in combinations(ids, 2):
+        same_gold = gold[a] == gold[b]
+        same_predicted = predicted[a] == predicted[b]
+        gold_pairs += same_gold
+        predicted_pairs += same_predicted
+        true_positive += same_gold and same_predicted
+    precision = true_positive / predicted_pairs if predicted_pairs else 1.0
+    recall = true_positive / gold_pairs if gold_pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def mean(values: Iterable[float]) -> float:
+    """Return the arithmetic mean (0 for no values)."""
+    values = list(values)
+    return statistics.fmean(values) if values else 0.0
+
+
+def print_summary_table(
+    articles: Sequence[Article],
+    table: dict[str, dict[str, dict[str, float]]],
+    title: str,
+) -> None:
+    """Print ROUGE F1 per system and ROUGE-2 per section for a subset of articles."""
+    ids = [a.id for a in articles]
+    print(f"\n{title}: {len(ids)} BBC articles, {BUDGET}-word summaries, ROUGE F1 (stemmed)")
+    print(f"  {'system':<10} {'R-1':>7} {'R-2':>7} {'R-L':>7}")
+    for name in SYSTEMS:
+        metrics = table[name]
+        line = " ".join(f"{mean(metrics[m][i] for i in ids):7.4f}" for m in metrics)
+        print(f"  {name:<10} {line}")
+    best = max(mean(table[name]["rouge2"][i] for i in ids) for name in ("lead", "lexrank"))
+    margin = mean(table["project"]["rouge2"][i] for i in ids) - best
+    verdict = "yes" if margin >= 0.03 else "NO"
+    print(f"  project R-2 minus best of lead/LexRank: {margin:+.4f} (target >= +0.03: {verdict})")
+    print(f"  ROUGE-2 by section   {'project':>8} {'lead':>8} {'lexrank':>8}  above both")
+    for section in sorted({a.section for a in articles}):
+        in_section = [a.id for a in articles if a.section == section]
+        figures = {
+            name: mean(table[name]["rouge2"][i] for i in in_section)
+            for name in ("project", "lead", "lexrank")
+        }
+        above = "yes" if figures["project"] > max(figures["lead"], figures["lexrank"]) else "NO"
+        print(
+            f"  {section:<20} {figures['project']:8.4f} {figures['lead']:8.4f}"
+            f" {figures['lexrank']:8.4f}  {above} (n={len(in_section)})"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the report; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder laid out like shared/data")
+    parser.add_argument("--out", type=Path, required=True, help="JSON Lines file to write")
+    parser.add_argument(
+        "--limit-per-section", type=int, default=None, help="use the first N articles per section"
+    )
+    parser.add_argument(
+        "--split-seed", type=int, default=7, help="seed of the random half used for stability"
+    )
+    args = parser.parse_args(argv)
+
+    articles = load_bbc(args.data, args.limit_per_section)
+    stories = load_allsides(args.data)
+
+    run = run_summaries(articles)
+    neighbours = project_neighbours(stories)
+    baseline = plain_tfidf_neighbours(stories)
+    started = time.perf_counter()
+    groups = fold([s.doc for s in stories])
+    fold_seconds = time.perf_counter() - started
+    cluster = {doc_id: group[0] for group in groups for doc_id in group}
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as out:
+        for article in articles:
+            record = {
+                "task": "summary",
+                "id": article.id,
+                "summary": run.outputs["project"][article.id],
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for s in stories:
+            out.write(
+                json.dumps({"task": "related", "id": s.doc.id, "related": neighbours[s.doc.id]})
+                + "\n"
+            )
+        for s in stories:
+            out.write(
+                json.dumps({"task": "fold", "id": s.doc.id, "cluster": cluster[s.doc.id]}) + "\n"
+            )
+
+    table = rouge_table(articles, run.outputs)
+    rng = random.Random(args.split_seed)
+    half = set(rng.sample([a.id for a in articles], len(articles) // 2))
+    print_summary_table(articles, table, "All")
+    print_summary_table(
+        [a for a in articles if a.id in half], table, f"Random half (seed {args.split_seed})"
+    )
+    print_summary_table([a for a in articles if a.id not in half], table, "Other half")
+
+    ms = run.milliseconds
+    print(
+        f"\nProject summariser: median {statistics.median(ms):.2f} ms, mean {mean(ms):.2f} ms,"
+        f" max {max(ms):.2f} ms per article"
+    )
+
+    gold = {s.doc.id: s.story for s in stories}
+    ids = [s.doc.id for s in stories]
+    story_ids = sorted({s.story for s in stories})
+    story_half = set(random.Random(args.split_seed).sample(story_ids, len(story_ids) // 2))
+    subsets = [
+        ("all", ids),
+        ("half", [i for i in ids if gold[i] in story_half]),
+        ("other half", [i for i in ids if gold[i] not in story_half]),
+    ]
+    print(
+        f"\nAllSides: {len(stories)} articles in {len(story_ids)} stories;"
+        f" related = top {RELATED_K} within {RELATED_WINDOW.days} days"
+    )
+    print(
+        f"  {'subset':<11} {'project P@2':>11} {'R@2':>6} {'plain TF-IDF P@2':>17} {'R@2':>6}"
+        "   fold P / R / F1"
+    )
+    for label, subset in subsets:
+        p, r = related_scores(stories, neighbours, subset)
+        bp, br = related_scores(stories, baseline, subset)
+        fp, fr, ff = pairwise_scores(gold, cluster, subset)
+        print(
+            f"  {label:<11} {p:11.4f} {r:6.4f} {bp:17.4f} {br:6.4f}"
+            f"   {fp:.4f} / {fr:.4f} / {ff:.4f}"
+        )
+    print("  (halves split by story; folding is run once over the whole file)")
+    p, _ = related_scores(stories, neighbours, ids)
+    _, _, ff = pairwise_scores(gold, cluster, ids)
+    print(
+        f"  related P@2 target >= 0.92: {'yes' if p >= 0.92 else 'NO'};"
+        f" fold F1 target >= 0.85: {'yes' if ff >= 0.85 else 'NO'}"
+    )
+    print(
+        f"  fold of {len(stories)} articles took {fold_seconds * 1000:.0f} ms; {len(groups)} groups"
+    )
+    print(f"\nWrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
