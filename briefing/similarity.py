@@ -64,15 +64,18 @@ def _text(doc: Doc, body_chars: int) -> str:
 def _models(docs: Sequence[Doc]) -> tuple[Any, Any]:
     """Return the L2-normalised word and character TF-IDF matrices of ``docs``.
 
-    The word matrix is None when the texts hold nothing but stop words.
+    A matrix is None when its vocabulary would be empty (texts of nothing but
+    stop words, or no text at all).
     """
     words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
-    try:
-        word_matrix = words.fit_transform([_text(doc, WORD_BODY_CHARS) for doc in docs])
-    except ValueError:  # an empty vocabulary: the characters alone must do
-        word_matrix = None
-    return word_matrix, chars.fit_transform([_text(doc, CHAR_BODY_CHARS) for doc in docs])
+    matrices: list[Any] = []
+    for vectorizer, body_chars in ((words, WORD_BODY_CHARS), (chars, CHAR_BODY_CHARS)):
+        try:
+            matrices.append(vectorizer.fit_transform([_text(doc, body_chars) for doc in docs]))
+        except ValueError:  # empty vocabulary
+            matrices.append(None)
+    return matrices[0], matrices[1]
 
 
 class SimilarityIndex:
@@ -87,13 +90,14 @@ class SimilarityIndex:
                 raise ValueError(f"duplicate document id {doc.id!r}")
             self._position[doc.id] = index
         self._times = np.array([doc.at.timestamp() for doc in self.docs], dtype=np.float64)
-        self._words: Any = None
-        self._chars: Any = None
+        # Each model with its row-major transpose, made once so that every
+        # neighbours() call is one sparse product per model.
+        self._models: list[tuple[float, Any, Any]] = []
         if self.docs:
-            self._words, self._chars = _models(self.docs)
-            # Row-major transposes, made once, keep each neighbours() call cheap.
-            self._chars_t = self._chars.T.tocsr()
-            self._words_t = None if self._words is None else self._words.T.tocsr()
+            words, chars = _models(self.docs)
+            for weight, matrix in ((WORD_WEIGHT, words), (1.0 - WORD_WEIGHT, chars)):
+                if matrix is not None:
+                    self._models.append((weight, matrix, matrix.T.tocsr()))
 
     def __len__(self) -> int:
         """Return how many articles the index holds."""
@@ -101,13 +105,12 @@ class SimilarityIndex:
 
     def _scores(self, rows: slice | int) -> NDArray[np.float64]:
         """Return the similarity of the given articles to every article in the index."""
-        chars = np.asarray((self._chars[rows] @ self._chars_t).toarray())
-        if self._words is None:
-            cosine = chars
-        else:
-            words = np.asarray((self._words[rows] @ self._words_t).toarray())
-            cosine = WORD_WEIGHT * words + (1.0 - WORD_WEIGHT) * chars
         times = np.atleast_1d(self._times[rows])
+        cosine = np.zeros((len(times), len(self.docs)))
+        total = sum(weight for weight, _, _ in self._models)
+        for weight, matrix, transposed in self._models:
+            # With one model missing, the other carries the whole weight.
+            cosine += (weight / total) * (matrix[rows] @ transposed).toarray()
         days = np.abs(times[:, None] - self._times[None, :]) / _SECONDS_PER_DAY
         return np.asarray(cosine * 0.5 ** (days / HALF_LIFE_DAYS), dtype=np.float64)
 
