@@ -232,15 +232,23 @@ class Weights:
 
     A sentence's score is a logistic function of a weighted sum of its
     features; the summary keeps the set of sentences with the largest total
-    of score times length that fits the budget.
+    of score times length that fits the budget. ROUGE on the BBC set sits on
+    a broad plateau around these values (each moved alone by a third changes
+    ROUGE-2 by under 0.01), so they are rounded, not fitted to the last digit.
     """
 
+    # Weight of TextRank degree (0-1, the article's most central sentence 1).
     centrality: float = 5.6
+    # Weight of the TF-IDF cosine with the rest of the article.
     cosine: float = 3.7
+    # Weight of the share of headline words in the sentence.
     headline: float = 0.5
+    # Weight of 1 / sqrt(1 + index): a mild preference for the top of the story.
     position: float = 0.5
     bias: float = -3.6
+    # Share of content words above which a sentence repeats a better one.
     redundancy: float = 0.7
+    # Sentences scored below this never fill leftover words (the first may).
     floor: float = 0.05
 
 
