@@ -1,0 +1,58 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Each sets up
+# .venv itself on a machine with only Python 3.11+ and make.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BRIEFING := $(BIN)/briefing --config config.yaml
+# A fixed, public key for the demo only: anyone can forge its links. Real runs
+# read BRIEFING_SECRET_KEY from the environment.
+DEMO_KEY := demo-only-signing-key-not-secret-do-not-use-in-production
+
+.PHONY: demo test lint install install-test bench clean
+
+$(BIN)/briefing: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.test-installed: $(BIN)/briefing
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(VENV)/.bench-installed: $(BIN)/briefing
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+install: $(BIN)/briefing
+install-test: $(VENV)/.test-installed
+
+demo: $(BIN)/briefing
+	@echo "== ingest the samples"
+	$(BRIEFING) ingest
+	@echo "== import subscribers/sample.csv (its last row is deliberately bad)"
+	-@$(BRIEFING) subscribers import subscribers/sample.csv
+	@echo "== deliver today's edition to every sample subscription"
+	BRIEFING_SECRET_KEY=$(DEMO_KEY) $(BRIEFING) send --now
+	@echo "== preview one edition for an editor"
+	BRIEFING_SECRET_KEY=$(DEMO_KEY) $(BRIEFING) preview --subscriber ana.silva@example.com --out var/preview
+	@echo
+	@echo "Messages (Maildir): var/outbox/new/   HTML preview: var/preview/"
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q
+
+$(VENV)/.lint-installed: $(BIN)/briefing
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	@touch $@
+
+lint: $(VENV)/.lint-installed
+	$(BIN)/ruff check briefing tests benchmarks
+	$(BIN)/mypy briefing
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/render_compose.py
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,400 @@
+"""Load and validate ``config.yaml``: site, sections, briefings, delivery, storage.
+
+Every model forbids unknown keys and documents each field; a bad file stops the
+run with the file name, the key path and what was expected. Paths in the file
+are resolved against the folder the file is in, never the working directory.
+Secrets (the signing key, SMTP password, DKIM key) come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from babel import Locale, UnknownLocaleError
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from briefing.errors import ConfigError, SecretError
+
+SECRET_KEY_ENV = "BRIEFING_SECRET_KEY"
+PREVIOUS_SECRET_KEY_ENV = "BRIEFING_SECRET_KEY_PREVIOUS"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read a duration written as ``90m``, ``24h``, ``2d`` or ``1w``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            amount, unit = match.groups()
+            return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    raise ValueError(f"expected a duration such as 90m, 24h or 2d, got {value!r}")
+
+
+def parse_send_time(value: Any) -> time:
+    """Read a local wall-clock time written as ``HH:MM``."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 07:00 as sexagesimal 420.
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        hours, minutes = (int(part) for part in value.strip().split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ValueError(f"expected a time of day as HH:MM, got {value!r}")
+
+
+def check_timezone(value: str) -> str:
+    """Accept an IANA timezone name such as ``Europe/London``."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"expected an IANA timezone such as Europe/London, got {value!r}") from exc
+    return value
+
+
+def check_locale(value: str) -> str:
+    """Accept a locale Babel knows, such as ``en_GB`` or ``de``."""
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError) as exc:
+        raise ValueError(f"expected a locale such as en_GB, got {value!r}") from exc
+    return value.replace("-", "_")
+
+
+def check_frequency(value: str) -> str:
+    """Accept ``daily``, ``weekdays`` or ``weekly:<day>`` (``weekly:mon``)."""
+    value = value.strip().lower()
+    if value in ("daily", "weekdays"):
+        return value
+    if value.startswith("weekly:") and value.split(":", 1)[1] in WEEKDAYS:
+        return value
+    raise ValueError(
+        f"expected daily, weekdays or weekly:<day> (day one of {', '.join(WEEKDAYS)}), "
+        f"got {value!r}"
+    )
+
+
+def frequency_includes(frequency: str, day: date) -> bool:
+    """Tell whether a subscription with ``frequency`` gets an edition on ``day``."""
+    if frequency == "daily":
+        return True
+    if frequency == "weekdays":
+        return day.weekday() < 5
+    return WEEKDAYS[day.weekday()] == frequency.split(":", 1)[1]
+
+
+def check_key(value: str) -> str:
+    """Accept a short lower-case key usable in URLs and file names."""
+    if not _KEY.match(value):
+        raise ValueError(f"expected lower-case letters, digits, - or _, got {value!r}")
+    return value
+
+
+def check_email(value: str) -> str:
+    """Accept an email address (no DNS lookup)."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"expected an email address, got {value!r}: {exc}") from exc
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+SendTime = Annotated[time, BeforeValidator(parse_send_time)]
+Timezone = Annotated[str, AfterValidator(check_timezone)]
+LocaleName = Annotated[str, AfterValidator(check_locale)]
+Frequency = Annotated[str, AfterValidator(check_frequency)]
+Key = Annotated[str, AfterValidator(check_key)]
+EmailAddress = Annotated[str, AfterValidator(check_email)]
+
+
+class StrictModel(BaseModel):
+    """Reject unknown keys and never coerce silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(StrictModel):
+    """Who sends the briefings and where their links point."""
+
+    name: str = Field(description="Publication name shown in the header and the From name.")
+    base_url: str = Field(
+        description="Public https URL the web endpoints are served under; every personal "
+        "link is <base_url>/<route>/<token>."
+    )
+    from_address: EmailAddress = Field(description="Address the briefings come from.")
+    from_name: str | None = Field(
+        default=None, description="Display name in From; defaults to the site name."
+    )
+    reply_to: EmailAddress | None = Field(default=None, description="Optional Reply-To address.")
+    postal_address: str = Field(
+        description="Postal address printed in every footer (required by CAN-SPAM and GDPR)."
+    )
+    unsubscribe_mailto: EmailAddress | None = Field(
+        default=None,
+        description="Optional mailbox offered as a mailto: List-Unsubscribe besides the URL.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+
+class SourceConfig(StrictModel):
+    """One place articles come from: a Markdown glob, a feed file or a URL."""
+
+    location: str = Field(
+        description="Path or glob (relative to config.yaml) of Markdown or feed files, "
+        "or an http(s) feed URL."
+    )
+    name: str | None = Field(default=None, description="Label in reports; defaults to location.")
+    categories: dict[str, Key] = Field(
+        default_factory=dict,
+        description="Feed category -> section key; an entry with a mapped category also "
+        "joins that section.",
+    )
+
+    @property
+    def label(self) -> str:
+        """Name the source in reports."""
+        return self.name or self.location
+
+
+def _source(value: Any) -> Any:
+    return {"location": value} if isinstance(value, str) else value
+
+
+class SectionConfig(StrictModel):
+    """A section of the briefing (World, Business, ...) and where its articles come from."""
+
+    title: str = Field(description="Heading shown above the section's items.")
+    sources: list[Annotated[SourceConfig, BeforeValidator(_source)]] = Field(
+        default_factory=list, description="Sources whose articles belong to this section."
+    )
+    max_items: int = Field(default=5, ge=1, le=50, description="Most items from this section.")
+    lookback: Duration = Field(
+        default=timedelta(hours=24),
+        description="How far back a first edition looks (articles first seen within it).",
+    )
+
+
+class UtmConfig(StrictModel):
+    """UTM parameters appended to article links (they count against the size budget)."""
+
+    source: str = Field(default="briefing", description="utm_source value.")
+    medium: str = Field(default="email", description="utm_medium value.")
+    campaign: str | None = Field(
+        default=None, description="utm_campaign value; defaults to the briefing's key."
+    )
+
+
+class BriefingConfig(StrictModel):
+    """One newsletter: its sections, schedule, subject and limits."""
+
+    title: str = Field(description="Name shown in the header and the subject.")
+    list_id: str = Field(
+        description="List-Id header value, a domain-like id such as daily.news.example.org."
+    )
+    subject: str = Field(
+        default="{{ title }}: {{ top_headline }}",
+        description="Jinja2 subject template; variables: title, date, top_headline, items.",
+    )
+    locale: LocaleName = Field(default="en_GB", description="Locale for dates and ages.")
+    sections: list[Key] = Field(description="Default sections, in the order they appear.")
+    send_time: SendTime = Field(default=time(7, 0), description="Default local send time (HH:MM).")
+    timezone: Timezone = Field(default="UTC", description="Default subscriber timezone.")
+    frequency: Frequency = Field(
+        default="daily", description="Default frequency: daily, weekdays or weekly:<day>."
+    )
+    max_items: int = Field(default=20, ge=1, le=100, description="Cap on items per digest.")
+    summary_words: int = Field(
+        default=60, ge=10, le=200, description="Word budget of each summary."
+    )
+    related_links: int = Field(default=2, ge=0, le=5, description="Related links under each item.")
+    deadline: Duration = Field(
+        default=timedelta(hours=4),
+        description="After send time + deadline an unsent edition expires, never sent late.",
+    )
+    skip_if_empty: bool = Field(
+        default=True,
+        description="Send nothing when a subscriber has no new articles (recorded as skipped).",
+    )
+    utm: UtmConfig | None = Field(default=None, description="Optional UTM tagging of links.")
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+", value):
+            raise ValueError(f"expected a domain-like id such as daily.example.org, got {value!r}")
+        return value
+
+
+class DeliveryConfig(StrictModel):
+    """How composed messages leave: the Maildir outbox (default) or SMTP."""
+
+    transport: Literal["outbox"] = Field(
+        default="outbox", description="outbox: write a Maildir under `outbox`."
+    )
+    outbox: Path = Field(
+        default=Path("var/outbox"), description="Maildir folder for the outbox transport."
+    )
+    batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="Deliveries claimed from the ledger at once."
+    )
+
+
+class Config(StrictModel):
+    """The whole ``config.yaml``."""
+
+    site: SiteConfig = Field(description="Publication, links and sender.")
+    sections: dict[Key, SectionConfig] = Field(description="Sections by key.")
+    briefings: dict[Key, BriefingConfig] = Field(description="Briefings by key.")
+    delivery: DeliveryConfig = Field(
+        default_factory=DeliveryConfig, description="Transport settings."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default a SQLite file var/briefing.db beside config.yaml.",
+    )
+    base_dir: Path = Field(
+        default=Path("."), exclude=True, description="Folder of config.yaml (set by the loader)."
+    )
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        for name, briefing in self.briefings.items():
+            for index, section in enumerate(briefing.sections):
+                if section not in self.sections:
+                    raise ValueError(
+                        f"briefings.{name}.sections.{index}: unknown section {section!r} "
+                        f"(known: {', '.join(self.sections)})"
+                    )
+        for key, section_config in self.sections.items():
+            for index, source in enumerate(section_config.sources):
+                for category, target in source.categories.items():
+                    if target not in self.sections:
+                        raise ValueError(
+                            f"sections.{key}.sources.{index}.categories.{category}: "
+                            f"unknown section {target!r}"
+                        )
+        return self
+
+    def resolve(self, path: Path | str) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        path = Path(path)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def database(self) -> str:
+        """Return the database URL, a SQLite file under var/ by default."""
+        if self.database_url:
+            if self.database_url.startswith("sqlite:///") and not self.database_url.startswith(
+                "sqlite:////"
+            ):
+                relative = self.database_url.removeprefix("sqlite:///")
+                if relative and relative != ":memory:":
+                    return f"sqlite:///{self.resolve(relative)}"
+            return self.database_url
+        return f"sqlite:///{self.resolve('var/briefing.db')}"
+
+    @property
+    def outbox_path(self) -> Path:
+        """Return the Maildir outbox folder."""
+        return self.resolve(self.delivery.outbox)
+
+    def briefing(self, name: str) -> BriefingConfig:
+        """Return one briefing by key, or fail naming the known ones."""
+        try:
+            return self.briefings[name]
+        except KeyError:
+            raise ConfigError(
+                self.base_dir / "config.yaml",
+                [f"briefings: no briefing {name!r} (known: {', '.join(self.briefings)})"],
+            ) from None
+
+
+def _key_path(location: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("function-after", "function-before")]
+    # pydantic reports Annotated validators under their type name; drop those hops.
+    parts = [p for p in parts if not p.startswith(("function-", "json-or-python", "lax-or-"))]
+    return ".".join(parts) or "(top level)"
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """Turn a pydantic error into one ``key.path: expected ...`` line per problem."""
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        key = _key_path(tuple(item["loc"]))
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and indentation)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append(f"{key}: {message}")
+    return problems
+
+
+def load_config(path: Path | str) -> Config:
+    """Read ``config.yaml``, validate it, and resolve its paths."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path,
+            ["file not found"],
+            hint="Run briefing from the folder holding config.yaml, or pass --config PATH.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read the file: {exc}"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(path, ["(top level): expected a mapping of keys such as site, sections"])
+    raw["base_dir"] = path.resolve().parent
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, describe_validation_error(exc)) from exc
+
+
+def signing_keys() -> list[bytes]:
+    """Return the signing key and, during rotation, the previous one."""
+    current = os.environ.get(SECRET_KEY_ENV, "")
+    if not current:
+        raise SecretError(SECRET_KEY_ENV, "key that signs personal links and Message-IDs")
+    keys = [current.encode("utf-8")]
+    previous = os.environ.get(PREVIOUS_SECRET_KEY_ENV, "")
+    if previous:
+        keys.append(previous.encode("utf-8"))
+    return keys

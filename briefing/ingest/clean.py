@@ -1,0 +1,144 @@
+"""Clean what sources send: sanitise HTML, extract plain text, canonicalise URLs.
+
+Everything from a feed or file is untrusted. HTML bodies go through nh3 (an
+allow-list sanitiser: no script, no event handlers, no javascript: URLs);
+text meant for one line (titles, credits) loses control characters and runs
+of white space; only http(s) URLs survive as links or images.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "figcaption", "figure",
+    "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "q", "s",
+    "small", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
+TRACKING_PARAMETERS = re.compile(
+    r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi|yclid|"
+    r"ocid|cmpid|ito|xtor|at_medium|at_campaign)$",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACES = re.compile(r"\s+")
+_BLOCK_TAGS = {
+    "p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr",
+    "table", "ul", "ol", "figure", "figcaption", "section", "article", "header", "footer", "hr",
+}  # fmt: skip
+
+
+def sanitise_html(fragment: str, base_url: str | None = None) -> str:
+    """Return ``fragment`` with only safe tags, attributes and http(s) URLs left."""
+    cleaned = nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+    if base_url:
+        cleaned = re.sub(
+            r'(href|src)="([^"]*)"',
+            lambda m: f'{m.group(1)}="{html.escape(absolute_url(m.group(2), base_url) or "")}"',
+            cleaned,
+        )
+    return cleaned
+
+
+class _TextExtractor(HTMLParser):
+    """Collect the text of an HTML fragment, one paragraph per block element."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(fragment: str) -> str:
+    """Return the plain text of an HTML fragment, paragraphs separated by newlines."""
+    extractor = _TextExtractor()
+    extractor.feed(fragment)
+    extractor.close()
+    lines = [one_line(line) for line in "".join(extractor.parts).split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def one_line(text: str | None) -> str:
+    """Collapse text to one clean line: no control characters, single spaces, NFC."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def plain_paragraphs(text: str) -> str:
+    """Normalise plain text: clean lines, blank lines collapsed to one newline."""
+    lines = [one_line(line) for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def absolute_url(url: str | None, base: str | None = None) -> str | None:
+    """Return ``url`` made absolute against ``base`` if it is http(s), else None."""
+    if not url:
+        return None
+    url = one_line(url)
+    if base:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """Return the canonical form of an article URL for deduplication.
+
+    Lower-cases scheme and host, drops default ports, the fragment and
+    tracking parameters (utm_*, fbclid, ...), and an empty query.
+    """
+    absolute = absolute_url(url, base)
+    if absolute is None:
+        return None
+    parts = urlsplit(absolute)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    port = parts.port
+    netloc = (
+        host
+        if port is None or (scheme, port) in (("http", 80), ("https", 443))
+        else (f"{host}:{port}")
+    )
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+         if not TRACKING_PARAMETERS.match(k)]
+    )  # fmt: skip
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))

@@ -1,0 +1,338 @@
+"""Declare the tables: sources, articles, subscribers, editions, variants, the ledger.
+
+The model is DESIGN.md's and is meant to be settled once:
+
+- a **subscription** is subscriber x briefing, with its own sections, timezone,
+  send time, frequency, lifecycle status and consent record;
+- a **variant** is the frozen content of a digest (items per section, their
+  summaries and related links, and the composed message template), shared by
+  every subscription with the same sections, window, cut time and locale;
+- an **edition** is (briefing, subscriber, local issue date) pointing at its
+  variant; a **delivery** is the ledger row for one edition, unique.
+
+Times are stored as UTC (naive in SQLite, converted on the way in and out).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware datetimes as UTC and hand them back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored; attach a timezone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of every table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Source(Base):
+    """One configured source and its health."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_checked_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    items_seen: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Article(Base):
+    """One story, deduplicated by GUID or canonical URL."""
+
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(1000), unique=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    url: Mapped[str | None] = mapped_column(Text)
+    guid: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    dek: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    image_alt: Mapped[str | None] = mapped_column(Text)
+    image_credit: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    published_at: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    sections: Mapped[list[ArticleSection]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class ArticleSection(Base):
+    """Place an article in a section (an article may sit in several)."""
+
+    __tablename__ = "article_sections"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    section: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+    article: Mapped[Article] = relationship(back_populates="sections")
+
+
+class Subscriber(Base):
+    """One person, keyed by their normalised address."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan"
+    )
+
+
+class Subscription(Base):
+    """A subscriber's choice of one briefing: sections, time, frequency, status, consent."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("subscriber_id", "briefing"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    briefing: Mapped[str] = mapped_column(String(100), index=True)
+    sections: Mapped[list[Any] | None] = mapped_column(JSON)
+    timezone: Mapped[str] = mapped_column(String(64))
+    send_time: Mapped[str] = mapped_column(String(5))
+    frequency: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    status_changed_at: Mapped[datetime]
+    status_source: Mapped[str] = mapped_column(String(100))
+    consent_source: Mapped[str] = mapped_column(String(200))
+    consent_at: Mapped[datetime]
+    preferences_set_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+
+
+class SubscriptionEvent(Base):
+    """Record one lifecycle change of a subscription with its time and source."""
+
+    __tablename__ = "subscription_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL"), index=True
+    )
+    at: Mapped[datetime]
+    status_from: Mapped[str | None] = mapped_column(String(20))
+    status_to: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Suppression(Base):
+    """An address that must never be mailed, kept even when the subscriber is deleted."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("email_hash", "briefing"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    briefing: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Variant(Base):
+    """The frozen content of a digest shared by subscriptions cut alike."""
+
+    __tablename__ = "variants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    briefing: Mapped[str] = mapped_column(String(100), index=True)
+    sections: Mapped[list[Any]] = mapped_column(JSON)
+    locale: Mapped[str] = mapped_column(String(20))
+    issue_date: Mapped[date] = mapped_column(Date)
+    since: Mapped[datetime | None]
+    cut_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    subject: Mapped[str] = mapped_column(Text)
+    item_count: Mapped[int] = mapped_column(Integer)
+    html_size: Mapped[int] = mapped_column(Integer)
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    placeholders: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    items: Mapped[list[VariantItem]] = relationship(
+        back_populates="variant", cascade="all, delete-orphan", order_by="VariantItem.position"
+    )
+
+
+class VariantItem(Base):
+    """One item of a variant: the article, its section, summary and related links."""
+
+    __tablename__ = "variant_items"
+
+    variant_id: Mapped[int] = mapped_column(
+        ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    section: Mapped[str] = mapped_column(String(100))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    summary: Mapped[str] = mapped_column(Text)
+    related: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    also_covered: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    variant: Mapped[Variant] = relationship(back_populates="items")
+
+
+class Edition(Base):
+    """One subscriber's issue of one briefing for one local date."""
+
+    __tablename__ = "editions"
+    __table_args__ = (UniqueConstraint("briefing", "subscriber_id", "issue_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    briefing: Mapped[str] = mapped_column(String(100))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL")
+    )
+    issue_date: Mapped[date] = mapped_column(Date)
+    scheduled_at: Mapped[datetime]
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id"), index=True)
+    cut_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    delivery: Mapped[Delivery] = relationship(back_populates="edition", uselist=False)
+    variant: Mapped[Variant | None] = relationship()
+
+
+class Delivery(Base):
+    """The ledger row of one edition: state, claim, attempts and the last reply."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    edition: Mapped[Edition] = relationship(back_populates="delivery")
+
+
+class DeliveryAttempt(Base):
+    """One try at handing a delivery to the transport, with the reply."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    owner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[str | None] = mapped_column(String(20))
+    code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)
+
+
+class BriefingControl(Base):
+    """Ops state of a briefing that every process reads: paused, run-now requests."""
+
+    __tablename__ = "briefing_controls"
+
+    briefing: Mapped[str] = mapped_column(String(100), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_at: Mapped[datetime | None]
+    paused_by: Mapped[str | None] = mapped_column(String(200))
+    run_now_requested_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+DELIVERY_STATES = (
+    "pending",
+    "sending",
+    "sent",
+    "deferred",
+    "failed",
+    "bounced",
+    "skipped",
+    "suppressed",
+    "expired",
+    "cancelled",
+)
+SUBSCRIPTION_STATES = ("pending", "active", "unsubscribed", "bounced", "complained")
