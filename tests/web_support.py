@@ -91,9 +91,11 @@ def message_to(config: Config, address: str) -> bytes:
 
 
 def links_in(raw: bytes) -> dict[str, str]:
-    """Return a message's personal links by route (u from List-Unsubscribe, p and e from text)."""
+    """Return a message's links by route: u from List-Unsubscribe, p, e and c from the text."""
     message = parse(raw)
-    links = {"u": re.findall(r"<(https://[^>]+)>", str(message["List-Unsubscribe"]))[0]}
+    links: dict[str, str] = {}
+    if message["List-Unsubscribe"]:
+        links["u"] = re.findall(r"<(https://[^>]+)>", str(message["List-Unsubscribe"]))[0]
     text = cast(str, message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     for route in ("p", "e", "c"):
         match = re.search(rf"https?://\S+/{route}/[A-Za-z0-9_-]{{32}}", text)
