@@ -170,3 +170,8 @@ def write_file(path: Path, text: str) -> Path:
     """Write a text file and return its path."""
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def outbox_files(folder: Path) -> list[str]:
+    """Return the names of the messages in a project's Maildir outbox (``var/outbox/new``)."""
+    return sorted(path.name for path in (folder / "var" / "outbox" / "new").iterdir())
