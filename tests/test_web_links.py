@@ -62,7 +62,7 @@ def test_one_click_unsubscribe_from_a_real_message(site: Site) -> None:
     assert "Unsubscribe from The Daily" in page.text and "a…@example.com" in page.text
     assert 'name="List-Unsubscribe" value="One-Click"' in page.text
     assert "set-cookie" not in page.headers
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert "script-src" not in page.headers["content-security-policy"]
     site.client.head(site.url(link))
     assert subscription_of(site.database, "ann@example.com").status == "active"

@@ -2,8 +2,8 @@
 
 Every page is a Jinja2 template in ``briefing/web/templates`` (autoescaped)
 and goes out with headers that keep personal links private: no caching, no
-Referer (the URL holds a token), no indexing, and a Content-Security-Policy
-that allows no script at all.
+Referer to other sites (the URL holds a token), no indexing, and a
+Content-Security-Policy that allows no script at all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 PAGE_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
 # The browser copy of an edition shows the newsroom's images and the MJML styles.
@@ -44,7 +44,9 @@ def private_headers(policy: str = PAGE_POLICY) -> dict[str, str]:
     """Return the headers every personal page carries."""
     return {
         "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer browsers post forms with
+        # "Origin: null", which the cross-site check must refuse.
+        "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",
         "X-Robots-Tag": "noindex, nofollow",
         "Content-Security-Policy": policy,
