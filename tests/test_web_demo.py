@@ -89,7 +89,9 @@ def test_one_click_from_a_demo_message_on_briefing_web(demo: Path) -> None:
 
     port = free_port()
     config = demo / "config.yaml"
-    config.write_text(config.read_text() + f"\nweb:\n  host: 127.0.0.1\n  port: {port}\n")
+    text, replaced = re.subn(r"(?m)^(  port:) 8080\b", rf"\1 {port}", config.read_text())
+    assert replaced == 1, "config.yaml has no web.port 8080"
+    config.write_text(text)
     server = subprocess.Popen(
         [sys.executable, "-m", "briefing", "--config", str(config), "web"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/",
