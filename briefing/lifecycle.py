@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from briefing.store.schema import (
     SubscriptionEvent,
     Suppression,
 )
-from briefing.subscribers import ENDED
+from briefing.subscribers import ENDED, create_subscription
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,15 @@ class Preferences:
         """Return a subscription's current preferences."""
         sections = tuple(subscription.sections) if subscription.sections else None
         return cls(sections, subscription.timezone, subscription.send_time, subscription.frequency)
+
+    def columns(self) -> dict[str, Any]:
+        """Return the preferences as the subscription's column values."""
+        return {
+            "sections": list(self.sections) if self.sections else None,
+            "timezone": self.timezone,
+            "send_time": self.send_time,
+            "frequency": self.frequency,
+        }
 
     @classmethod
     def defaults(cls, config: Config, briefing: str) -> Preferences:
@@ -113,12 +122,7 @@ def set_preferences(
     session: Session, subscription: Subscription, preferences: Preferences, *, now: datetime
 ) -> bool:
     """Save a subscriber's own choices; a list import never overwrites them afterwards."""
-    wanted = {
-        "sections": list(preferences.sections) if preferences.sections else None,
-        "timezone": preferences.timezone,
-        "send_time": preferences.send_time,
-        "frequency": preferences.frequency,
-    }
+    wanted = preferences.columns()
     changed = any(getattr(subscription, key) != value for key, value in wanted.items())
     for key, value in wanted.items():
         setattr(subscription, key, value)
@@ -173,27 +177,8 @@ def start_signup(
     )
     if subscription is None:
         chosen = preferences or Preferences.defaults(config, briefing)
-        subscription = Subscription(
-            subscriber_id=subscriber.id,
-            briefing=briefing,
-            sections=list(chosen.sections) if chosen.sections else None,
-            timezone=chosen.timezone,
-            send_time=chosen.send_time,
-            frequency=chosen.frequency,
-            status="pending",
-            status_changed_at=now,
-            status_source=source,
-            consent_source=source,
-            consent_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(subscription)
-        session.flush()
-        session.add(
-            SubscriptionEvent(subscription_id=subscription.id, at=now, status_from=None,
-                              status_to="pending", source=source)
-        )  # fmt: skip
+        subscription = create_subscription(session, subscriber.id, briefing, chosen.columns(),
+                                           status="pending", source=source, now=now)  # fmt: skip
     hit = suppression_for(session, email, briefing)
     if subscription.status == "active" and hit is None:
         return Signup("active", email, briefing, subscription.id, None, None, None)

@@ -29,7 +29,7 @@ from briefing.variants import ordered_sections
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form
 from briefing.web.pages import EDITION_POLICY, mask, message, page, private_headers
-from briefing.web.signup import refused_form, signup_response
+from briefing.web.signup import guarded_form, signup_response
 
 logger = logging.getLogger(__name__)
 
@@ -244,10 +244,9 @@ async def preferences_post(request: Request) -> Response:
     """Save preferences, leave one briefing or all, or ask for a fresh confirmation link."""
     context = context_of(request)
     ident = context.verify(request.path_params["token"], Purpose.PREFERENCES)
-    form = await read_form(request)
-    now = context.clock()
-    if (reason := context.guard.check(request, form, now)) is not None:
-        return refused_form(context, request, reason)
+    form, now, refusal = await guarded_form(request)
+    if refusal is not None:
+        return refusal
     action = field(form, "action")
     client = request.client.host if request.client else "unknown"
 

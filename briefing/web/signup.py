@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -40,6 +42,15 @@ def refused_form(context: WebContext, request: Request, reason: str) -> HTMLResp
         status=403,
         link=(request.url.path, "Open the page again"),
     )
+
+
+async def guarded_form(request: Request) -> tuple[FormData, datetime, Response | None]:
+    """Read a posted form and check it came fresh from our own page: form, now, refusal."""
+    context = context_of(request)
+    form = await read_form(request)
+    now = context.clock()
+    reason = context.guard.check(request, form, now)
+    return form, now, (refused_form(context, request, reason) if reason else None)
 
 
 def _briefing_choices(context: WebContext) -> list[tuple[str, str]]:
@@ -122,9 +133,9 @@ def signup_response(
 async def subscribe_post(request: Request) -> Response:
     """Take a sign-up: validate, limit, record as pending, and mail the confirmation link."""
     context = context_of(request)
-    form = await read_form(request)
-    if (reason := context.guard.check(request, form, context.clock())) is not None:
-        return refused_form(context, request, reason)
+    form, _, refusal = await guarded_form(request)
+    if refusal is not None:
+        return refusal
     values = {key: field(form, key) for key in ("email", "name", "briefing")}
     errors: dict[str, str] = {}
     email = ""
@@ -214,10 +225,9 @@ async def confirm_post(request: Request) -> Response:
     """Confirm a sign-up: the subscription becomes active (and its address unsuppressed)."""
     context = context_of(request)
     ident = context.verify(request.path_params["token"], Purpose.CONFIRM)
-    form = await read_form(request)
-    now = context.clock()
-    if (reason := context.guard.check(request, form, now)) is not None:
-        return refused_form(context, request, reason)
+    _, now, refusal = await guarded_form(request)
+    if refusal is not None:
+        return refusal
 
     def act() -> Response:
         with context.database.transaction() as session:
