@@ -11,11 +11,13 @@ from sqlalchemy import select
 from briefing.addresses import suppression_for
 from briefing.config import Config
 from briefing.dispatch import dispatch
+from briefing.errors import BriefingError
 from briefing.preview import preview
 from briefing.store import Database
 from briefing.store.schema import Edition, SubscriptionEvent, Variant
 from briefing.subscribers import import_subscribers
 from briefing.tokens import Purpose, Signer
+from briefing.web.server import bind
 from tests.factories import KEY
 from tests.web_support import (
     AT,
@@ -185,3 +187,13 @@ def test_view_in_browser_serves_that_readers_edition(site: Site) -> None:
     assert page.headers["cache-control"] == "no-store"
     other = site.client.get(site.url(links_in(message_to(site.config, "cy@example.com"))["e"]))
     assert "Wire story 0" in other.text and "Sport story 0" not in other.text
+
+
+def test_a_busy_port_is_a_plain_error() -> None:
+    first = bind("127.0.0.1", 0)
+    try:
+        with pytest.raises(BriefingError, match=r"cannot listen on 127\.0\.0\.1") as caught:
+            bind("127.0.0.1", first.getsockname()[1])
+        assert caught.value.hint and "--port" in caught.value.hint
+    finally:
+        first.close()

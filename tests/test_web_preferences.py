@@ -23,6 +23,7 @@ from tests.web_support import (
     form_token,
     links_in,
     message_to,
+    outbox,
     send_editions,
     serve_site,
     subscription_of,
@@ -152,3 +153,9 @@ def test_leaving_one_briefing_or_everything(site: Site) -> None:
     page = site.client.get(url)
     assert "You are not receiving The Daily (unsubscribed on" in page.text
     assert "Save preferences" not in page.text
+
+    back = site.client.post(url, data={"form_token": form_token(page.text), "action": "resubscribe"})
+    assert back.status_code == 200 and "Check your inbox" in back.text
+    confirmation = [raw for raw in outbox(site.config) if b"Subject: Confirm" in raw]
+    assert len(confirmation) == 1 and "c" in links_in(confirmation[0])
+    assert subscription_of(site.database, "cy@example.com").status == "unsubscribed"
