@@ -9,7 +9,7 @@ BRIEFING := $(BIN)/briefing --config config.yaml
 # read BRIEFING_SECRET_KEY from the environment.
 DEMO_KEY := demo-only-signing-key-not-secret-do-not-use-in-production
 
-.PHONY: demo test lint install install-test bench clean
+.PHONY: demo web test lint install install-test bench clean
 
 $(BIN)/briefing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: $(BIN)/briefing
 	BRIEFING_SECRET_KEY=$(DEMO_KEY) $(BRIEFING) preview --subscriber ana.silva@example.com --out var/preview
 	@echo
 	@echo "Messages (Maildir): var/outbox/new/   HTML preview: var/preview/"
+
+web: $(BIN)/briefing
+	@echo "== serve the demo's links (unsubscribe, preferences, view in browser, sign-up)"
+	BRIEFING_SECRET_KEY=$(DEMO_KEY) $(BRIEFING) web
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q

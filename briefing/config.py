@@ -269,6 +269,36 @@ class DeliveryConfig(StrictModel):
     )
 
 
+class WebConfig(StrictModel):
+    """The public web endpoints (`briefing web`): where they listen and how sign-ups are limited."""
+
+    host: str = Field(default="127.0.0.1", description="Address `briefing web` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `briefing web` listens on.")
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated proxy addresses whose X-Forwarded-For is believed "
+        "(the client address that sign-ups are limited by); * trusts every peer.",
+    )
+    confirm_within: Duration = Field(
+        default=timedelta(hours=48),
+        description="How long a sign-up confirmation link stays valid.",
+    )
+    signups_per_address: int = Field(
+        default=3, ge=1, le=100,
+        description="Most sign-up confirmations sent to one address per address window.",
+    )  # fmt: skip
+    address_window: Duration = Field(
+        default=timedelta(hours=24), description="Window of the per-address sign-up limit."
+    )
+    signups_per_client: int = Field(
+        default=10, ge=1, le=10_000,
+        description="Most sign-ups accepted from one client address per client window.",
+    )  # fmt: skip
+    client_window: Duration = Field(
+        default=timedelta(hours=1), description="Window of the per-client sign-up limit."
+    )
+
+
 class Config(StrictModel):
     """The whole ``config.yaml``."""
 
@@ -277,6 +307,9 @@ class Config(StrictModel):
     briefings: dict[Key, BriefingConfig] = Field(description="Briefings by key.")
     delivery: DeliveryConfig = Field(
         default_factory=DeliveryConfig, description="Transport settings."
+    )
+    web: WebConfig = Field(
+        default_factory=WebConfig, description="Public web endpoints and sign-up limits."
     )
     database_url: str | None = Field(
         default=None,

@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -184,6 +185,32 @@ def _event(
     )
 
 
+def create_subscription(
+    session: Session, subscriber_id: int, briefing: str, preferences: Mapping[str, Any], *,
+    status: str, source: str, now: datetime, detail: str | None = None,
+) -> Subscription:  # fmt: skip
+    """Create a subscription in ``status`` with its consent record and first event.
+
+    ``preferences`` holds ``sections``, ``timezone``, ``send_time`` and ``frequency``.
+    """
+    subscription = Subscription(
+        subscriber_id=subscriber_id,
+        briefing=briefing,
+        status=status,
+        status_changed_at=now,
+        status_source=source,
+        consent_source=source,
+        consent_at=now,
+        created_at=now,
+        updated_at=now,
+        **preferences,
+    )
+    session.add(subscription)
+    session.flush()
+    _event(session, subscription, status, source, now, detail=detail)
+    return subscription
+
+
 def apply_row(
     session: Session, config: Config, row: SubscriberRow, source: str, now: datetime
 ) -> tuple[Outcome, str | None]:
@@ -213,21 +240,8 @@ def apply_row(
         "frequency": row.frequency or briefing.frequency,
     }
     if subscription is None:
-        subscription = Subscription(
-            subscriber_id=subscriber.id,
-            briefing=row.briefing,
-            status="active",
-            status_changed_at=now,
-            status_source=source,
-            consent_source=source,
-            consent_at=now,
-            created_at=now,
-            updated_at=now,
-            **wanted,
-        )
-        session.add(subscription)
-        session.flush()
-        _event(session, subscription, "active", source, now, detail=f"line {row.line}")
+        create_subscription(session, subscriber.id, row.briefing, wanted, status="active",
+                            source=source, now=now, detail=f"line {row.line}")  # fmt: skip
         return "created", None
     if subscription.status in ENDED:
         return "refused", (

@@ -1,15 +1,23 @@
-"""``briefing subscribers``: import lists of subscribers."""
+"""``briefing subscribers``: import, add, remove, list, show and export subscribers."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
+from briefing.addresses import AddressError, normalise_address
 from briefing.cli.app import App, pass_app
-from briefing.subscribers import import_subscribers
+from briefing.confirmation import send_confirmation
+from briefing.errors import BriefingError, SubscriberRowError
+from briefing.lifecycle import Preferences, remove_subscriber, start_signup
+from briefing.roster import describe_subscriber, export_csv, list_subscriptions
+from briefing.store.schema import SUBSCRIPTION_STATES
+from briefing.subscribers import import_subscribers, parse_row
 
 
 @click.group("subscribers")
@@ -36,6 +44,162 @@ def import_command(app: App, file: Path) -> None:
     )
     if report.errors:
         sys.exit(1)
+
+
+def _address(text: str) -> str:
+    try:
+        return normalise_address(text)
+    except AddressError as exc:
+        raise BriefingError(f"{text!r} is not an email address: {exc}") from None
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", help="Their name, applied once they confirm.")
+@click.option("--briefing", "briefing_key", help="Briefing key (default: the only one).")
+@click.option("--sections", help="Sections, comma-separated (default: the briefing's).")
+@click.option("--timezone", help="IANA timezone, e.g. Europe/London.")
+@click.option("--send-time", help="Local send time, HH:MM.")
+@click.option("--frequency", help="daily, weekdays or weekly:<day>.")
+@pass_app
+def add_command(
+    app: App, email: str, name: str | None, briefing_key: str | None, sections: str | None,
+    timezone: str | None, send_time: str | None, frequency: str | None,
+) -> None:  # fmt: skip
+    """Sign an address up: it gets a confirmation link and is pending until it follows it."""
+    config = app.config
+    raw = {"email": email, "name": name, "briefing": briefing_key,
+           "sections": (sections or "").replace(",", ";"), "timezone": timezone,
+           "send_time": send_time, "frequency": frequency}  # fmt: skip
+    try:
+        row = parse_row(config, "briefing subscribers add", 0, raw)
+    except SubscriberRowError as exc:
+        raise BriefingError(exc.reason) from None
+    defaults = Preferences.defaults(config, row.briefing)
+    preferences = Preferences(
+        sections=row.sections,
+        timezone=row.timezone or defaults.timezone,
+        send_time=row.send_time or defaults.send_time,
+        frequency=row.frequency or defaults.frequency,
+    )
+    signer = app.signer
+    now = datetime.now(UTC)
+    with app.database.transaction() as session:
+        signup = start_signup(session, config, email=row.email, briefing=row.briefing,
+                              source="cli:add", now=now, name=row.name,
+                              preferences=preferences)  # fmt: skip
+    if signup.kind == "active":
+        click.echo(f"{row.email} already receives {row.briefing}; nothing sent")
+        return
+    send_confirmation(config, signer, signup, now)
+    assert signup.expires_at is not None
+    click.echo(
+        f"confirmation sent to {row.email} for {row.briefing}; pending until they follow it "
+        f"(the link expires {signup.expires_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    if signup.suppressed:
+        click.echo(f"note: {row.email} is suppressed ({signup.suppressed}) and stays so "
+                   "unless they confirm")  # fmt: skip
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def remove_command(app: App, email: str, yes: bool) -> None:
+    """Delete a subscriber's personal data; keep their address's hash on the suppression list."""
+    address = _address(email)
+    if not yes:
+        click.confirm(f"Delete {address} and every subscription of theirs?", abort=True)
+    with app.database.transaction() as session:
+        removal = remove_subscriber(session, address, source="cli:remove", now=datetime.now(UTC))
+    click.echo(
+        f"removed {removal.email}: {removal.subscriptions} subscription(s) deleted; "
+        f"{removal.suppressions} suppression entr{'y' if removal.suppressions == 1 else 'ies'} "
+        "kept (address hash only), so it is never mailed or imported again"
+    )
+
+
+def _show_list(records: list[dict[str, Any]], as_json: bool) -> None:
+    for record in records:
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            sections = ",".join(record["sections"] or ["(briefing default)"])
+            click.echo(
+                f"{record['email']:<32} {record['briefing']:<10} {record['status']:<12} "
+                f"{record['send_time']} {record['timezone']:<20} {record['frequency']:<10} "
+                f"{sections}"
+            )
+
+
+@subscribers_group.command("list")
+@click.option("--briefing", "briefing_key", help="Only this briefing.")
+@click.option("--status", type=click.Choice(SUBSCRIPTION_STATES), help="Only this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@pass_app
+def list_command(app: App, briefing_key: str | None, status: str | None, as_json: bool) -> None:
+    """List subscriptions: address, briefing, status, send time, timezone, frequency, sections."""
+    if briefing_key:
+        app.config.briefing(briefing_key)
+    with app.database.transaction() as session:
+        records = list_subscriptions(session, briefing=briefing_key, status=status)
+    _show_list(records, as_json)
+    if not as_json:
+        click.echo(f"{len(records)} subscription(s)", err=True)
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_app
+def show_command(app: App, email: str, as_json: bool) -> None:
+    """Show everything stored about one address: subscriptions, consent, history, suppression."""
+    address = _address(email)
+    with app.database.transaction() as session:
+        record = describe_subscriber(session, address)
+    if record is None:
+        raise BriefingError(f"nothing is stored about {address}",
+                            hint="`briefing subscribers list` shows who is subscribed")  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(record, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{record['email']}" + (f" ({record['name']})" if record.get("name") else ""))
+    for sub in record["subscriptions"]:
+        click.echo(f"  {sub['briefing']}: {sub['status']} since {sub['status_changed_at']} "
+                   f"({sub['status_source']})")  # fmt: skip
+        click.echo(f"    sections {','.join(sub['sections'] or ['(briefing default)'])}; "
+                   f"{sub['send_time']} {sub['timezone']}; {sub['frequency']}")  # fmt: skip
+        click.echo(f"    consent: {sub['consent_source']} at {sub['consent_at']}; "
+                   f"own preferences: {sub['preferences_set_at'] or 'never set'}; "
+                   f"editions: {sub['editions']}")  # fmt: skip
+        for event in sub["events"]:
+            click.echo(f"    {event['at']}  {event['from'] or '-'} -> {event['to']}  "
+                       f"({event['source']})")  # fmt: skip
+    for row in record["suppressions"]:
+        click.echo(f"  suppressed for {row['briefing']}: {row['reason']} since {row['since']} "
+                   f"({row['source']})")  # fmt: skip
+
+
+@subscribers_group.command("export")
+@click.option("--briefing", "briefing_key", help="Only this briefing.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")  # fmt: skip
+@pass_app
+def export_command(app: App, briefing_key: str | None, output: Path | None) -> None:
+    """Write the active subscriptions as CSV in the import's columns (re-importable)."""
+    if briefing_key:
+        app.config.briefing(briefing_key)
+    with app.database.transaction() as session:
+        text = export_csv(session, briefing=briefing_key)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BriefingError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    click.echo(f"{output}: {text.count(chr(10)) - 1} subscription(s)")
 
 
 COMMANDS = [subscribers_group]

@@ -8,7 +8,9 @@ The model is DESIGN.md's and is meant to be settled once:
   summaries and related links, and the composed message template), shared by
   every subscription with the same sections, window, cut time and locale;
 - an **edition** is (briefing, subscriber, local issue date) pointing at its
-  variant; a **delivery** is the ledger row for one edition, unique.
+  variant; a **delivery** is the ledger row for one edition, unique;
+- a **confirmation** is one double opt-in link sent to an address, and a
+  **sign-up attempt** (hashed) is what the web sign-up limits count.
 
 Times are stored as UTC (naive in SQLite, converted on the way in and out).
 """
@@ -321,6 +323,35 @@ class BriefingControl(Base):
     paused_by: Mapped[str | None] = mapped_column(String(200))
     run_now_requested_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class Confirmation(Base):
+    """One double opt-in link sent to an address: when it expires and when it was used."""
+
+    __tablename__ = "confirmations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(
+        String(200), comment="Name given at sign-up; applied only once the address confirms."
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+
+
+class SignupAttempt(Base):
+    """One accepted web sign-up, hashed, counted by the per-address and per-client limits."""
+
+    __tablename__ = "signup_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    address_hash: Mapped[str] = mapped_column(String(64), index=True)
+    client_hash: Mapped[str] = mapped_column(String(64), index=True)
 
 
 DELIVERY_STATES = (

@@ -1,0 +1,52 @@
+"""Hold what every endpoint needs, on the application's state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+
+from briefing.config import Config
+from briefing.store import Database
+from briefing.tokens import Purpose, Signer
+from briefing.web.forms import FormGuard
+from briefing.web.limits import SignupLimiter
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WebContext:
+    """What every endpoint needs: config, database, signer, form guard, limits and a clock."""
+
+    config: Config
+    database: Database
+    signer: Signer
+    guard: FormGuard
+    limiter: SignupLimiter
+    clock: Callable[[], datetime]
+
+    @property
+    def prefix(self) -> str:
+        """Return the path the endpoints live under (``base_url``'s path)."""
+        return urlsplit(self.config.site.base_url).path.rstrip("/")
+
+    def path(self, route: str, token: str | None = None) -> str:
+        """Return the path of a route, with a token when it takes one."""
+        return f"{self.prefix}/{route}" + (f"/{token}" if token else "")
+
+    def verify(self, token: str, purpose: Purpose) -> int:
+        """Return the row a token names, or raise TokenError (answered with a 404 page)."""
+        return self.signer.verify(token, purpose)
+
+
+def context_of(request: Request) -> WebContext:
+    """Return the application's context."""
+    context: WebContext = request.app.state.context
+    return context

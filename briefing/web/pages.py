@@ -1,0 +1,78 @@
+"""Render the web pages: small, accessible HTML with no third-party assets.
+
+Every page is a Jinja2 template in ``briefing/web/templates`` (autoescaped)
+and goes out with headers that keep personal links private: no caching, no
+Referer to other sites (the URL holds a token), no indexing, and a
+Content-Security-Policy that allows no script at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.responses import HTMLResponse
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+# The browser copy of an edition shows the newsroom's images and the MJML styles.
+EDITION_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+@lru_cache(maxsize=1)
+def page_environment() -> jinja2.Environment:
+    """Return the environment of the page templates, escaping everything."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def private_headers(policy: str = PAGE_POLICY) -> dict[str, str]:
+    """Return the headers every personal page carries."""
+    return {
+        "Cache-Control": "no-store",
+        # same-origin, not no-referrer: with no-referrer browsers post forms with
+        # "Origin: null", which the cross-site check must refuse.
+        "Referrer-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Content-Security-Policy": policy,
+    }
+
+
+def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page template into a response with the private headers."""
+    html = page_environment().get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status, headers=private_headers())
+
+
+def message(
+    site: Any,
+    heading: str,
+    *paragraphs: str,
+    status: int = 200,
+    link: tuple[str, str] | None = None,
+) -> HTMLResponse:
+    """Render a plain page: a heading, a few paragraphs and an optional link."""
+    return page(
+        "message.html.j2", status, site=site, heading=heading, paragraphs=paragraphs, link=link
+    )
+
+
+def mask(address: str) -> str:
+    """Show an address without spelling it out: ``a…@example.com``."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}"
