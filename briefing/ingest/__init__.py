@@ -176,7 +176,7 @@ def _ingest_files(
         except SourceError as exc:
             reason = exc.reason if exc.source in (str(path), name) else str(exc)
             report.failures.append(f"{name}: {reason}")
-            logger.warning("source %s: %s: %s", planned.label, name, reason)
+            logger.info("source %s: %s: %s", planned.label, name, reason)
             continue
         except Exception as exc:  # a reader bug must cost one document, never the run
             report.failures.append(f"{name}: unexpected error while reading: {_brief(exc)}")
@@ -217,7 +217,7 @@ def _ingest_url(
         )
     except SourceError as exc:
         report.failures.append(_failure(url, exc))
-        logger.warning("source %s: %s", planned.label, report.failures[-1])
+        logger.info("source %s: %s", planned.label, report.failures[-1])
         return
     except Exception as exc:  # a fetch or reader bug must cost one source, never the run
         report.failures.append(f"{url}: unexpected error: {_brief(exc)}")

@@ -324,7 +324,8 @@ class _PageSummary(HTMLParser):
 
 
 _HTML_START = re.compile(
-    r"^(?:<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|title|div|p|img|a|span|table|h[1-6]|br)\b",
+    r"^(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*"
+    r"<(!doctype\s+html|html|head|body|title|div|p|img|a|span|table|h[1-6]|br)\b",
     re.IGNORECASE | re.DOTALL,
 )
 _ROOT = re.compile(r"^(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<([A-Za-z_][\w:.-]*)", re.DOTALL)
@@ -348,7 +349,7 @@ def describe_non_feed(text: str) -> str | None:
             parts.append(f"it redirects to {page.refresh}")
         elif "moved" in page.title.lower() and page.first_link:
             parts.append(f"it points to {page.first_link}")
-        if len(parts) == 1 and not head.lstrip().lower().startswith(("<!doctype", "<html")):
+        if len(parts) == 1 and not re.match(r"!doctype|html", html_start.group(1), re.IGNORECASE):
             parts[0] = f"an HTML fragment (it starts with <{html_start.group(1)}>), not a feed"
         return "; ".join(parts)
     root = _ROOT.match(head)
