@@ -34,21 +34,21 @@ from briefing.errors import ConfigError, SecretError
 SECRET_KEY_ENV = "BRIEFING_SECRET_KEY"
 PREVIOUS_SECRET_KEY_ENV = "BRIEFING_SECRET_KEY_PREVIOUS"
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Read a duration written as ``90m``, ``24h``, ``2d`` or ``1w``."""
+    """Read a duration written as ``90m``, ``24h``, ``2d``, ``1w`` or ``2.5s``."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             amount, unit = match.groups()
-            return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+            return timedelta(**{_DURATION_UNITS[unit]: float(amount)})
     raise ValueError(f"expected a duration such as 90m, 24h or 2d, got {value!r}")
 
 
@@ -299,6 +299,62 @@ class WebConfig(StrictModel):
     )
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("expected a duration above zero, such as 10s")
+    return value
+
+
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
+
+class IngestConfig(StrictModel):
+    """How feeds are fetched over HTTP and when a failing source is flagged."""
+
+    connect_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=10),
+        description="How long to wait for a feed server to accept the connection.",
+    )
+    read_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=30),
+        description="How long to wait for each read from a feed server before giving up.",
+    )
+    total_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=60),
+        description="Longest one fetch may take in all, redirects included (a server that "
+        "trickles bytes never hits the read timeout).",
+    )
+    max_bytes: int = Field(
+        default=10_000_000,
+        ge=1_000,
+        le=500_000_000,
+        description="Largest feed accepted, in bytes after decompression; a larger one is "
+        "refused while it downloads.",
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Most redirects followed for one feed."
+    )
+    flag_after_failures: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="A source failing this many runs in a row is flagged in the ingest report "
+        "and by `briefing sources`.",
+    )
+    user_agent: str | None = Field(
+        default=None,
+        description="User-Agent sent with every request; default "
+        "`briefing/<version> (+<site.base_url>)`.",
+    )
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in "\r\n")):
+            raise ValueError("expected one non-empty line of text")
+        return value
+
+
 class Config(StrictModel):
     """The whole ``config.yaml``."""
 
@@ -310,6 +366,9 @@ class Config(StrictModel):
     )
     web: WebConfig = Field(
         default_factory=WebConfig, description="Public web endpoints and sign-up limits."
+    )
+    ingest: IngestConfig = Field(
+        default_factory=IngestConfig, description="Fetching feeds and flagging failing sources."
     )
     database_url: str | None = Field(
         default=None,

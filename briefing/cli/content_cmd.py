@@ -22,18 +22,32 @@ from briefing.summarise import count_words, summarise
 @pass_app
 def ingest_command(app: App) -> None:
     """Read every configured source into the store; exit 1 if any failed."""
-    reports = ingest(app.config, app.database, datetime.now(UTC))
+    config = app.config
+    reports = ingest(config, app.database, datetime.now(UTC))
     width = max((len(r.label) for r in reports), default=10)
     for report in reports:
-        counts = f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
+        if report.not_modified:
+            counts = "not modified since the last run (HTTP 304)"
+        else:
+            counts = f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
         click.echo(f"{report.status:<9} {report.label:<{width}}  {counts}")
         for failure in report.failures:
             click.echo(f"          failed: {failure}")
+        if report.flagged:
+            click.echo(
+                f"          FLAGGED: failing {report.consecutive_failures} runs in a row "
+                f"(ingest.flag_after_failures is {config.ingest.flag_after_failures}); "
+                "see `briefing sources`"
+            )
         for skipped in report.skipped:
             click.echo(f"          skipped {skipped}")
         for warning in report.warnings:
             click.echo(f"          warning: {warning}")
     failed = [r.label for r in reports if r.failed]
+    flagged = [r.label for r in reports if r.flagged]
+    if flagged:
+        click.echo(f"{len(flagged)} source(s) flagged as failing run after run: "
+                   f"{', '.join(flagged)}", err=True)  # fmt: skip
     if failed:
         click.echo(f"{len(failed)} of {len(reports)} sources had failures", err=True)
         sys.exit(1)

@@ -12,7 +12,7 @@ import html
 import re
 import unicodedata
 from html.parser import HTMLParser
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -23,10 +23,13 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
 TRACKING_PARAMETERS = re.compile(
-    r"^(utm_[a-z_]+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi|yclid|"
-    r"ocid|cmpid|ito|xtor|at_medium|at_campaign)$",
+    r"^(utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|igshid|_hsenc|_hsmi|"
+    r"yclid|ocid|cmpid|cmp|ito|xtor|at_medium|at_campaign|ns_[a-z_]+|smid|smtyp|_ga|_gl|"
+    r"mkt_tok|wt\.mc_id|wt\.mc_ev|sr_share|ref_src|oly_anon_id|oly_enc_id|vero_id|s_cid)$",
     re.IGNORECASE,
 )
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACES = re.compile(r"\s+")
 _BLOCK_TAGS = {
@@ -128,10 +131,18 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     absolute = absolute_url(url, base)
     if absolute is None:
         return None
-    parts = urlsplit(absolute)
+    try:
+        parts = urlsplit(absolute)
+        port = parts.port
+    except ValueError:
+        return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
-    port = parts.port
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
     netloc = (
         host
         if port is None or (scheme, port) in (("http", 80), ("https", 443))
@@ -141,4 +152,18 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
          if not TRACKING_PARAMETERS.match(k)]
     )  # fmt: skip
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    return urlunsplit((scheme, netloc, _normalise_path(parts.path) or "/", query, ""))
+
+
+def _normalise_path(path: str) -> str:
+    """Percent-encode what must be (spaces, non-ASCII), in one case, unreserved ones decoded.
+
+    ``/a%7eb`` and ``/a~b`` are one URL (RFC 3986, section 6.2.2); ``%2F`` stays
+    encoded because it is not the same as ``/``.
+    """
+
+    def escape(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else f"%{match.group(1).upper()}"
+
+    return _PERCENT.sub(escape, quote(path, safe="/%:@!$&'()*+,;=-._~"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import re
 import time as time_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,8 +36,20 @@ from briefing.ingest.clean import (
     plain_paragraphs,
     sanitise_html,
 )
+from briefing.ingest.dates import parse_loose_date
+from briefing.ingest.decode import (
+    GZIP_MAGIC,
+    decode_document,
+    describe_non_feed,
+    gunzip,
+    one_line_excerpt,
+    replace_html_entities,
+    strip_leading_junk,
+    xml_as_utf8,
+)
 from briefing.models import ArticleDraft
 
+DEFAULT_MAX_BYTES = 10_000_000
 FRONT_MATTER_KEYS = {
     "title": "headline (required)",
     "section": "section key; overrides the source's section",
@@ -60,6 +73,7 @@ class ReadContext:
     sections: tuple[str, ...]
     known_sections: frozenset[str]
     categories: Mapping[str, str] = field(default_factory=dict)
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def sections_for(self, categories: tuple[str, ...]) -> tuple[str, ...]:
         """Return the source's sections plus those its category map assigns."""
@@ -131,7 +145,7 @@ class MarkdownReader:
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         """Read one Markdown file into one draft."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise SourceError(
                 str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})"
@@ -197,7 +211,10 @@ class MarkdownReader:
 def _struct_time(value: time_module.struct_time | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _entry_image(entry: Any) -> str | None:
@@ -216,49 +233,213 @@ def _entry_image(entry: Any) -> str | None:
     return absolute_url(image) if isinstance(image, str) else None
 
 
+def _read_file(path: Path, context: ReadContext) -> bytes:
+    """Read a feed file whole, refusing one over the size limit before reading it."""
+    try:
+        size = path.stat().st_size
+        if size > context.max_bytes:
+            raise SourceError(
+                str(path), f"file is {size:,} bytes, over the {context.max_bytes:,}-byte limit"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise SourceError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+
+
+def _unwrap(data: bytes, name: str, context: ReadContext) -> bytes:
+    """Gunzip a gzipped document (a ``.gz`` file, or a body compressed twice)."""
+    if data.startswith(GZIP_MAGIC):
+        data = gunzip(data, name, context.max_bytes)
+        if not data.strip():
+            raise SourceError(name, "empty document (an empty gzip file)")
+    elif not data.strip():
+        raise SourceError(name, "empty document")
+    return data
+
+
+_EXPAT_HINTS = {
+    "no element found": "the document ends before its root element is closed (truncated?)",
+    "undefined entity": "an undefined entity such as &nbsp;",
+    "unclosed token": "the document ends inside a tag (truncated?)",
+    "junk after document element": "text after the root element",
+}
+
+
+def describe_bozo(exception: object) -> str:
+    """Say in words why feedparser's strict XML parser gave up on a document."""
+    text = str(exception)
+    match = re.match(r"^<unknown>:(\d+):(\d+): (.*)$", text)
+    if not match:
+        return text or exception.__class__.__name__
+    line, column, message = match.groups()
+    return f"{_EXPAT_HINTS.get(message, message)} at line {line}, column {column}"
+
+
+def _date_warning(unreadable: list[tuple[int, str]], noun: str) -> str:
+    examples = ", ".join(f"{noun} {index}: {raw!r}" for index, raw in unreadable[:3])
+    more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+    return (
+        f"{len(unreadable)} {noun}(s) with a date that could not be read ({examples}{more}); "
+        "their first-seen time is used instead"
+    )
+
+
+@dataclass(frozen=True)
+class _Identities:
+    """Links and GUIDs that several different entries of one document share.
+
+    Some feeds give every item the site's home page as its link, or reuse one
+    GUID (an enclosure URL) for two episodes. Such a value names no single
+    entry, so it is not used to tell entries apart: the other one is, or the
+    title when both are shared.
+    """
+
+    links: frozenset[str]
+    guids: frozenset[str]
+
+    @classmethod
+    def of(cls, entries: list[tuple[str | None, str | None, str]]) -> _Identities:
+        """Find the shared values among (canonical link, GUID, title) triples."""
+        by_link: dict[str, set[tuple[str | None, str]]] = {}
+        by_guid: dict[str, set[tuple[str | None, str]]] = {}
+        for link, guid, title in entries:
+            if link:
+                by_link.setdefault(link, set()).add((guid, title))
+            if guid:
+                by_guid.setdefault(guid, set()).add((link, title))
+        return cls(
+            links=frozenset(k for k, seen in by_link.items() if len(seen) > 1),
+            guids=frozenset(k for k, seen in by_guid.items() if len(seen) > 1),
+        )
+
+    def warnings(self, counts: dict[str, int]) -> list[str]:
+        """Describe the shared values (a few of each) for the report."""
+        notes = [
+            f"{counts.get(link, 0)} entries share the link {link}; they are told apart by GUID "
+            "or title"
+            for link in sorted(self.links)[:3]
+        ]
+        notes += [
+            f"GUID {guid!r} is shared by different entries; they are told apart by link or title"
+            for guid in sorted(self.guids)[:3]
+        ]
+        return notes
+
+
 class FeedReader:
-    """Read an RSS, Atom, RDF or JSON feed through feedparser."""
+    """Read an RSS, Atom or RDF feed through feedparser, repairing what real feeds break.
+
+    Bytes are gunzipped, decoded (see :mod:`briefing.ingest.decode`), stripped of
+    anything before the first tag and handed to feedparser as UTF-8. A document
+    that is not well-formed still gives every entry feedparser's lenient parser
+    can read, with a warning; only a document with no entries and no feed
+    structure fails, named for what it is (an HTML page, other XML, ...).
+    """
 
     kind = "feed"
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         """Read every entry of one feed file."""
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SourceError(str(path), f"cannot read: {exc.strerror or exc}") from exc
-        return self.parse(data, str(path), context)
+        return self.parse(_read_file(path, context), str(path), context)
 
-    def parse(self, data: bytes, name: str, context: ReadContext) -> ReadResult:
-        """Read every entry of a feed document given as bytes."""
-        if not data.strip():
-            raise SourceError(name, "empty document")
-        if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-            return JSON_FEED.parse(data, name, context)
-        parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=True)
-        result = ReadResult()
-        if not parsed.entries:
-            if parsed.get("bozo"):
-                reason = parsed.get("bozo_exception")
-                raise SourceError(name, f"not a readable feed: {reason}")
-            if not parsed.get("version"):
-                raise SourceError(name, "not a feed (no RSS, Atom or JSON Feed structure)")
+    def parse(
+        self,
+        data: bytes,
+        name: str,
+        context: ReadContext,
+        *,
+        charset: str | None = None,
+        base_url: str | None = None,
+    ) -> ReadResult:
+        """Read every entry of a feed document given as bytes.
+
+        ``charset`` is what an HTTP header declared; ``base_url`` is where the
+        document came from, against which relative links resolve.
+        """
+        data = _unwrap(data, name, context)
+        decoded = decode_document(data, name, charset)
+        if decoded.text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+            result = JSON_FEED.parse_text(decoded.text.lstrip("\ufeff"), name, context,
+                                          base_url=base_url)  # fmt: skip
+            result.warnings[:0] = decoded.warnings
             return result
+        text = strip_leading_junk(decoded.text, decoded.warnings)
+        if not text.strip():
+            raise SourceError(name, "empty document (only white space)")
+        # The document is UTF-8 now; the base URL is where it came from (for relative links).
+        headers = {"content-type": "application/xml; charset=utf-8"}
+        if base_url:
+            headers["content-location"] = base_url
+        parsed = self._feedparser(text, headers)
+        if parsed.get("bozo") and "undefined entity" in str(parsed.get("bozo_exception")):
+            fixed = replace_html_entities(text, decoded.warnings)
+            if fixed != text:
+                parsed = self._feedparser(fixed, headers)
+        result = ReadResult(warnings=list(decoded.warnings))
+        if not parsed.entries:
+            if parsed.get("version"):
+                result.warnings.append("the feed has no entries")
+                return result
+            what = describe_non_feed(text)
+            if what:
+                raise SourceError(name, what)
+            if parsed.get("bozo"):
+                raise SourceError(
+                    name, f"not a readable feed: {describe_bozo(parsed.get('bozo_exception'))}"
+                )
+            raise SourceError(name, "not a feed (no RSS, Atom, RDF or JSON Feed structure)")
         if parsed.get("bozo"):
             result.warnings.append(
-                f"feed is not well-formed, read leniently: {parsed.bozo_exception}"
+                f"not well-formed XML ({describe_bozo(parsed.get('bozo_exception'))}); "
+                f"{len(parsed.entries)} entries read with the lenient parser"
             )
-        feed_link = parsed.feed.get("link")
+        feed_link = absolute_url(parsed.feed.get("link"), base_url) or base_url
+        keys = [
+            (
+                canonical_url(e.get("link"), feed_link),
+                one_line(e.get("id")) or None,
+                one_line(e.get("title")),
+            )
+            for e in parsed.entries
+        ]
+        shared = _Identities.of(keys)
+        link_counts: dict[str, int] = {}
+        for link, _guid, _title in keys:
+            if link in shared.links:
+                link_counts[link] = link_counts.get(link, 0) + 1
+        result.warnings.extend(shared.warnings(link_counts))
+        unreadable: list[tuple[int, str]] = []
         for index, entry in enumerate(parsed.entries, start=1):
             try:
-                result.drafts.append(self._draft(entry, feed_link, context))
+                draft, raw_date = self._draft(entry, feed_link, context, shared)
             except ArticleError as exc:
                 result.skipped.append(f"entry {index}: {exc.reason}")
+                continue
+            result.drafts.append(draft)
+            if raw_date is not None:
+                unreadable.append((index, raw_date))
+        if unreadable:
+            result.warnings.append(_date_warning(unreadable, "entry"))
         return result
 
-    def _draft(self, entry: Any, feed_link: str | None, context: ReadContext) -> ArticleDraft:
+    @staticmethod
+    def _feedparser(text: str, headers: dict[str, str]) -> Any:
+        return feedparser.parse(
+            xml_as_utf8(text),
+            sanitize_html=False,
+            resolve_relative_uris=True,
+            response_headers=headers,
+        )
+
+    def _draft(
+        self, entry: Any, feed_link: str | None, context: ReadContext, shared: _Identities
+    ) -> tuple[ArticleDraft, str | None]:
+        """Build one draft; also return the raw date text when it could not be read."""
         url = canonical_url(entry.get("link"), feed_link)
         guid = one_line(entry.get("id")) or None
+        if guid in shared.guids:
+            guid = None
+        identity_url = None if url in shared.links else url
         contents = entry.get("content") or []
         content_html = "".join(part.get("value", "") for part in contents)
         summary_html = entry.get("summary", "") or ""
@@ -273,14 +454,23 @@ class FeedReader:
         dek = None
         if content_html and summary_html:
             dek = plain_paragraphs(html_to_text(sanitise_html(summary_html))) or None
-        published = _struct_time(entry.get("published_parsed") or entry.get("updated_parsed"))
+        # dict.get: feedparser's own get() maps updated to published with a warning.
+        published = _struct_time(
+            dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+        )
+        unreadable = None
+        if published is None:
+            raw = one_line(dict.get(entry, "published") or dict.get(entry, "updated") or "")
+            published = parse_loose_date(raw)
+            if published is None and raw:
+                unreadable = raw
         tags = tuple(
             one_line(tag.get("term") or tag.get("label") or "") for tag in entry.get("tags", [])
         )
         sections = context.sections_for(tags)
         image = _entry_image(entry)
-        return ArticleDraft(
-            uid=content_uid(url, guid, context.label, title),
+        draft = ArticleDraft(
+            uid=content_uid(identity_url, guid, context.label, title),
             url=url,
             guid=guid,
             title=title,
@@ -295,52 +485,97 @@ class FeedReader:
             published_at=published,
             sections=sections,
         )
+        return draft, unreadable
+
+
+_JSON_FEED_VERSIONS = ("1", "1.0", "1.1")
 
 
 class JsonFeedReader:
     """Read a JSON Feed (jsonfeed.org, versions 1 and 1.1).
 
     feedparser 6.0 reads RSS, Atom and RDF but not JSON Feed, so its items are
-    mapped here onto the same drafts.
+    mapped here onto the same drafts. A feed whose ``version`` is a bare
+    ``1.0`` / ``1.1`` instead of the jsonfeed.org URL is read, with a warning.
     """
 
     kind = "jsonfeed"
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         """Read every item of one JSON Feed file."""
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SourceError(str(path), f"cannot read: {exc.strerror or exc}") from exc
-        return self.parse(data, str(path), context)
+        return self.parse(_read_file(path, context), str(path), context)
 
-    def parse(self, data: bytes, name: str, context: ReadContext) -> ReadResult:
+    def parse(
+        self,
+        data: bytes,
+        name: str,
+        context: ReadContext,
+        *,
+        charset: str | None = None,
+        base_url: str | None = None,
+    ) -> ReadResult:
         """Read every item of a JSON Feed document given as bytes."""
+        data = _unwrap(data, name, context)
+        decoded = decode_document(data, name, charset)
+        text = decoded.text.lstrip("\ufeff \t\r\n")
+        if not text.startswith(("{", "[")):
+            if text.startswith("<"):
+                return FEED.parse(data, name, context, charset=charset, base_url=base_url)
+            raise SourceError(name, f"not JSON (starts {one_line_excerpt(text, 40)!r})")
+        result = self.parse_text(text, name, context, base_url=base_url)
+        result.warnings[:0] = decoded.warnings
+        return result
+
+    def parse_text(
+        self, text: str, name: str, context: ReadContext, *, base_url: str | None = None
+    ) -> ReadResult:
+        """Read every item of a decoded JSON Feed document."""
         try:
-            document = json.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
             raise SourceError(name, f"not valid JSON: {exc}") from exc
-        if not isinstance(document, dict) or "jsonfeed.org" not in str(document.get("version", "")):
-            raise SourceError(name, "JSON, but not a JSON Feed (no jsonfeed.org version)")
+        if not isinstance(document, dict):
+            raise SourceError(name, "JSON, but not a JSON Feed (not an object)")
+        version = str(document.get("version", ""))
         items = document.get("items")
+        result = ReadResult()
+        if "jsonfeed.org" not in version:
+            if version not in _JSON_FEED_VERSIONS or not isinstance(items, list):
+                raise SourceError(name, "JSON, but not a JSON Feed (no jsonfeed.org version)")
+            result.warnings.append(
+                f"version {version!r} is not a jsonfeed.org URL; read as JSON Feed {version}"
+            )
         if not isinstance(items, list):
             raise SourceError(name, "JSON Feed without an items list")
-        home = (
-            document.get("home_page_url")
-            if isinstance(document.get("home_page_url"), str)
-            else None
+        home = next(
+            (
+                absolute_url(value, base_url)
+                for value in (document.get("home_page_url"), document.get("feed_url"))
+                if isinstance(value, str) and absolute_url(value, base_url)
+            ),
+            base_url,
         )
-        result = ReadResult()
+        unreadable: list[tuple[int, str]] = []
         for index, item in enumerate(items, start=1):
             try:
                 if not isinstance(item, dict):
                     raise ArticleError(context.label, "item is not an object")
-                result.drafts.append(self._draft(item, home, context))
+                draft, raw_date = self._draft(item, home, context)
             except ArticleError as exc:
                 result.skipped.append(f"item {index}: {exc.reason}")
+                continue
+            result.drafts.append(draft)
+            if raw_date is not None:
+                unreadable.append((index, raw_date))
+        if unreadable:
+            result.warnings.append(_date_warning(unreadable, "item"))
+        if not items:
+            result.warnings.append("the feed has no items")
         return result
 
-    def _draft(self, item: dict[str, Any], home: str | None, context: ReadContext) -> ArticleDraft:
+    def _draft(
+        self, item: dict[str, Any], home: str | None, context: ReadContext
+    ) -> tuple[ArticleDraft, str | None]:
         url = canonical_url(str(item.get("url") or item.get("external_url") or ""), home)
         guid = one_line(str(item["id"])) if item.get("id") is not None else None
         body_html = sanitise_html(
@@ -350,14 +585,16 @@ class JsonFeedReader:
         title = one_line(str(item.get("title") or "")) or " ".join(body_text.split()[:12])
         if not title:
             raise ArticleError(context.label, f"no title and no text ({guid or url or 'no id'})")
+        raw = one_line(str(item.get("date_published") or item.get("date_modified") or ""))
         try:
-            published = parse_time(item.get("date_published") or item.get("date_modified"))
+            published = parse_time(raw) if raw else None
         except ValueError:
-            published = None
+            published = parse_loose_date(raw)
+        unreadable = raw if raw and published is None else None
         tags = tuple(one_line(str(tag)) for tag in item.get("tags") or [] if tag)
         sections = context.sections_for(tags)
         author = item.get("author") or (item.get("authors") or [{}])[0]
-        return ArticleDraft(
+        draft = ArticleDraft(
             uid=content_uid(url, guid, context.label, title),
             url=url,
             guid=guid,
@@ -373,6 +610,7 @@ class JsonFeedReader:
             published_at=published,
             sections=sections,
         )
+        return draft, unreadable
 
 
 MARKDOWN = MarkdownReader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -32,26 +33,107 @@ def source_row(session: Session, key: str, kind: str) -> Source:
     return row
 
 
-def _find(session: Session, draft: ArticleDraft) -> Article | None:
+_GLOBAL_ID = re.compile(r"^(?:https?://[^/\s]+/\S|urn:\S+:\S|tag:\S+,\S+:\S)", re.IGNORECASE)
+
+
+def guid_is_global(guid: str) -> bool:
+    """Tell whether a GUID is meant to be unique everywhere (a URL, ``urn:`` or ``tag:`` id).
+
+    Atom ids must be such IRIs; many RSS GUIDs are bare numbers ("646326554")
+    that only the feed giving them keeps unique.
+    """
+    return bool(_GLOBAL_ID.match(guid))
+
+
+def _guid_matches(article: Article, guid: str, source_id: int | None) -> bool:
+    return article.guid == guid and (guid_is_global(guid) or article.source_id == source_id)
+
+
+def _find(session: Session, draft: ArticleDraft, source_id: int | None) -> Article | None:
     found = session.scalar(select(Article).where(Article.uid == draft.uid))
     if found is None and draft.guid:
-        # Same GUID, new URL: the source moved or re-slugged the story.
-        found = session.scalar(select(Article).where(Article.guid == draft.guid).limit(1))
+        # Same GUID, new URL: the source moved or re-slugged the story (a new section's
+        # path, say), and it keeps one identity. A bare GUID only counts within its source.
+        query = select(Article).where(Article.guid == draft.guid)
+        if not guid_is_global(draft.guid):
+            query = query.where(Article.source_id == source_id)
+        found = session.scalar(query.order_by(Article.id).limit(1))
     return found
 
 
+def upsert_articles(
+    session: Session,
+    drafts: list[ArticleDraft],
+    source_id: int | None,
+    now: datetime,
+    *,
+    owned_sections: frozenset[str] | None = None,
+) -> list[Outcome]:
+    """Upsert one document's drafts, looking their rows up in two queries, not two per draft.
+
+    Same rules as :func:`upsert_article`; the drafts must have distinct uids.
+    """
+    by_uid: dict[str, Article] = {}
+    uids = [draft.uid for draft in drafts]
+    for start in range(0, len(uids), 500):
+        chunk = uids[start : start + 500]
+        for article in session.scalars(select(Article).where(Article.uid.in_(chunk))):
+            by_uid[article.uid] = article
+    guids = sorted({d.guid for d in drafts if d.guid and d.uid not in by_uid})
+    by_guid: dict[str, list[Article]] = {}
+    for start in range(0, len(guids), 500):
+        chunk = guids[start : start + 500]
+        query = select(Article).where(Article.guid.in_(chunk)).order_by(Article.id)
+        for article in session.scalars(query):
+            by_guid.setdefault(article.guid or "", []).append(article)
+    outcomes = []
+    for draft in drafts:
+        found = by_uid.get(draft.uid)
+        if found is None and draft.guid:
+            candidates = by_guid.get(draft.guid, [])
+            found = next((a for a in candidates if _guid_matches(a, draft.guid, source_id)), None)
+        outcome, stored = _apply(session, found, draft, source_id, now, owned_sections)
+        by_uid[stored.uid] = stored
+        if stored.guid:
+            by_guid.setdefault(stored.guid, []).append(stored)
+        outcomes.append(outcome)
+    return outcomes
+
+
 def upsert_article(
-    session: Session, draft: ArticleDraft, source_id: int | None, now: datetime
+    session: Session,
+    draft: ArticleDraft,
+    source_id: int | None,
+    now: datetime,
+    *,
+    owned_sections: frozenset[str] | None = None,
 ) -> Outcome:
-    """Insert or update one article; its first-seen time never changes."""
-    fingerprint = draft_hash(draft)
-    article = _find(session, draft)
-    if article is not None and article.content_hash == fingerprint:
-        return "unchanged"
-    fields = draft.model_dump(exclude={"sections", "tags"})
+    """Insert or update one article; its first-seen time never changes.
+
+    The source that first stored an article owns its text: when it changes
+    the story (new text, new URL under the same GUID, new section) the row is
+    updated in place and keeps its identity. Sections the source gave the
+    story before are replaced by the draft's; ``owned_sections`` (the sections
+    this source can assign) limits that, so sections another source added
+    stay; None replaces them all. Another source carrying the same story only
+    adds its sections, so two sources never overwrite each other run after run.
+    """
+    return _apply(session, _find(session, draft, source_id), draft, source_id, now,
+                  owned_sections)[0]  # fmt: skip
+
+
+def _apply(
+    session: Session,
+    article: Article | None,
+    draft: ArticleDraft,
+    source_id: int | None,
+    now: datetime,
+    owned_sections: frozenset[str] | None,
+) -> tuple[Outcome, Article]:
     if article is None:
+        fingerprint = draft_hash(draft)
         article = Article(
-            **fields,
+            **draft.model_dump(exclude={"sections", "tags"}),
             tags=list(draft.tags),
             source_id=source_id,
             first_seen_at=now,
@@ -60,19 +142,30 @@ def upsert_article(
         )
         article.sections = [ArticleSection(section=key) for key in draft.sections]
         session.add(article)
-        return "new"
-    for name, value in fields.items():
+        return "new", article
+    current = {row.section for row in article.sections}
+    if article.source_id not in (source_id, None):
+        missing = set(draft.sections) - current
+        if not missing:
+            return "unchanged", article
+        article.sections = [
+            *article.sections,
+            *(ArticleSection(section=key) for key in sorted(missing)),
+        ]
+        article.updated_at = now
+        return "updated", article
+    fingerprint = draft_hash(draft)
+    if article.content_hash == fingerprint:
+        return "unchanged", article
+    for name, value in draft.model_dump(exclude={"sections", "tags"}).items():
         setattr(article, name, value)
     article.tags = list(draft.tags)
+    article.source_id = source_id
     article.updated_at = now
     article.content_hash = fingerprint
-    # The same source moving a story keeps one identity in its new section; another
-    # source carrying the same URL adds its sections.
-    wanted = set(draft.sections)
-    if article.source_id not in (source_id, None):
-        wanted |= {row.section for row in article.sections}
+    kept = current - owned_sections if owned_sections is not None else set()
+    wanted = set(draft.sections) | kept
     article.sections = [row for row in article.sections if row.section in wanted] + [
-        ArticleSection(section=key)
-        for key in sorted(wanted - {row.section for row in article.sections})
+        ArticleSection(section=key) for key in sorted(wanted - current)
     ]
-    return "updated"
+    return "updated", article

@@ -1,0 +1,118 @@
+"""``briefing sources``: the health of every configured source."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import click
+from sqlalchemy import select
+
+from briefing.cli.app import App, pass_app
+from briefing.config import Config
+from briefing.ingest import plan_sources
+from briefing.store import Database
+from briefing.store.schema import Source
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """One configured source as the store last saw it."""
+
+    label: str
+    location: str
+    kind: str
+    sections: list[str]
+    last_checked_at: str | None
+    last_success_at: str | None
+    last_error: str | None
+    consecutive_failures: int
+    items_seen: int
+    etag: bool
+    last_modified: bool
+    flagged: bool
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def source_health(config: Config, database: Database) -> list[SourceHealth]:
+    """Return the health of each configured source, in config order (never run: zeros)."""
+    planned = plan_sources(config)
+    with database.transaction() as session:
+        rows = {
+            row.key: row
+            for row in session.scalars(
+                select(Source).where(Source.key.in_([p.config.location for p in planned]))
+            )
+        }
+        health = []
+        for source in planned:
+            row = rows.get(source.config.location)
+            failures = row.consecutive_failures if row else 0
+            health.append(
+                SourceHealth(
+                    label=source.label,
+                    location=source.config.location,
+                    kind=source.kind,
+                    sections=list(source.sections),
+                    last_checked_at=_iso(row.last_checked_at) if row else None,
+                    last_success_at=_iso(row.last_success_at) if row else None,
+                    last_error=row.last_error if row else None,
+                    consecutive_failures=failures,
+                    items_seen=row.items_seen if row else 0,
+                    etag=bool(row and row.etag),
+                    last_modified=bool(row and row.last_modified),
+                    flagged=failures >= config.ingest.flag_after_failures,
+                )
+            )
+    return health
+
+
+def _when(value: str | None) -> str:
+    return value[:16].replace("T", " ") if value else "never"
+
+
+@click.command("sources")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per source.")
+@pass_app
+def sources_command(app: App, as_json: bool) -> None:
+    """Show each configured source's health: last success, last error, failures in a row."""
+    health = source_health(app.config, app.database)
+    if as_json:
+        for item in health:
+            click.echo(json.dumps(asdict(item), ensure_ascii=False))
+        return
+    width = max((len(item.label) for item in health), default=6)
+    click.echo(
+        f"{'kind':<8}  {'source':<{width}}  {'last success (UTC)':<20}  {'fails':>5}  "
+        f"{'items':>6}  validators"
+    )
+    for item in health:
+        validators = ", ".join(
+            name for name, present in (("ETag", item.etag), ("Last-Modified", item.last_modified))
+            if present
+        ) or "-"  # fmt: skip
+        click.echo(
+            f"{item.kind:<8}  {item.label:<{width}}  {_when(item.last_success_at):<20}  "
+            f"{item.consecutive_failures:>5}  {item.items_seen:>6}  {validators}"
+        )
+        if item.label != item.location:
+            click.echo(f"          location: {item.location}")
+        if item.last_checked_at is None:
+            click.echo("          not ingested yet")
+        if item.flagged:
+            click.echo(
+                f"          FLAGGED: failing {item.consecutive_failures} runs in a row "
+                f"(threshold {app.config.ingest.flag_after_failures})"
+            )
+        if item.last_error:
+            click.echo(f"          last error: {item.last_error}")
+    flagged = sum(item.flagged for item in health)
+    failing = sum(item.consecutive_failures > 0 for item in health)
+    click.echo(f"{len(health)} sources: {failing} failing on the last run, {flagged} flagged")
+
+
+COMMANDS = [sources_command]
