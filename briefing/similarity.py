@@ -103,7 +103,11 @@ class SimilarityIndex:
         """Return how many articles the index holds."""
         return len(self.docs)
 
-    def _scores(self, rows: slice | int) -> NDArray[np.float64]:
+    def __contains__(self, doc_id: object) -> bool:
+        """Tell whether the index holds an article with this id."""
+        return doc_id in self._position
+
+    def _scores(self, rows: slice | int | list[int]) -> NDArray[np.float64]:
         """Return the similarity of the given articles to every article in the index."""
         times = np.atleast_1d(self._times[rows])
         cosine = np.zeros((len(times), len(self.docs)))
@@ -146,11 +150,48 @@ class SimilarityIndex:
         candidates.sort(key=lambda index: (-scores[index], index))
         return [(self.docs[index].id, float(scores[index])) for index in candidates[:k]]
 
+    def scores(self, ids: Sequence[str]) -> NDArray[np.float64]:
+        """Return the similarity of each article in ``ids`` (rows) to every indexed one."""
+        if not ids:
+            return np.zeros((0, len(self.docs)))
+        return self._scores([self._position[doc_id] for doc_id in ids])
+
     def matrix(self) -> NDArray[np.float64]:
         """Return the full pairwise similarity matrix, in index order."""
         if not self.docs:
             return np.zeros((0, 0))
         return self._scores(slice(None))
+
+    def groups(self, ids: Sequence[str], threshold: float | None = None) -> list[list[str]]:
+        """Group the articles ``ids`` (all in the index) by the story they cover.
+
+        Average-linkage clustering on this index's scores: two groups merge
+        while the mean similarity between their members exceeds ``threshold``
+        (default :data:`FOLD_THRESHOLD`); articles further apart than
+        :data:`FOLD_WINDOW` count as unrelated. Each group keeps the order of
+        ``ids`` and groups come in the order of their first member, so every
+        article is in exactly one group.
+        """
+        if len(ids) < 2:
+            return [[doc_id] for doc_id in ids]
+        limit = FOLD_THRESHOLD if threshold is None else threshold
+        rows = [self._position[doc_id] for doc_id in ids]
+        scores = self._scores(rows)[:, rows]
+        times = self._times[rows]
+        close = np.abs(times[:, None] - times[None, :]) <= FOLD_WINDOW.total_seconds()
+        similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
+        distance = np.clip(1.0 - similarity, 0.0, None)
+        np.fill_diagonal(distance, 0.0)
+        labels = AgglomerativeClustering(
+            n_clusters=None,
+            metric="precomputed",
+            linkage="average",
+            distance_threshold=1.0 - limit,
+        ).fit_predict(distance)
+        found: dict[int, list[str]] = {}
+        for label, doc_id in zip(labels.tolist(), ids, strict=True):
+            found.setdefault(label, []).append(doc_id)
+        return list(found.values())
 
 
 def build_index(docs: Sequence[Doc]) -> SimilarityIndex:
@@ -159,30 +200,7 @@ def build_index(docs: Sequence[Doc]) -> SimilarityIndex:
 
 
 def fold(docs: Sequence[Doc], threshold: float | None = None) -> list[list[str]]:
-    """Group articles that cover the same story.
-
-    Average-linkage clustering: two groups merge while the mean similarity
-    between their members exceeds ``threshold`` (default
-    :data:`FOLD_THRESHOLD`); articles further apart than :data:`FOLD_WINDOW`
-    count as unrelated. Each group keeps input order and groups come in the
-    order of their first member, so every article is in exactly one group.
-    """
+    """Group articles that cover the same story (see :meth:`SimilarityIndex.groups`)."""
     if len(docs) < 2:
         return [[doc.id] for doc in docs]
-    limit = FOLD_THRESHOLD if threshold is None else threshold
-    scores = SimilarityIndex(docs).matrix()
-    times = np.array([doc.at.timestamp() for doc in docs])
-    close = np.abs(times[:, None] - times[None, :]) <= FOLD_WINDOW.total_seconds()
-    similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
-    distance = np.clip(1.0 - similarity, 0.0, None)
-    np.fill_diagonal(distance, 0.0)
-    labels = AgglomerativeClustering(
-        n_clusters=None,
-        metric="precomputed",
-        linkage="average",
-        distance_threshold=1.0 - limit,
-    ).fit_predict(distance)
-    groups: dict[int, list[str]] = {}
-    for label, doc in zip(labels.tolist(), docs, strict=True):
-        groups.setdefault(label, []).append(doc.id)
-    return list(groups.values())
+    return SimilarityIndex(docs).groups([doc.id for doc in docs], threshold)
