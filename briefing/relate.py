@@ -183,9 +183,14 @@ def related_links(
     used = {*unlinkable, *exclude, *(article.id for article in items)}
     used.update(int(index.docs[position].id) for position in again)
     related: dict[int, tuple[Link, ...]] = {}
-    for article, doc_id in zip(items, item_ids, strict=True):
+    for article, doc_id, row in zip(items, item_ids, scores, strict=True):
         found = index.neighbours(
-            doc_id, k=per_item, window=window, threshold=threshold, exclude={str(i) for i in used}
+            doc_id,
+            k=per_item,
+            window=window,
+            threshold=threshold,
+            exclude={str(i) for i in used},
+            scores=row,
         )
         links = []
         for other_id, _ in found:
@@ -195,4 +200,3 @@ def related_links(
                 used.add(int(other_id))
         related[article.id] = tuple(links)
     return related
-

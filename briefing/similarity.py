@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import TfidfVectorizer
+
+# scikit-learn is imported where it is used: it takes about a second to load,
+# and every command imports this module, most of them without comparing text.
 
 __all__ = ["FOLD_THRESHOLD", "Doc", "SimilarityIndex", "build_index", "fold"]
 
@@ -67,6 +68,8 @@ def _models(docs: Sequence[Doc]) -> tuple[Any, Any]:
     A matrix is None when its vocabulary would be empty (texts of nothing but
     stop words, or no text at all).
     """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
     matrices: list[Any] = []
@@ -107,15 +110,19 @@ class SimilarityIndex:
         """Tell whether the index holds an article with this id."""
         return doc_id in self._position
 
-    def _scores(self, rows: slice | int | list[int]) -> NDArray[np.float64]:
-        """Return the similarity of the given articles to every article in the index."""
+    def _scores(
+        self, rows: slice | int | list[int], columns: list[int] | None = None
+    ) -> NDArray[np.float64]:
+        """Return the similarity of the given articles to every article (or ``columns``)."""
         times = np.atleast_1d(self._times[rows])
-        cosine = np.zeros((len(times), len(self.docs)))
+        others = self._times if columns is None else self._times[columns]
+        cosine = np.zeros((len(times), len(others)))
         total = sum(weight for weight, _, _ in self._models)
         for weight, matrix, transposed in self._models:
+            right = transposed if columns is None else matrix[columns].T
             # With one model missing, the other carries the whole weight.
-            cosine += (weight / total) * (matrix[rows] @ transposed).toarray()
-        days = np.abs(times[:, None] - self._times[None, :]) / _SECONDS_PER_DAY
+            cosine += (weight / total) * (matrix[rows] @ right).toarray()
+        days = np.abs(times[:, None] - others[None, :]) / _SECONDS_PER_DAY
         return np.asarray(cosine * 0.5 ** (days / HALF_LIFE_DAYS), dtype=np.float64)
 
     def similarity(self, a_id: str, b_id: str) -> float:
@@ -130,15 +137,18 @@ class SimilarityIndex:
         window: timedelta,
         threshold: float,
         exclude: Collection[str] = (),
+        scores: NDArray[np.float64] | None = None,
     ) -> list[tuple[str, float]]:
         """Return up to ``k`` (id, score) pairs of the articles most like ``doc_id``.
 
         Only other articles whose time is within ``window`` of the target's and
         whose score is at least ``threshold`` count; ids in ``exclude`` are
-        skipped. Best first; equal scores keep index order.
+        skipped. Best first; equal scores keep index order. ``scores`` is the
+        target's row of :meth:`scores`, when the caller has it already.
         """
         target = self._position[doc_id]
-        scores = self._scores(target)[0]
+        if scores is None:
+            scores = self._scores(target)[0]
         close = np.abs(self._times - self._times[target]) <= window.total_seconds()
         skipped = {self._position[i] for i in exclude if i in self._position}
         skipped.add(target)
@@ -174,9 +184,11 @@ class SimilarityIndex:
         """
         if len(ids) < 2:
             return [[doc_id] for doc_id in ids]
+        from sklearn.cluster import AgglomerativeClustering
+
         limit = FOLD_THRESHOLD if threshold is None else threshold
         rows = [self._position[doc_id] for doc_id in ids]
-        scores = self._scores(rows)[:, rows]
+        scores = self._scores(rows, rows)
         times = self._times[rows]
         close = np.abs(times[:, None] - times[None, :]) <= FOLD_WINDOW.total_seconds()
         similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
