@@ -93,6 +93,9 @@ class SimilarityIndex:
                 raise ValueError(f"duplicate document id {doc.id!r}")
             self._position[doc.id] = index
         self._times = np.array([doc.at.timestamp() for doc in self.docs], dtype=np.float64)
+        # Score rows already computed, by position: the variants of one dispatch
+        # run fold and relate overlapping sets of the same recent articles.
+        self._rows: dict[int, NDArray[np.float64]] = {}
         # Each model with its row-major transpose, made once so that every
         # neighbours() call is one sparse product per model.
         self._models: list[tuple[float, Any, Any]] = []
@@ -110,20 +113,26 @@ class SimilarityIndex:
         """Tell whether the index holds an article with this id."""
         return doc_id in self._position
 
-    def _scores(
-        self, rows: slice | int | list[int], columns: list[int] | None = None
-    ) -> NDArray[np.float64]:
-        """Return the similarity of the given articles to every article (or ``columns``)."""
+    def _scores(self, rows: slice | int | list[int]) -> NDArray[np.float64]:
+        """Return the similarity of the given articles to every article in the index."""
         times = np.atleast_1d(self._times[rows])
-        others = self._times if columns is None else self._times[columns]
-        cosine = np.zeros((len(times), len(others)))
+        cosine = np.zeros((len(times), len(self.docs)))
         total = sum(weight for weight, _, _ in self._models)
         for weight, matrix, transposed in self._models:
-            right = transposed if columns is None else matrix[columns].T
             # With one model missing, the other carries the whole weight.
-            cosine += (weight / total) * (matrix[rows] @ right).toarray()
-        days = np.abs(times[:, None] - others[None, :]) / _SECONDS_PER_DAY
+            cosine += (weight / total) * (matrix[rows] @ transposed).toarray()
+        days = np.abs(times[:, None] - self._times[None, :]) / _SECONDS_PER_DAY
         return np.asarray(cosine * 0.5 ** (days / HALF_LIFE_DAYS), dtype=np.float64)
+
+    def _cached_rows(self, positions: list[int]) -> NDArray[np.float64]:
+        """Return the score rows of ``positions``, computing each row once per index."""
+        missing = [position for position in dict.fromkeys(positions) if position not in self._rows]
+        if missing:
+            for position, row in zip(missing, self._scores(missing), strict=True):
+                self._rows[position] = row
+        if not positions:
+            return np.zeros((0, len(self.docs)))
+        return np.stack([self._rows[position] for position in positions])
 
     def similarity(self, a_id: str, b_id: str) -> float:
         """Return how similar two articles are, from 0 (unrelated) to 1."""
@@ -148,7 +157,7 @@ class SimilarityIndex:
         """
         target = self._position[doc_id]
         if scores is None:
-            scores = self._scores(target)[0]
+            scores = self._cached_rows([target])[0]
         close = np.abs(self._times - self._times[target]) <= window.total_seconds()
         skipped = {self._position[i] for i in exclude if i in self._position}
         skipped.add(target)
@@ -164,7 +173,7 @@ class SimilarityIndex:
         """Return the similarity of each article in ``ids`` (rows) to every indexed one."""
         if not ids:
             return np.zeros((0, len(self.docs)))
-        return self._scores([self._position[doc_id] for doc_id in ids])
+        return self._cached_rows([self._position[doc_id] for doc_id in ids])
 
     def matrix(self) -> NDArray[np.float64]:
         """Return the full pairwise similarity matrix, in index order."""
@@ -188,7 +197,7 @@ class SimilarityIndex:
 
         limit = FOLD_THRESHOLD if threshold is None else threshold
         rows = [self._position[doc_id] for doc_id in ids]
-        scores = self._scores(rows, rows)
+        scores = self._cached_rows(rows)[:, rows]
         times = self._times[rows]
         close = np.abs(times[:, None] - times[None, :]) <= FOLD_WINDOW.total_seconds()
         similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
