@@ -262,7 +262,7 @@ class BriefingConfig(StrictModel):
         ge=10,
         le=20_000,
         description="Most recent stored articles the similarity index holds; it is built once "
-        "per dispatch run (about 0.65 s per 1,000 long articles).",
+        "per dispatch run (under a second per 1,000 long articles).",
     )
     deadline: Duration = Field(
         default=timedelta(hours=4),

@@ -198,9 +198,10 @@ def load_archive(session: Session, config: Config, key: ArchiveKey) -> Archive:
         .limit(limit)
     ).all()
     names = _source_names(config)
-    order = {key: position for position, key in enumerate(config.sections)}
+    order = {section: position for position, section in enumerate(config.sections)}
     articles = []
     for article, source_key in rows:
+        # A link names one section: the article's first in the config's order.
         sections = sorted(
             (row.section for row in article.sections), key=lambda s: (order.get(s, len(order)), s)
         )
