@@ -8,8 +8,10 @@ BRIEFING := $(BIN)/briefing --config config.yaml
 # A fixed, public key for the demo only: anyone can forge its links. Real runs
 # read BRIEFING_SECRET_KEY from the environment.
 DEMO_KEY := demo-only-signing-key-not-secret-do-not-use-in-production
+# Development data for `make quality` and `make bench`, beside the repository.
+DATA ?= ../shared/data
 
-.PHONY: demo web test lint install install-test bench clean
+.PHONY: demo web test lint install install-test bench quality clean
 
 $(BIN)/briefing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,17 @@ lint: $(VENV)/.lint-installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/render_compose.py
+	$(BIN)/python benchmarks/relate.py --data $(DATA)
+
+# The text-quality harness (issue 7) on the development data (DATA), which is
+# never copied into this repository.
+quality:
+	@test -d "$(DATA)/bbc" && test -f "$(DATA)/allsides/stories.jsonl" || { \
+	  echo "make quality: no development data in $(DATA) (expected bbc/ and allsides/stories.jsonl);"; \
+	  echo "put it there or run: make quality DATA=/path/to/data"; exit 1; }
+	@$(MAKE) --no-print-directory $(VENV)/.bench-installed
+	@mkdir -p var
+	$(BIN)/python benchmarks/quality.py --data $(DATA) --out var/quality.jsonl
 
 clean:
 	rm -rf var .pytest_cache

@@ -17,6 +17,12 @@ to 60 words), per-section ROUGE-2, related precision@2 and recall@2 against
 plain TF-IDF, folding pairwise precision/recall/F1, and milliseconds per
 summary. With ``--split-seed`` the figures are also given for a random half of
 the articles and for the other half.
+
+Last, the settings the email uses by default (``BriefingConfig``'s
+``fold_threshold``, ``related_threshold`` and ``related_links``): folding
+precision/recall/F1 at the email's threshold, and the related links
+``briefing.relate.related_links`` gives each BBC article from the rest of the
+set (other stories only), with the share of links in the article's own section.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,9 @@ import numpy as np
 from rouge_score import rouge_scorer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from briefing.config import BriefingConfig
+from briefing.models import SelectedArticle
+from briefing.relate import Archive, related_links
 from briefing.similarity import Doc, SimilarityIndex, fold
 from briefing.summarise import count_words, split_sentences, summarise
 
@@ -302,6 +311,38 @@ def pairwise_scores(
     return precision, recall, f1
 
 
+def email_default(name: str) -> Any:
+    """Return the default of a briefing setting, as the email uses it."""
+    return BriefingConfig.model_fields[name].default
+
+
+def email_related(
+    articles: Sequence[Article], threshold: float, same_story: float, per_item: int
+) -> tuple[float, float, float]:
+    """Relate each BBC article to the rest as the email would; return links per article,
+    share of articles with a link, and share of links in the article's own section."""
+    at = datetime(2005, 1, 1, tzinfo=UTC)
+    stored = [
+        SelectedArticle(
+            id=number, section=a.section, title=a.headline, url=f"https://bbc.example/{a.id}",
+            dek=None, body_text=a.body, image_url=None, image_alt=None, image_credit=None,
+            published_at=at, first_seen_at=at,
+        )
+        for number, a in enumerate(articles)
+    ]  # fmt: skip
+    archive = Archive(stored)
+    found = [
+        related_links(
+            [article], archive, per_item=per_item, window=RELATED_WINDOW,
+            threshold=threshold, same_story=same_story,
+        )[article.id]
+        for article in stored
+    ]  # fmt: skip
+    links = [(article, link) for article, group in zip(stored, found, strict=True) for link in group]
+    same = [archive.by_id[link.article_id or 0].section == a.section for a, link in links]
+    return len(links) / len(stored), mean(bool(g) for g in found), mean(same)
+
+
 # --------------------------------------------------------------------------
 # Report
 
@@ -436,6 +477,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  fold of {len(stories)} articles took {fold_seconds * 1000:.0f} ms; {len(groups)} groups"
     )
+
+    fold_at = email_default("fold_threshold")
+    related_at = email_default("related_threshold")
+    per_item = email_default("related_links")
+    print(f"\nEmail defaults: fold_threshold {fold_at}, related_threshold {related_at},"
+          f" related_links {per_item}")  # fmt: skip
+    email_groups = fold([s.doc for s in stories], fold_at)
+    email_cluster = {doc_id: group[0] for group in email_groups for doc_id in group}
+    fp, fr, ff = pairwise_scores(gold, email_cluster, ids)
+    print(f"  AllSides folding at {fold_at}: P / R / F1 {fp:.4f} / {fr:.4f} / {ff:.4f};"
+          f" {len(email_groups)} groups")  # fmt: skip
+    print("  BBC related links (other stories only)   links/article  with a link  same section")
+    for threshold in sorted({0.05, related_at, 0.11}):
+        per, covered, same = email_related(articles, threshold, fold_at, per_item)
+        mark = "  <- default" if threshold == related_at else ""
+        print(f"    related_threshold {threshold:<5}            {per:13.2f} {covered:12.3f}"
+              f" {same:13.3f}{mark}")  # fmt: skip
     print(f"\nWrote {args.out}")
     return 0
 

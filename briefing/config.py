@@ -237,6 +237,33 @@ class BriefingConfig(StrictModel):
         default=60, ge=10, le=200, description="Word budget of each summary."
     )
     related_links: int = Field(default=2, ge=0, le=5, description="Related links under each item.")
+    related_window: Duration = Field(
+        default=timedelta(days=3),
+        description="Related links are stored articles published within this long of their "
+        "item (the quality benchmark's window).",
+    )
+    related_threshold: float = Field(
+        default=0.08,
+        ge=0.0,
+        lt=1.0,
+        description="Least similarity (briefing.similarity, 0 to 1) for a related link; below "
+        "it an item gets fewer links or none. Must be below fold_threshold.",
+    )
+    fold_threshold: float = Field(
+        default=0.15,
+        gt=0.0,
+        le=1.0,
+        description="Similarity at which articles count as the same story: candidates of one "
+        "edition are folded into one item with 'Also covered by' links, and no related link "
+        "is the same story as an item. 1 folds nothing.",
+    )
+    related_archive: int = Field(
+        default=2000,
+        ge=10,
+        le=20_000,
+        description="Most recent stored articles the similarity index holds; it is built once "
+        "per dispatch run (under a second per 1,000 long articles).",
+    )
     deadline: Duration = Field(
         default=timedelta(hours=4),
         description="After send time + deadline an unsent edition expires, never sent late.",
@@ -253,6 +280,15 @@ class BriefingConfig(StrictModel):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z0-9-]+", value):
             raise ValueError(f"expected a domain-like id such as daily.example.org, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> BriefingConfig:
+        if self.related_threshold >= self.fold_threshold:
+            raise ValueError(
+                f"related_threshold ({self.related_threshold}) must be below fold_threshold "
+                f"({self.fold_threshold}): a link that similar is the same story"
+            )
+        return self
 
 
 class DeliveryConfig(StrictModel):

@@ -8,8 +8,10 @@ sent late. ``force`` sends today's edition at once to every subscription that
 has none for its local today (the demo, and ops' run-now).
 
 Subscriptions due in one run with the same sections, previous cut, locale and
-issue date share one variant. Edition and delivery rows are inserted with the
-unique keys deciding races, so no edition is ever dispatched twice.
+issue date share one variant. Every variant of a run has the same cut time, so
+they share one related-link archive and its similarity index, read and built
+once per run. Edition and delivery rows are inserted with the unique keys
+deciding races, so no edition is ever dispatched twice.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from briefing.addresses import suppression_for
 from briefing.config import Config, frequency_includes, parse_send_time
+from briefing.relate import Archive
 from briefing.store import Database
 from briefing.store.queries import insert_ignore
 from briefing.store.schema import (
@@ -36,6 +39,7 @@ from briefing.store.schema import (
 )
 from briefing.tokens import Signer
 from briefing.variants import (
+    ArchiveKey,
     VariantSpec,
     build_variant,
     load_inputs,
@@ -235,6 +239,7 @@ def dispatch(
     """Put every due edition in the ledger, cutting the variants they need."""
     report = DispatchReport()
     cut_at = now
+    archives: dict[ArchiveKey, Archive] = {}
     names = [briefing] if briefing else list(config.briefings)
     for name in names:
         settings = config.briefing(name)
@@ -287,7 +292,7 @@ def dispatch(
         # Variants are built outside any transaction: rendering takes CPU, not locks.
         for spec, members in groups.items():
             with database.transaction() as session:
-                inputs = load_inputs(session, config, spec)
+                inputs = load_inputs(session, config, spec, archives)
             built = build_variant(config, spec, inputs)
             with database.transaction() as session:
                 variant_id = store_variant(session, built, now)

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import TfidfVectorizer
+
+# scikit-learn is imported where it is used: it takes about a second to load,
+# and every command imports this module, most of them without comparing text.
 
 __all__ = ["FOLD_THRESHOLD", "Doc", "SimilarityIndex", "build_index", "fold"]
 
@@ -67,6 +68,8 @@ def _models(docs: Sequence[Doc]) -> tuple[Any, Any]:
     A matrix is None when its vocabulary would be empty (texts of nothing but
     stop words, or no text at all).
     """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
     matrices: list[Any] = []
@@ -90,6 +93,9 @@ class SimilarityIndex:
                 raise ValueError(f"duplicate document id {doc.id!r}")
             self._position[doc.id] = index
         self._times = np.array([doc.at.timestamp() for doc in self.docs], dtype=np.float64)
+        # Score rows already computed, by position: the variants of one dispatch
+        # run fold and relate overlapping sets of the same recent articles.
+        self._rows: dict[int, NDArray[np.float64]] = {}
         # Each model with its row-major transpose, made once so that every
         # neighbours() call is one sparse product per model.
         self._models: list[tuple[float, Any, Any]] = []
@@ -103,7 +109,11 @@ class SimilarityIndex:
         """Return how many articles the index holds."""
         return len(self.docs)
 
-    def _scores(self, rows: slice | int) -> NDArray[np.float64]:
+    def __contains__(self, doc_id: object) -> bool:
+        """Tell whether the index holds an article with this id."""
+        return doc_id in self._position
+
+    def _scores(self, rows: slice | int | list[int]) -> NDArray[np.float64]:
         """Return the similarity of the given articles to every article in the index."""
         times = np.atleast_1d(self._times[rows])
         cosine = np.zeros((len(times), len(self.docs)))
@@ -113,6 +123,16 @@ class SimilarityIndex:
             cosine += (weight / total) * (matrix[rows] @ transposed).toarray()
         days = np.abs(times[:, None] - self._times[None, :]) / _SECONDS_PER_DAY
         return np.asarray(cosine * 0.5 ** (days / HALF_LIFE_DAYS), dtype=np.float64)
+
+    def _cached_rows(self, positions: list[int]) -> NDArray[np.float64]:
+        """Return the score rows of ``positions``, computing each row once per index."""
+        missing = [position for position in dict.fromkeys(positions) if position not in self._rows]
+        if missing:
+            for position, row in zip(missing, self._scores(missing), strict=True):
+                self._rows[position] = row
+        if not positions:
+            return np.zeros((0, len(self.docs)))
+        return np.stack([self._rows[position] for position in positions])
 
     def similarity(self, a_id: str, b_id: str) -> float:
         """Return how similar two articles are, from 0 (unrelated) to 1."""
@@ -126,15 +146,18 @@ class SimilarityIndex:
         window: timedelta,
         threshold: float,
         exclude: Collection[str] = (),
+        scores: NDArray[np.float64] | None = None,
     ) -> list[tuple[str, float]]:
         """Return up to ``k`` (id, score) pairs of the articles most like ``doc_id``.
 
         Only other articles whose time is within ``window`` of the target's and
         whose score is at least ``threshold`` count; ids in ``exclude`` are
-        skipped. Best first; equal scores keep index order.
+        skipped. Best first; equal scores keep index order. ``scores`` is the
+        target's row of :meth:`scores`, when the caller has it already.
         """
         target = self._position[doc_id]
-        scores = self._scores(target)[0]
+        if scores is None:
+            scores = self._cached_rows([target])[0]
         close = np.abs(self._times - self._times[target]) <= window.total_seconds()
         skipped = {self._position[i] for i in exclude if i in self._position}
         skipped.add(target)
@@ -146,11 +169,50 @@ class SimilarityIndex:
         candidates.sort(key=lambda index: (-scores[index], index))
         return [(self.docs[index].id, float(scores[index])) for index in candidates[:k]]
 
+    def scores(self, ids: Sequence[str]) -> NDArray[np.float64]:
+        """Return the similarity of each article in ``ids`` (rows) to every indexed one."""
+        if not ids:
+            return np.zeros((0, len(self.docs)))
+        return self._cached_rows([self._position[doc_id] for doc_id in ids])
+
     def matrix(self) -> NDArray[np.float64]:
         """Return the full pairwise similarity matrix, in index order."""
         if not self.docs:
             return np.zeros((0, 0))
         return self._scores(slice(None))
+
+    def groups(self, ids: Sequence[str], threshold: float | None = None) -> list[list[str]]:
+        """Group the articles ``ids`` (all in the index) by the story they cover.
+
+        Average-linkage clustering on this index's scores: two groups merge
+        while the mean similarity between their members exceeds ``threshold``
+        (default :data:`FOLD_THRESHOLD`); articles further apart than
+        :data:`FOLD_WINDOW` count as unrelated. Each group keeps the order of
+        ``ids`` and groups come in the order of their first member, so every
+        article is in exactly one group.
+        """
+        if len(ids) < 2:
+            return [[doc_id] for doc_id in ids]
+        from sklearn.cluster import AgglomerativeClustering
+
+        limit = FOLD_THRESHOLD if threshold is None else threshold
+        rows = [self._position[doc_id] for doc_id in ids]
+        scores = self._cached_rows(rows)[:, rows]
+        times = self._times[rows]
+        close = np.abs(times[:, None] - times[None, :]) <= FOLD_WINDOW.total_seconds()
+        similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
+        distance = np.clip(1.0 - similarity, 0.0, None)
+        np.fill_diagonal(distance, 0.0)
+        labels = AgglomerativeClustering(
+            n_clusters=None,
+            metric="precomputed",
+            linkage="average",
+            distance_threshold=1.0 - limit,
+        ).fit_predict(distance)
+        found: dict[int, list[str]] = {}
+        for label, doc_id in zip(labels.tolist(), ids, strict=True):
+            found.setdefault(label, []).append(doc_id)
+        return list(found.values())
 
 
 def build_index(docs: Sequence[Doc]) -> SimilarityIndex:
@@ -159,30 +221,7 @@ def build_index(docs: Sequence[Doc]) -> SimilarityIndex:
 
 
 def fold(docs: Sequence[Doc], threshold: float | None = None) -> list[list[str]]:
-    """Group articles that cover the same story.
-
-    Average-linkage clustering: two groups merge while the mean similarity
-    between their members exceeds ``threshold`` (default
-    :data:`FOLD_THRESHOLD`); articles further apart than :data:`FOLD_WINDOW`
-    count as unrelated. Each group keeps input order and groups come in the
-    order of their first member, so every article is in exactly one group.
-    """
+    """Group articles that cover the same story (see :meth:`SimilarityIndex.groups`)."""
     if len(docs) < 2:
         return [[doc.id] for doc in docs]
-    limit = FOLD_THRESHOLD if threshold is None else threshold
-    scores = SimilarityIndex(docs).matrix()
-    times = np.array([doc.at.timestamp() for doc in docs])
-    close = np.abs(times[:, None] - times[None, :]) <= FOLD_WINDOW.total_seconds()
-    similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
-    distance = np.clip(1.0 - similarity, 0.0, None)
-    np.fill_diagonal(distance, 0.0)
-    labels = AgglomerativeClustering(
-        n_clusters=None,
-        metric="precomputed",
-        linkage="average",
-        distance_threshold=1.0 - limit,
-    ).fit_predict(distance)
-    groups: dict[int, list[str]] = {}
-    for label, doc in zip(labels.tolist(), docs, strict=True):
-        groups.setdefault(label, []).append(doc.id)
-    return list(groups.values())
+    return SimilarityIndex(docs).groups([doc.id for doc in docs], threshold)

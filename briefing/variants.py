@@ -5,6 +5,12 @@ sections, window (previous cut), cut time, locale and issue date — and is
 shared by every subscription cut alike. Building it reads the store, then runs
 the pure stages; storing it is one short transaction that tolerates another
 process having stored the same key first.
+
+The related-link archive (``load_archive``) does not depend on the sections:
+every variant of one cut time shares it, and with it the similarity index,
+when the caller passes the same ``archives`` cache to ``load_inputs`` (dispatch
+does, once per run). The stages run fold -> select -> summarise and relate ->
+render -> compose; see ``briefing.relate`` for why folding comes first.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,7 +36,7 @@ from briefing.models import (
     SelectedArticle,
     Selection,
 )
-from briefing.relate import related_same_section
+from briefing.relate import Archive, Folding, fold_candidates, related_links
 from briefing.render import new_placeholders, render_digest
 from briefing.select import drop_lowest, select_articles, window_start
 from briefing.store.queries import insert_ignore
@@ -39,8 +45,10 @@ from briefing.summarise import summarise
 
 logger = logging.getLogger(__name__)
 
-RELATED_WINDOW = timedelta(days=3)
 CANDIDATE_SLACK = 10
+
+ArchiveKey = tuple[datetime, timedelta, int]
+"""What decides an archive's content: cut time, how far back it reaches, its cap."""
 
 
 @dataclass(frozen=True)
@@ -168,16 +176,38 @@ def load_candidates(
     }
 
 
-def load_archive(
-    session: Session, config: Config, spec: VariantSpec, per_section: int
-) -> dict[str, list[SelectedArticle]]:
-    """Load recent articles per section to draw related links from."""
-    return {
-        key: _articles_in(
-            session, config, key, spec.cut_at - RELATED_WINDOW, spec.cut_at, per_section
+def archive_key(config: Config, spec: VariantSpec) -> ArchiveKey:
+    """Return what decides the archive of a variant of ``spec``.
+
+    The archive reaches back over the briefing's related window or, when it is
+    longer, any section's lookback, so that every candidate is in it.
+    """
+    briefing = config.briefings[spec.briefing]
+    reach = max([briefing.related_window, *(s.lookback for s in config.sections.values())])
+    return (spec.cut_at, reach, briefing.related_archive)
+
+
+def load_archive(session: Session, config: Config, key: ArchiveKey) -> Archive:
+    """Load the newest articles of every section first seen in the archive's reach."""
+    cut_at, reach, limit = key
+    rows = session.execute(
+        select(Article, Source.key)
+        .outerjoin(Source, Source.id == Article.source_id)
+        .where(Article.first_seen_at > cut_at - reach, Article.first_seen_at <= cut_at)
+        .order_by(Article.first_seen_at.desc(), Article.id.desc())
+        .limit(limit)
+    ).all()
+    names = _source_names(config)
+    order = {section: position for position, section in enumerate(config.sections)}
+    articles = []
+    for article, source_key in rows:
+        # A link names one section: the article's first in the config's order.
+        sections = sorted(
+            (row.section for row in article.sections), key=lambda s: (order.get(s, len(order)), s)
         )
-        for key in spec.sections
-    }
+        section = sections[0] if sections else ""
+        articles.append(_as_selected(article, section, source_key, names))
+    return Archive(articles)
 
 
 def summary_of(article: SelectedArticle, words: int) -> str:
@@ -191,11 +221,21 @@ def make_digest(
     config: Config,
     spec: VariantSpec,
     selection: Selection,
-    archive: Mapping[str, Sequence[SelectedArticle]],
+    folding: Folding,
+    archive: Archive,
 ) -> Digest:
-    """Summarise and relate the selected articles into a digest."""
+    """Summarise the selected articles and give them their related and also-covered links."""
     briefing = config.briefings[spec.briefing]
-    related = related_same_section(selection.articles, archive, briefing.related_links)
+    by_id = {article.id: article for article in selection.articles}
+    related = related_links(
+        [by_id[article_id] for article_id in selection.ranking if article_id in by_id],
+        archive,
+        per_item=briefing.related_links,
+        window=briefing.related_window,
+        threshold=briefing.related_threshold,
+        same_story=briefing.fold_threshold,
+        exclude=folding.folded,
+    )
     sections = tuple(
         DigestSection(
             key=key,
@@ -205,6 +245,7 @@ def make_digest(
                     article=article,
                     summary=summary_of(article, briefing.summary_words),
                     related=related.get(article.id, ()),
+                    also_covered=folding.also_covered(article.id),
                 )
                 for article in selection.articles
                 if article.section == key
@@ -231,16 +272,25 @@ class VariantInputs:
     """What a variant is cut from: each section's candidates and the related-link archive."""
 
     candidates: Mapping[str, Sequence[SelectedArticle]]
-    archive: Mapping[str, Sequence[SelectedArticle]]
+    archive: Archive
 
 
-def load_inputs(session: Session, config: Config, spec: VariantSpec) -> VariantInputs:
-    """Read from the store everything a variant of ``spec`` is cut from."""
-    briefing = config.briefings[spec.briefing]
-    return VariantInputs(
-        candidates=load_candidates(session, config, spec),
-        archive=load_archive(session, config, spec, briefing.max_items * 2 + CANDIDATE_SLACK),
-    )
+def load_inputs(
+    session: Session,
+    config: Config,
+    spec: VariantSpec,
+    archives: MutableMapping[ArchiveKey, Archive] | None = None,
+) -> VariantInputs:
+    """Read from the store everything a variant of ``spec`` is cut from.
+
+    ``archives`` caches archives by :func:`archive_key`: pass one mapping for
+    every variant of a run so the archive is read and indexed once.
+    """
+    key = archive_key(config, spec)
+    cache: MutableMapping[ArchiveKey, Archive] = {} if archives is None else archives
+    if key not in cache:
+        cache[key] = load_archive(session, config, key)
+    return VariantInputs(candidates=load_candidates(session, config, spec), archive=cache[key])
 
 
 def build_variant(
@@ -251,10 +301,15 @@ def build_variant(
 ) -> BuiltVariant:
     """Build a variant's content, dropping the lowest items until the HTML fits."""
     briefing = config.briefings[spec.briefing]
-    archive = inputs.archive
+    archive = inputs.archive.covering(
+        article for articles in inputs.candidates.values() for article in articles
+    )
+    folding = fold_candidates(
+        inputs.candidates, spec.sections, archive.index, briefing.fold_threshold
+    )
     selection = select_articles(
         spec.briefing,
-        inputs.candidates,
+        folding.candidates,
         spec.sections,
         {key: config.sections[key].max_items for key in spec.sections},
         briefing.max_items,
@@ -264,7 +319,7 @@ def build_variant(
     placeholders = dict(placeholders or new_placeholders())
     templates = templates_folder(config)
     while True:
-        digest = make_digest(config, spec, selection, archive)
+        digest = make_digest(config, spec, selection, folding, archive)
         rendered = render_digest(
             digest,
             key=spec.briefing,

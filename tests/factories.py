@@ -98,34 +98,70 @@ def rss_feed(items: list[dict[str, str]], *, title: str = "Test Wire") -> str:
     )
 
 
+# Invented stories on unrelated subjects, so that no two of a project are
+# folded together as coverage of one story: (headline, first sentence).
+WORLD_STORIES = (
+    ("Port Elwyn approves harbour expansion", "The harbour authority voted for four deep-water berths."),
+    ("Snowstorm closes Valdoria mountain passes", "Heavy snow stranded lorries and cut power to villages."),
+    ("Norland election goes to a recount", "Ballots in three districts will be counted again by hand."),
+    ("Castellane museum reopens after fire", "Curators rehung two hundred paintings saved from the smoke."),
+    ("Ostmark rail workers begin strike", "Commuter trains stopped as drivers walked out over pay."),
+    ("Drought empties Serra valley reservoirs", "Farmers were told to stop irrigating their orchards."),
+)
+SPORT_STORIES = (
+    ("Harriers sign a new goalkeeper", "The club paid a record fee for the young keeper."),
+    ("Rowing crew sets a river course record", "The eight crossed the line in under seventeen minutes."),
+    ("Chess champion retains her title", "She won the final game with a bold knight sacrifice."),
+    ("Cyclists face a mountain stage", "Riders climb four passes before the summit finish."),
+)
+WIRE_STORIES = (
+    ("Copper price reaches a two-year high", "Mining shares rose as smelters reported shortages."),
+    ("Insurer reports record storm claims", "Payouts for flood damage doubled over the quarter."),
+    ("Brewery group buys a cider maker", "The deal adds orchards and a bottling plant in the west."),
+    ("Pension fund sells its coal holdings", "Trustees said the shares no longer met their rules."),
+    ("Airline orders forty regional jets", "Deliveries of the turboprop replacements begin next spring."),
+)
+
+
+def story(stories: tuple[tuple[str, str], ...], index: int) -> tuple[str, str]:
+    """Return the ``index``-th invented story, numbered once the list runs out."""
+    title, sentence = stories[index % len(stories)]
+    if index >= len(stories):
+        title = f"{title} ({index})"
+    return title, sentence
+
+
 def make_project(
     folder: Path, *, world: int = 3, sport: int = 2, wire: int = 3, **overrides: Any
 ) -> Config:
     """Write a config with ``world`` + ``sport`` Markdown articles and a ``wire``-item feed."""
     for index in range(world):
+        title, sentence = story(WORLD_STORIES, index)
         markdown_article(
             folder / "content" / "world",
             f"w{index}.md",
-            title=f"World story {index}",
+            title=title,
             url=f"https://news.example.org/world/{index}",
             published=(NOW - timedelta(hours=index + 1)).isoformat(),
-            body=f"World story {index} begins here. It continues with a detail. It ends with a quote.",
+            body=f"{sentence} It continues with a detail. It ends with a quote.",
         )
     for index in range(sport):
+        title, sentence = story(SPORT_STORIES, index)
         markdown_article(
             folder / "content" / "sport",
             f"s{index}.md",
-            title=f"Sport story {index}",
+            title=title,
             url=f"https://news.example.org/sport/{index}",
             published=(NOW - timedelta(hours=index + 2)).isoformat(),
+            body=f"{sentence} A second sentence with more detail.",
         )
     items = [
         {
-            "title": f"Wire story {index}",
+            "title": story(WIRE_STORIES, index)[0],
             "link": f"https://wire.example.net/{index}?utm_source=rss",
             "guid": f"wire-{index}",
             "pubDate": (NOW - timedelta(hours=index + 1)).strftime("%a, %d %b %Y %H:%M:%S +0000"),
-            "description": f"Wire story {index} happened today. Markets noticed it.",
+            "description": f"{story(WIRE_STORIES, index)[1]} Markets noticed it.",
         }
         for index in range(wire)
     ]

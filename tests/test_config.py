@@ -60,6 +60,16 @@ def test_unknown_section_in_briefing(tmp_path: Path) -> None:
     assert "briefings.daily.sections.3: unknown section 'weather'" in found
 
 
+def test_related_threshold_must_be_below_fold_threshold(tmp_path: Path) -> None:
+    data = config_dict()
+    data["briefings"]["daily"].update(related_threshold=0.3, fold_threshold=0.2)
+    (found,) = problems(tmp_path, data)
+    assert found.startswith("briefings.daily: related_threshold (0.3) must be below fold_threshold")
+    data["briefings"]["daily"].update(related_threshold=0.1, related_window="1w")
+    daily = load_config(write_config(tmp_path, data)).briefings["daily"]
+    assert (daily.related_threshold, daily.related_window) == (0.1, timedelta(weeks=1))
+
+
 def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("site:\n  name: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:

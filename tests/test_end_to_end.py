@@ -81,6 +81,16 @@ def test_samples_end_to_end(site: Path) -> None:
     assert "India Approves $1.1 Billion Russian Missile Deal" in page
     assert "Photo: Unsplash / Prakash rao" in page
     assert 'alt="An S-400 missile launcher on a parade ground"' in page
+    # The Meridian Post covers two of the stories: each is shown once, with the other outlet
+    # under "Also covered by", and related links point at other stories.
+    text = html_path.with_suffix(".txt").read_text()
+    assert text.count("Also covered by:") == 2
+    assert ("Also covered by:\n  - The Meridian Post: "
+            "https://meridianpost.example.com/world/india-s400-batteries-russia") in text  # fmt: skip
+    assert text.count("meridianpost.example.com/business/central-bank-holds-4-25") == 1
+    related = re.findall(r"^  - .+\n    (https://\S+)$", text, flags=re.MULTILINE)
+    read = set(re.findall(r"^Read: (https://\S+)$", text, flags=re.MULTILINE))
+    assert related and not read & set(related)
     eml = html_path.with_suffix(".eml").read_bytes()
     check_message(eml, "https://news.example.org/briefing")
     assert b"X-Briefing-Preview" in eml

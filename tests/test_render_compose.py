@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from briefing.compose import HTML_LIMIT, MessageTemplate, compose_variant, to_header
 from briefing.config import Config
 from briefing.models import Digest, DigestItem, DigestSection, Link
+from briefing.relate import Archive
 from briefing.render import new_placeholders, render_digest
 from briefing.tokens import TOKEN_LENGTH, Purpose, Signer
 from briefing.variants import VariantInputs, VariantSpec, build_variant
@@ -135,6 +136,8 @@ def test_html_part_stays_under_the_clip_size_by_dropping_lowest_items(tmp_path) 
                 "list_id": "big.example.org",
                 "sections": ["world"],
                 "max_items": 100,
+                # The hundred items are alike on purpose: this is about size, not folding.
+                "fold_threshold": 1.0,
             }
         },
     )
@@ -149,7 +152,7 @@ def test_html_part_stays_under_the_clip_size_by_dropping_lowest_items(tmp_path) 
     spec = VariantSpec("daily", ("world",), None, NOW, "en_GB", date(2026, 11, 26))
     big = config.model_copy(update={"sections": {"world": config.sections["world"].model_copy(
         update={"max_items": 100})}})  # fmt: skip
-    built = build_variant(big, spec, VariantInputs(candidates=candidates, archive={}))
+    built = build_variant(big, spec, VariantInputs(candidates=candidates, archive=Archive(())))
     assert built.composed.html_size < HTML_LIMIT
     assert 10 < len(built.selection.articles) < 100
     assert built.selection.dropped == 100 - len(built.selection.articles)

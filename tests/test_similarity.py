@@ -151,3 +151,23 @@ def test_articles_without_words_do_not_break_the_index() -> None:
     assert index.neighbours("blank", k=2, window=WINDOW, threshold=0.0) == [("stop", 0.0)]
     assert fold([blank, stop_words]) == [["blank"], ["stop"]]
     assert fold([make_doc("a", "", ""), make_doc("b", "", "")]) == [["a"], ["b"]]
+
+
+def test_groups_of_a_subset_use_the_whole_index() -> None:
+    index = SimilarityIndex([STORM, HARBOUR_A, HARBOUR_LATER, HARBOUR_B])
+    assert index.groups(["harbour-b", "storm", "harbour-a"]) == [
+        ["harbour-b", "harbour-a"],
+        ["storm"],
+    ]
+    assert index.groups(["storm"]) == [["storm"]]
+    assert "harbour-a" in index and "elsewhere" not in index
+
+
+def test_scores_match_the_matrix_however_often_they_are_asked_for() -> None:
+    docs = [HARBOUR_A, HARBOUR_B, STORM, HARBOUR_LATER]
+    fresh = SimilarityIndex(docs).matrix()
+    index = SimilarityIndex(docs)
+    assert index.scores(["storm"]) == pytest.approx(fresh[[2]])
+    twice = index.scores(["harbour-b", "storm", "harbour-b"])
+    assert twice == pytest.approx(fresh[[1, 2, 1]])
+    assert index.scores([]).shape == (0, 4)
