@@ -74,26 +74,25 @@ def control_of(database: Database, briefing: str) -> ControlState:
         return _state(row) if row is not None else ControlState(briefing)
 
 
-def pause(database: Database, briefing: str, now: datetime, by: str) -> ControlState:
-    """Pause a briefing; return its controls as they were before."""
+def _set_paused(database: Database, briefing: str, now: datetime, by: str | None) -> ControlState:
+    """Pause (``by`` names who) or resume (``by`` is None); return the controls as they were."""
     with database.transaction() as session:
         row = _row(session, briefing, now)
         before = _state(row)
-        if not row.paused:
-            row.paused, row.paused_at, row.paused_by = True, now, by
+        if row.paused != (by is not None):
+            row.paused, row.paused_at, row.paused_by = by is not None, now if by else None, by
             row.updated_at = now
         return before
+
+
+def pause(database: Database, briefing: str, now: datetime, by: str) -> ControlState:
+    """Pause a briefing; return its controls as they were before."""
+    return _set_paused(database, briefing, now, by)
 
 
 def resume(database: Database, briefing: str, now: datetime) -> ControlState:
     """Resume a briefing; return its controls as they were before."""
-    with database.transaction() as session:
-        row = _row(session, briefing, now)
-        before = _state(row)
-        if row.paused:
-            row.paused, row.paused_at, row.paused_by = False, None, None
-            row.updated_at = now
-        return before
+    return _set_paused(database, briefing, now, None)
 
 
 def request_run_now(database: Database, briefing: str, now: datetime) -> None:
