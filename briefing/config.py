@@ -295,7 +295,8 @@ class SchedulerConfig(StrictModel):
     )
     control_interval: Duration = Field(
         default=timedelta(seconds=5),
-        description="How often a running scheduler looks for `briefing run-now` requests.",
+        description="How often a running scheduler looks for `briefing run-now` requests "
+        "and checks that it still holds its lock.",
     )
 
     @field_validator("ingest_interval")

@@ -53,8 +53,6 @@ from briefing.tokens import Signer
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# How often the main thread checks that this process still holds the scheduler lock.
-LOCK_CHECK_SECONDS = 15.0
 # How soon the main thread notices SIGTERM or SIGINT.
 SIGNAL_POLL_SECONDS = 0.2
 
@@ -342,21 +340,22 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
 
     previous = {number: signal.signal(number, on_signal)
                 for number in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
-    service = Service(config, database, signer)
-    scheduler = service.scheduler(utc_now())
-    settings = config.scheduler
+    scheduler = None
     try:
+        scheduler = Service(config, database, signer).scheduler(utc_now())
         scheduler.start()
+        settings = config.scheduler
         logger.info(
             "serve started: %d briefing(s), ingest every %s, dispatch every %s; holding the %s",
             len(config.briefings), format_duration(settings.ingest_interval),
             format_duration(settings.dispatch_interval), lock.description,
         )  # fmt: skip
-        next_check = time.monotonic() + LOCK_CHECK_SECONDS
+        check_every = settings.control_interval.total_seconds()
+        next_check = time.monotonic() + check_every
         while not received:
             time.sleep(SIGNAL_POLL_SECONDS)
             if time.monotonic() >= next_check:
-                next_check = time.monotonic() + LOCK_CHECK_SECONDS
+                next_check = time.monotonic() + check_every
                 if not lock.held():
                     raise SchedulerError(
                         f"lost the {lock.description}; stopping so that two schedulers never "
@@ -366,7 +365,7 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
                     )
         logger.info("serve stopping on %s: letting the running job finish", received[0])
     finally:
-        if scheduler.running:
+        if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=True)
         lock.release()
         for number, handler in previous.items():

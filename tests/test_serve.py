@@ -179,6 +179,16 @@ def test_second_serve_refuses_and_the_lock_dies_with_the_first(
     assert third.stop() == 0
 
 
+def test_serve_stops_when_its_lock_file_is_deleted(tmp_path: Path, serves: list[Serve]) -> None:
+    config = make_project(tmp_path, scheduler=FAST)
+    serve = start(serves, config)
+    serve.wait_for(r"serve started")
+    (config.base_dir / "var" / "briefing.db.scheduler.lock").unlink()
+    # A new scheduler could now lock a new file: this one must not keep running beside it.
+    assert serve.process.wait(timeout=WAIT) == 1
+    assert "error: lost the file lock" in serve.text()
+
+
 def test_pause_resume_and_run_now_from_another_terminal(
     tmp_path: Path, serves: list[Serve]
 ) -> None:
