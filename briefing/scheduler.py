@@ -10,7 +10,8 @@ memory job store and static jobs, recreated at every start:
 - ``dispatch`` every ``scheduler.dispatch_interval`` (a minute), on the minute:
   every briefing's due editions go into the ledger, then the ledger is drained;
 - ``controls`` every ``scheduler.control_interval``: ``briefing run-now``
-  requests written by other processes.
+  requests written by other processes (the main thread checks the scheduler
+  lock as often, and stops the service if it was lost).
 
 Nothing lives in APScheduler's store: every state ops change (pause, resume,
 run-now) is a row in ``briefing_controls`` that each run reads, because 3.x
@@ -300,17 +301,16 @@ class Service:
         )
         # Whole minutes: a 07:00 subscriber is dispatched at 07:00:00, not 07:00:41.
         minute = now.replace(second=0, microsecond=0)
-        scheduler.add_job(self._guarded("start-up", self.start_up),
-                          DateTrigger(run_date=now, timezone=UTC), id="start-up")  # fmt: skip
-        scheduler.add_job(
-            self._guarded("ingest", self.ingest_sources),
-            _every(settings.ingest_interval, start=now + settings.ingest_interval),
-            id="ingest",
-        )
-        scheduler.add_job(self._guarded("dispatch", self.dispatch_due),
-                          _every(settings.dispatch_interval, start=minute), id="dispatch")  # fmt: skip
-        scheduler.add_job(self._guarded("controls", self.take_run_now_requests),
-                          _every(settings.control_interval, start=minute), id="controls")  # fmt: skip
+        jobs = [
+            ("start-up", self.start_up, DateTrigger(run_date=now, timezone=UTC)),
+            ("ingest", self.ingest_sources,
+             _every(settings.ingest_interval, start=now + settings.ingest_interval)),
+            ("dispatch", self.dispatch_due, _every(settings.dispatch_interval, start=minute)),
+            ("controls", self.take_run_now_requests,
+             _every(settings.control_interval, start=minute)),
+        ]  # fmt: skip
+        for name, run, trigger in jobs:
+            scheduler.add_job(self._guarded(name, run), trigger, id=name, name=name)
         return scheduler
 
     @staticmethod
