@@ -52,6 +52,17 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(f"expected a duration such as 90m, 24h or 2d, got {value!r}")
 
 
+def format_duration(value: timedelta) -> str:
+    """Write a duration the way config.yaml does: ``90m`` as ``1h 30m``, ``2d``, ``5s``."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return " ".join(parts) or "0s"
+
+
 def parse_send_time(value: Any) -> time:
     """Read a local wall-clock time written as ``HH:MM``."""
     if isinstance(value, time):
@@ -391,6 +402,40 @@ class IngestConfig(StrictModel):
         return value
 
 
+class SchedulerConfig(StrictModel):
+    """How ``briefing serve`` paces its jobs: ingest, dispatch and ops requests."""
+
+    ingest_interval: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How often every source is read (also once at start-up, before the "
+        "first dispatch).",
+    )
+    dispatch_interval: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How often due editions are dispatched and the ledger drained, on the "
+        "minute; at most 1m so nobody is sent late. Shorter only for tests and trials.",
+    )
+    control_interval: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How often a running scheduler looks for `briefing run-now` requests "
+        "and checks that it still holds its lock.",
+    )
+
+    @field_validator("ingest_interval")
+    @classmethod
+    def _ingest_bounds(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"expected at least 1s, got {value}")
+        return value
+
+    @field_validator("dispatch_interval", "control_interval")
+    @classmethod
+    def _tick_bounds(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(minutes=1):
+            raise ValueError(f"expected between 1s and 1m, got {value}")
+        return value
+
+
 class Config(StrictModel):
     """The whole ``config.yaml``."""
 
@@ -405,6 +450,9 @@ class Config(StrictModel):
     )
     ingest: IngestConfig = Field(
         default_factory=IngestConfig, description="Fetching feeds and flagging failing sources."
+    )
+    scheduler: SchedulerConfig = Field(
+        default_factory=SchedulerConfig, description="Pacing of `briefing serve`."
     )
     database_url: str | None = Field(
         default=None,

@@ -17,7 +17,7 @@ deciding races, so no edition is ever dispatched twice.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -130,11 +130,31 @@ class DispatchReport:
     variants: int = 0
     paused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # (briefing, issue date) -> delivery status -> editions; "variants" counts variants cut.
+    by_edition: dict[tuple[str, date], Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
 
     @property
     def dispatched(self) -> int:
         """Count editions put in the ledger."""
         return self.pending + self.skipped + self.suppressed + self.expired
+
+    def count(self, due: Due, status: str) -> None:
+        """Count one edition put in the ledger with ``status``."""
+        setattr(self, status, getattr(self, status) + 1)
+        self.by_edition[(due.briefing, due.issue_date)][status] += 1
+
+    def log(self, briefing: str) -> None:
+        """Log one line per edition date of ``briefing`` that got anything."""
+        for (name, issue_date), counts in sorted(self.by_edition.items()):
+            if name == briefing:
+                logger.info(
+                    "briefing %s, edition %s: dispatched %d pending, %d skipped, "
+                    "%d suppressed, %d expired in %d variant(s)",
+                    name, issue_date, counts["pending"], counts["skipped"],
+                    counts["suppressed"], counts["expired"], counts["variants"],
+                )  # fmt: skip
 
 
 def paused_briefings(session: Session) -> set[str]:
@@ -271,14 +291,14 @@ def dispatch(
                         reason=f"send time {due.scheduled_at:%Y-%m-%d %H:%M} UTC passed "
                         f"{int(late.total_seconds() // 60)} min ago, past the deadline",
                     ):  # fmt: skip
-                        report.expired += 1
+                        report.count(due, "expired")
                     continue
                 if (hit := suppression_for(session, email, name)) is not None:
                     if _insert_edition(
                         session, signer, config, due, variant_id=None, cut_at=None,
                         status="suppressed", reason=f"address suppressed ({hit.reason})", now=now,
                     ):  # fmt: skip
-                        report.suppressed += 1
+                        report.count(due, "suppressed")
                     continue
                 spec = VariantSpec(
                     briefing=name,
@@ -297,6 +317,7 @@ def dispatch(
             with database.transaction() as session:
                 variant_id = store_variant(session, built, now)
                 report.variants += 1
+                report.by_edition[(name, spec.issue_date)]["variants"] += 1
                 report.notes.extend(f"{name}: {note}" for note in built.notes)
                 skip = built.empty and settings.skip_if_empty
                 for due in members:
@@ -306,14 +327,6 @@ def dispatch(
                         reason="no new articles since the last edition" if skip else None,
                         now=now,
                     ):  # fmt: skip
-                        if skip:
-                            report.skipped += 1
-                        else:
-                            report.pending += 1
-        logger.info(
-            "briefing %s: dispatched %d pending, %d skipped, %d suppressed, %d expired "
-            "in %d variant(s)",
-            name, report.pending, report.skipped, report.suppressed, report.expired,
-            report.variants,
-        )  # fmt: skip
+                        report.count(due, "skipped" if skip else "pending")
+        report.log(name)
     return report

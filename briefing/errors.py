@@ -13,7 +13,9 @@ both and exits 1; the full traceback appears only with ``--debug``.
      ├── SubscriberRowError     one row of a subscriber list is invalid
      ├── RenderError            a template failed to render or MJML rejected it
      ├── TokenError             a link token is malformed, forged or inert
-     └── DeliveryError          a message could not be handed to the transport
+     ├── DeliveryError          a message could not be handed to the transport
+     └── SchedulerError         the scheduler or an ops command cannot act
+          └── SchedulerLockError  another `briefing serve` holds this database
 """
 
 from __future__ import annotations
@@ -108,3 +110,24 @@ class DeliveryError(BriefingError):
         self.recipient = recipient
         self.reason = reason
         super().__init__(f"{recipient}: {reason}")
+
+
+class SchedulerError(BriefingError):
+    """Report a scheduler that cannot run or an ops command that cannot act."""
+
+
+class SchedulerLockError(SchedulerError):
+    """Report that another ``briefing serve`` already schedules this database."""
+
+    hint = (
+        "Only one `briefing serve` may run per database. Stop the other one "
+        "(e.g. `systemctl stop briefing`) or point this one at another database."
+    )
+
+    def __init__(self, database: str, holder: str) -> None:
+        self.database = database
+        self.holder = holder
+        super().__init__(
+            f"another `briefing serve` is already running on {database} ({holder}); "
+            "refusing to start a second scheduler"
+        )

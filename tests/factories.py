@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import yaml
 
 from briefing.config import Config, load_config
 from briefing.models import ArticleDraft, SelectedArticle
+from briefing.store import Database
+from briefing.subscribers import import_subscribers
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 KEY = b"test-signing-key"
@@ -201,3 +204,14 @@ def make_selected(id: int, section: str = "world", **overrides: Any) -> Selected
     }
     values.update(overrides)
     return SelectedArticle(**values)
+
+
+SUBSCRIBER_COLUMNS = "email,name,briefing,sections,timezone,send_time,frequency"
+
+
+def subscribe(config: Config, database: Database, rows: list[str], now: datetime) -> None:
+    """Import subscriber CSV rows (without the header) as if imported at ``now``."""
+    path = config.base_dir / f"subscribers-{uuid.uuid4().hex[:8]}.csv"
+    path.write_text("\n".join([SUBSCRIBER_COLUMNS, *rows]) + "\n", encoding="utf-8")
+    report = import_subscribers(config, database, path, now)
+    assert not report.errors, report.errors

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 
 from briefing.errors import StoreError
 from briefing.ingest import ingest
@@ -18,10 +15,6 @@ from briefing.store import Database, open_database
 from briefing.store.articles import upsert_article
 from briefing.store.schema import Article
 from tests.factories import NOW, make_draft, make_project
-
-POSTGRES_ADMIN = os.environ.get(
-    "BRIEFING_TEST_POSTGRES", "postgresql+psycopg://postgres@localhost/postgres"
-)
 
 
 def test_sqlite_is_created_in_wal_with_every_table(tmp_path: Path) -> None:
@@ -65,21 +58,6 @@ def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> None:
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open the database postgresql"):
         open_database("postgresql+psycopg://nobody@127.0.0.1:1/none")
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    try:
-        admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            name = f"briefing_test_{uuid.uuid4().hex[:8]}"
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # any failure to reach the server means: no PostgreSQL here
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {exc.__class__.__name__}")
-    yield POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_postgresql_runs_the_same_pipeline(postgres_url: str, tmp_path: Path) -> None:

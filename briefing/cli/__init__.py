@@ -42,13 +42,23 @@ def _register() -> None:
     from briefing.cli import (
         config_cmd,
         content_cmd,
+        schedule_cmd,
         send_cmd,
         sources_cmd,
         subscribers_cmd,
         web_cmd,
     )
 
-    for module in (config_cmd, content_cmd, send_cmd, sources_cmd, subscribers_cmd, web_cmd):
+    modules = (
+        config_cmd,
+        content_cmd,
+        send_cmd,
+        sources_cmd,
+        subscribers_cmd,
+        web_cmd,
+        schedule_cmd,
+    )
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 
