@@ -135,10 +135,14 @@ def test_past_the_deadline_nothing_goes(
 
 def test_live_claims_are_not_taken_and_lapsed_ones_are(dispatched: tuple[Config, Database]) -> None:
     _, database = dispatched
+    lease = timedelta(minutes=10)
     with database.transaction() as session:
-        mine = claim(session, "run-a", AT, 2)
+        mine = claim(session, "run-a", AT, 2, lease=lease)
     assert len(mine) == 2
     with database.transaction() as session:
-        assert claim(session, "run-b", AT + timedelta(minutes=1), 10) == [max(mine) + 1]
+        assert claim(session, "run-b", AT + timedelta(minutes=1), 10, lease=lease) == [
+            max(mine) + 1
+        ]
     with database.transaction() as session:
-        assert sorted(claim(session, "run-c", AT + timedelta(minutes=11), 10)) == sorted(mine)
+        later = AT + timedelta(minutes=11)
+        assert sorted(claim(session, "run-c", later, 10, lease=lease)) == sorted(mine)
