@@ -39,9 +39,9 @@ def cli(context: click.Context, config_path: str, debug: bool, verbose: bool) ->
 
 def _register() -> None:
     # Imported here so each module can import `cli` without a cycle.
-    from briefing.cli import config_cmd, content_cmd, send_cmd, subscribers_cmd
+    from briefing.cli import config_cmd, content_cmd, delivery_cmd, send_cmd, subscribers_cmd
 
-    for module in (config_cmd, content_cmd, send_cmd, subscribers_cmd):
+    for module in (config_cmd, content_cmd, send_cmd, subscribers_cmd, delivery_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -141,6 +141,19 @@ def claim(
     )
 
 
+def count_due(session: Session, now: datetime, briefing: str | None = None) -> int:
+    """Count the deliveries a run starting now would take on (for the progress bar)."""
+    query = (
+        select(func.count())
+        .select_from(Delivery)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(_due(now))
+    )
+    if briefing:
+        query = query.where(Edition.briefing == briefing)
+    return int(session.scalar(query) or 0)
+
+
 def due_ids(
     session: Session, now: datetime, after: int, limit: int, briefing: str | None = None
 ) -> list[int]:
