@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -138,7 +139,9 @@ class Server:
     handler: Handler
 
 
-def _refuse(server: SMTP, session: Session, mechanism: str, data: Any) -> AuthResult:
+def _refuse(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+) -> AuthResult:
     return AuthResult(success=False, handled=False)
 
 
@@ -171,11 +174,15 @@ def smtp_server(
     def factory() -> SMTP:
         handler.connections += 1
         authenticator = _refuse if refuse_auth else _accept(*auth) if auth else None
-        return SMTP(
-            handler, hostname="test.smtp", tls_context=starttls, require_starttls=bool(starttls),
-            authenticator=authenticator, auth_require_tls=False,
-            auth_required=bool(auth or refuse_auth), loop=loop, data_size_limit=None,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            # AUTH without TLS is what these tests want, on the loopback interface.
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(
+                handler, hostname="test.smtp", tls_context=starttls,
+                require_starttls=bool(starttls), authenticator=authenticator,
+                auth_require_tls=False, auth_required=bool(auth or refuse_auth), loop=loop,
+                data_size_limit=None,
+            )  # fmt: skip
 
     def run() -> None:
         asyncio.set_event_loop(loop)

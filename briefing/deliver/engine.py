@@ -459,7 +459,12 @@ class _Run:
                 message = self.dkim.sign(message)
         except (BriefingError, ValueError, UnicodeError) as exc:
             # Bad data for this one recipient (a name or address the header cannot hold).
-            result = TransportResult("failed", reply=f"cannot build the message: {exc}",
+            reason = str(exc)
+            if isinstance(exc, UnicodeEncodeError):
+                reason = (f"{exc.object[exc.start:exc.end]!r} cannot be written in the "
+                          "message's ASCII headers (an internationalised mailbox name needs "
+                          "SMTPUTF8)")  # fmt: skip
+            result = TransportResult("failed", reply=f"cannot build the message: {reason}",
                                      stage="compose")  # fmt: skip
             return _Done(job, started, self.clock(), result=result)
         try:
