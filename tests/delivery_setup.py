@@ -82,7 +82,7 @@ def statuses(database: Database) -> dict[str, str]:
             .join(Edition, Edition.subscriber_id == Subscriber.id)
             .join(Delivery, Delivery.edition_id == Edition.id)
         ).all()
-    return {email: status for email, status in rows}
+    return dict(rows)
 
 
 def status_counts(database: Database) -> Counter[str]:

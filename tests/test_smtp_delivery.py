@@ -276,7 +276,7 @@ def test_redirect_sends_everything_to_one_address_and_leaves_the_ledger_alone(
         assert all(d.attempts == 0 and d.owner is None for d in session.scalars(select(Delivery)))
     intended = set()
     for m in received:
-        message, text, _html = check_message(m.data, config.site.base_url)
+        message, _text, _html = check_message(m.data, config.site.base_url)
         intended.add(str(message["X-Briefing-Intended-Recipient"]))
         assert m.message_id not in ledger_ids
         assert str(message["To"]) == "editor@news.example.org"
