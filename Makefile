@@ -9,7 +9,7 @@ BRIEFING := $(BIN)/briefing --config config.yaml
 # read BRIEFING_SECRET_KEY from the environment.
 DEMO_KEY := demo-only-signing-key-not-secret-do-not-use-in-production
 
-.PHONY: demo test lint install install-test bench clean
+.PHONY: demo test lint install install-test bench bench-send clean
 
 $(BIN)/briefing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ lint: $(VENV)/.lint-installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/render_compose.py
+
+# Fetches Postfix's smtp-sink/smtp-source into benchmarks/.cache (apt-get download + dpkg -x).
+bench-send: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/send_throughput.py
 
 clean:
 	rm -rf var .pytest_cache

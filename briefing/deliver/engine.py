@@ -44,6 +44,7 @@ from briefing.config import Config
 from briefing.deliver import ledger
 from briefing.deliver.dkim import DkimSigner
 from briefing.deliver.ledger import Outcome, Outgoing, Settlement, new_owner
+from briefing.deliver.smtp import to_wire, wire_template
 from briefing.deliver.transports import Transport, TransportResult
 from briefing.errors import BriefingError, SessionError
 from briefing.render import personal_link
@@ -262,6 +263,8 @@ class _Run:
         self.work: queue.Queue[_Job | None] = queue.Queue()
         self.results: queue.Queue[_Done] = queue.Queue()
         self.templates: dict[int, MessageTemplate] = {}
+        # Already in SMTP DATA form: used when nothing (DKIM) must see the message first.
+        self.wire_templates: dict[int, MessageTemplate] = {}
         self.outstanding: dict[int, _Job] = {}  # claimed by us, not settled
         self.retries: list[tuple[float, int, _Job]] = []  # (monotonic due, id, job)
         self.cancelled: set[int] = set()
@@ -354,9 +357,10 @@ class _Run:
             for variant_id in {o.variant_id for o in outgoing} - self.templates.keys():
                 variant = session.get(Variant, variant_id)
                 assert variant is not None
-                self.templates[variant_id] = MessageTemplate.from_bytes(
-                    variant.message, variant.placeholders
-                )
+                template = MessageTemplate.from_bytes(variant.message, variant.placeholders)
+                self.templates[variant_id] = template
+                if self.transport.wire_form:
+                    self.wire_templates[variant_id] = wire_template(template)
         for settlement in settled:
             self._count_settlement(settlement)
         for item in outgoing:
@@ -447,7 +451,9 @@ class _Run:
         if outgoing.delivery_id in self.cancelled or self.stopping:
             return _Done(job, started, started, skipped=True)
         try:
-            template = self.templates[outgoing.variant_id]
+            signing = self.dkim is not None
+            ready = self.transport.wire_form and not signing
+            template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
             if self.redirect_to:
                 message = redirected_message(self.config, self.signer, template, outgoing,
                                              started, self.redirect_to)  # fmt: skip
@@ -457,6 +463,8 @@ class _Run:
                 recipient = outgoing.recipient
             if self.dkim is not None:
                 message = self.dkim.sign(message)
+            if self.transport.wire_form and not ready:
+                message = to_wire(message)
         except (BriefingError, ValueError, UnicodeError) as exc:
             # Bad data for this one recipient (a name or address the header cannot hold).
             reason = str(exc)

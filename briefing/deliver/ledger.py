@@ -278,16 +278,43 @@ class Outcome:
     next_attempt_at: datetime | None = None
 
 
+_C = _DELIVERIES.c
+# Built once: a statement rebuilt per batch costs more than the batch's SQL.
+_RECORD = (
+    update(_DELIVERIES)
+    .where(_C.id == bindparam("b_id"), _C.owner == bindparam("b_owner"))
+    .values(
+        status=bindparam("b_status", type_=_C.status.type),
+        reason=bindparam("b_reason", type_=_C.reason.type),
+        attempts=_C.attempts + 1,
+        last_code=bindparam("b_code", type_=_C.last_code.type),
+        last_reply=bindparam("b_reply", type_=_C.last_reply.type),
+        sent_at=bindparam("b_sent_at", type_=_C.sent_at.type),
+        next_attempt_at=bindparam("b_next", type_=_C.next_attempt_at.type),
+        owner=bindparam("b_new_owner", type_=_C.owner.type),
+        lease_until=bindparam("b_lease", type_=_C.lease_until.type),
+        updated_at=bindparam("b_now", type_=_C.updated_at.type),
+    )
+)
+# A message the relay took is recorded sent even if cancelled meanwhile (the truth);
+# any other outcome only while the row is still this run's claim.
+_RECORD_SENT = _RECORD
+_RECORD_OTHER = _RECORD.where(_C.status == "sending")
+_INSERT_ATTEMPT = _ATTEMPTS.insert()
+
+
 def write_outcomes(
     session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime, lease: timedelta
 ) -> None:
     """Record a batch of attempts and the deliveries' new states in this transaction."""
     sent: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
+    lease_until = now + lease
     for outcome in outcomes:
         keep = outcome.status == "sending"
         row = {
             "b_id": outcome.delivery_id,
+            "b_owner": owner,
             "b_status": outcome.status,
             "b_reason": None if outcome.status in ("sent", "sending") else outcome.reply,
             "b_code": outcome.code,
@@ -295,31 +322,17 @@ def write_outcomes(
             "b_sent_at": outcome.finished if outcome.status == "sent" else None,
             "b_next": outcome.next_attempt_at,
             "b_new_owner": owner if keep else None,
-            "b_lease": now + lease if keep else None,
+            "b_lease": lease_until if keep else None,
+            "b_now": now,
         }
         (sent if outcome.status == "sent" else others).append(row)
-    table = _DELIVERIES.c
-    values = {
-        "status": bindparam("b_status", type_=table.status.type),
-        "reason": bindparam("b_reason", type_=table.reason.type),
-        "attempts": table.attempts + 1,
-        "last_code": bindparam("b_code", type_=table.last_code.type),
-        "last_reply": bindparam("b_reply", type_=table.last_reply.type),
-        "sent_at": bindparam("b_sent_at", type_=table.sent_at.type),
-        "next_attempt_at": bindparam("b_next", type_=table.next_attempt_at.type),
-        "owner": bindparam("b_new_owner", type_=table.owner.type),
-        "lease_until": bindparam("b_lease", type_=table.lease_until.type),
-        "updated_at": now,
-    }
     connection = session.connection()
-    base = update(_DELIVERIES).where(table.id == bindparam("b_id"), table.owner == owner)
     if sent:
-        # A message the relay took is recorded sent even if cancelled meanwhile: the truth.
-        connection.execute(base.values(**values), sent)
+        connection.execute(_RECORD_SENT, sent)
     if others:
-        connection.execute(base.where(table.status == "sending").values(**values), others)
+        connection.execute(_RECORD_OTHER, others)
     connection.execute(
-        _ATTEMPTS.insert(),
+        _INSERT_ATTEMPT,
         [
             {"delivery_id": o.delivery_id, "owner": owner, "started_at": o.started,
              "finished_at": o.finished, "outcome": o.attempt, "stage": o.stage, "code": o.code,

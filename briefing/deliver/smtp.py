@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from briefing.compose import ascii_address
+from briefing.compose import MessageTemplate, ascii_address
 from briefing.config import SmtpConfig
 from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.replies import Classified, Reply, Stage, classify
@@ -41,26 +41,39 @@ from briefing.errors import SessionError
 
 logger = logging.getLogger(__name__)
 
-_DOT = re.compile(rb"(?m)^\.")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _BAD_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
 MAX_RECONNECT_WAIT = 30.0
 
 
-def data_payload(message: bytes) -> bytes:
-    """Return the message ready to follow DATA: CRLF line ends, dot-stuffed, ending ``.``.
+def to_wire(message: bytes) -> bytes:
+    """Return a message in SMTP DATA form: CRLF line ends, dot-stuffed, ending in CRLF.
 
-    Composed messages already end lines with CRLF and rarely start one with a
-    dot, so the cheap counts below usually spare the regular expressions.
+    The final ``.`` line is not included; :meth:`SmtpTransport.send` adds it.
     """
     crlf = message.count(b"\r\n")
     if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
         message = _LINE_ENDS.sub(b"\r\n", message)
-    if message.startswith(b".") or b"\n." in message:
-        message = _DOT.sub(b"..", message)
+    if message.startswith(b"."):
+        message = b"." + message
+    if b"\n." in message:
+        message = message.replace(b"\n.", b"\n..")
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    return message + b".\r\n"
+    return message
+
+
+def wire_template(template: MessageTemplate) -> MessageTemplate:
+    """Return a variant's template already in DATA form, so no message is scanned per recipient.
+
+    Dot-stuffing the template equals dot-stuffing each personalised message:
+    the personal parts (tokens of URL-safe base64, headers starting with a
+    name) never put a dot at the start of a line, and never add or remove a
+    line break. Composed templates already end their lines with CRLF.
+    """
+    return MessageTemplate(
+        head=to_wire(template.head), body=to_wire(template.body), placeholders=template.placeholders
+    )
 
 
 def envelope_problem(address: str, smtputf8: bool) -> str | None:
@@ -232,7 +245,7 @@ class SmtpConnection:
         return Reply(code, _text(text))
 
     def transact(self, sender: str, recipient: str, payload: bytes) -> _Answer:
-        """Run one MAIL / RCPT / DATA transaction; ``payload`` comes from :func:`data_payload`."""
+        """Run one MAIL / RCPT / DATA transaction; ``payload`` is the message in DATA form + ``.``."""
         self.used += 1
         utf8 = b" SMTPUTF8" if self.smtputf8 and not (sender + recipient).isascii() else b""
         mail = b"MAIL FROM:<" + sender.encode() + b">" + utf8 + b"\r\n"
@@ -314,6 +327,7 @@ class SmtpTransport:
     """A pool of up to ``pool_size`` SMTP connections shared by the engine's workers."""
 
     name = "smtp"
+    wire_form = True  # send() takes messages dot-stuffed with CRLF line ends (to_wire)
 
     def __init__(
         self,
@@ -343,7 +357,7 @@ class SmtpTransport:
         self.opened = 0
 
     def send(self, sender: str, recipient: str, message: bytes) -> TransportResult:
-        """Send one message to one recipient over a pooled connection."""
+        """Send one message, in DATA form (:func:`to_wire`), to one recipient over the pool."""
         self.limiter.acquire()
         connection = self._checkout()
         recipient = ascii_address(recipient)
@@ -354,7 +368,7 @@ class SmtpTransport:
             return TransportResult("failed", reply=problem, stage="rcpt")
         connection.limiter.acquire()
         try:
-            answer = connection.transact(sender, recipient, data_payload(message))
+            answer = connection.transact(sender, recipient, message + b".\r\n")
         except _Dropped as dropped:
             connection.abandon()
             self._dropped()

@@ -6,6 +6,8 @@ recipient the far end refused, so the engine can record it and go on; it
 raises :class:`~briefing.errors.SessionError` only when no message could get
 through (the relay refused the session). ``connections`` tells the engine how
 many sends may run at once; ``send`` is safe to call from that many threads.
+``wire_form`` says the transport takes messages already in SMTP DATA form
+(CRLF, dot-stuffed), which the engine prepares once per variant.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Transport(Protocol):
 
     name: str
     connections: int
+    wire_form: bool
 
     def send(self, sender: str, recipient: str, message: bytes) -> TransportResult:
         """Hand over ``message`` for ``recipient``; report the outcome."""
@@ -53,6 +56,7 @@ class OutboxTransport:
 
     name = "outbox"
     connections = 1  # one writer: Maildir adds are atomic but the engine needs no more
+    wire_form = False  # files hold the message as composed
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
