@@ -303,7 +303,9 @@ def test_cancel_stops_a_live_run_at_its_next_heartbeat(tmp_path: Path) -> None:
             cancelled = cancel(session, parse_target("daily:2026-11-26", config), AT, "story pulled")
         thread.join(30)
     counts = status_counts(database)
-    assert 0 < cancelled < 40
+    # The message on the wire when the cancel landed may have been open too: it still
+    # ends up sent, because the relay took it.
+    assert cancelled >= 39
     assert counts["sent"] == len(server.handler.received) < 40
     assert counts["sent"] + counts["cancelled"] == 40
     report = outcome["report"]
