@@ -58,7 +58,8 @@ def subscribe(config: Config, database: Database, addresses: list[str]) -> None:
                    for i, address in enumerate(addresses))  # fmt: skip
     path.write_text("email,name,briefing,sections,timezone,send_time,frequency\n" + rows,
                     encoding="utf-8")  # fmt: skip
-    import_subscribers(config, database, path, datetime(2026, 11, 25, tzinfo=UTC))
+    # Subscribed just before the send time: one edition each (no missed, expired one).
+    import_subscribers(config, database, path, AT - timedelta(minutes=10))
 
 
 def smtp_project(
