@@ -174,9 +174,6 @@ def test_a_dead_runs_claims_are_taken_over_at_once_a_live_ones_never(tmp_path: P
 
 
 def test_postgresql_claims_skip_locked_rows(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
-    with smtp_server() as server:
-        config, sqlite_db = smtp_project(tmp_path / "s", server, count=1)
-    sqlite_db.dispose()
     from briefing.dispatch import dispatch
     from briefing.ingest import ingest
     from tests.delivery_setup import subscribe
