@@ -294,7 +294,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--pool", type=int, default=8, help="SMTP connections (and smtp-source sessions)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--items", type=int, default=20, help="items per digest")
+    parser.add_argument("--items", type=int, default=14, help="items per digest (14: ~72 KB messages)")
     parser.add_argument("--dkim-subscribers", type=int, default=5_000,
                         help="messages in each DKIM-signed round")  # fmt: skip
     args = parser.parse_args()

@@ -16,9 +16,10 @@ from briefing.deliver.engine import claim
 from briefing.dispatch import dispatch
 from briefing.ingest import ingest
 from briefing.store import Database
-from briefing.store.schema import Delivery, Edition, Subscriber, Subscription
+from briefing.store.schema import Delivery, Subscriber, Subscription
 from briefing.subscribers import import_subscribers
 from briefing.tokens import Purpose, Signer
+from tests.delivery_setup import statuses
 from tests.factories import NOW
 from tests.message_checks import check_message
 
@@ -43,16 +44,6 @@ def dispatched(project: Config, database: Database, signer: Signer) -> tuple[Con
 def outbox(config: Config) -> list[bytes]:
     box = mailbox.Maildir(str(config.outbox_path), create=True)
     return [box.get_bytes(key) for key in sorted(box.keys())]
-
-
-def statuses(database: Database) -> dict[str, str]:
-    with database.transaction() as session:
-        rows = session.execute(
-            select(Subscriber.email, Delivery.status)
-            .join(Edition, Edition.subscriber_id == Subscriber.id)
-            .join(Delivery, Delivery.edition_id == Edition.id)
-        ).all()
-        return dict(rows)
 
 
 def test_deliver_writes_each_message_once(

@@ -317,6 +317,8 @@ class _Run:
                 if not self.active and self.retries:
                     time.sleep(min(0.05, max(0.0, self.retries[0][0] - time.monotonic())))
         finally:
+            # On an error too: workers skip (and hand back) whatever is still queued.
+            self.stopping = True
             for _ in workers:
                 self.work.put(None)
             self._drain_until_idle(workers)
