@@ -11,7 +11,7 @@ DEMO_KEY := demo-only-signing-key-not-secret-do-not-use-in-production
 # Development data for `make quality` and `make bench`, beside the repository.
 DATA ?= ../shared/data
 
-.PHONY: demo web test lint install install-test bench quality clean
+.PHONY: demo web test lint install install-test bench bench-send quality clean
 
 $(BIN)/briefing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ quality:
 	@$(MAKE) --no-print-directory $(VENV)/.bench-installed
 	@mkdir -p var
 	$(BIN)/python benchmarks/quality.py --data $(DATA) --out var/quality.jsonl
+
+# Fetches Postfix's smtp-sink/smtp-source into benchmarks/.cache (apt-get download + dpkg -x).
+bench-send: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/send_throughput.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -33,6 +33,8 @@ from briefing.errors import ConfigError, SecretError
 
 SECRET_KEY_ENV = "BRIEFING_SECRET_KEY"
 PREVIOUS_SECRET_KEY_ENV = "BRIEFING_SECRET_KEY_PREVIOUS"
+SMTP_PASSWORD_ENV = "BRIEFING_SMTP_PASSWORD"
+DKIM_KEY_ENV = "BRIEFING_DKIM_KEY_FILE"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -302,11 +304,111 @@ class BriefingConfig(StrictModel):
         return self
 
 
+class SmtpConfig(StrictModel):
+    """The relay the SMTP transport talks to, and how (the password comes from the environment)."""
+
+    host: str = Field(description="Relay host name or address.")
+    port: int = Field(
+        default=587, ge=1, le=65535, description="Relay port (587 submission, 465 implicit TLS)."
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls: upgrade after EHLO (refuse a relay that does not offer it); "
+        "tls: implicit TLS from the first byte; none: plain text (a relay on this machine only).",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed a local relay's certificate; certificates "
+        "are always checked, against the system's CAs when this is unset.",
+    )
+    username: str | None = Field(
+        default=None,
+        description=f"AUTH user name; its password is read from {SMTP_PASSWORD_ENV}.",
+    )
+    helo_name: str | None = Field(
+        default=None, description="Name sent with EHLO; defaults to this machine's FQDN."
+    )
+    envelope_sender: str | None = Field(
+        default=None,
+        description="Envelope sender (MAIL FROM), default site.from_address. May contain "
+        "{briefing} and {recipient}; {recipient} is the VERP form local=domain, e.g. "
+        "bounces+{briefing}-{recipient}@news.example.org.",
+    )
+    pool_size: int = Field(default=4, ge=1, le=64, description="Connections open at once.")
+    messages_per_connection: int = Field(
+        default=100, ge=1, le=100_000, description="Messages sent over one connection before it "
+        "is replaced by a fresh one.",
+    )
+    connect_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the connection and the greeting."
+    )
+    command_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds to wait for the reply to one command."
+    )
+    data_timeout: float = Field(
+        default=300.0, gt=0,
+        description="Seconds to wait while sending the message and for the reply to its final dot.",
+    )
+    connect_attempts: int = Field(
+        default=3, ge=1, le=20,
+        description="Tries at opening a connection (with backoff) before the run stops.",
+    )
+    reconnect_backoff: float = Field(
+        default=1.0, ge=0, description="Seconds before reconnecting after a 421 or a dropped "
+        "connection; doubled for each failure in a row, with jitter.",
+    )
+
+    @field_validator("envelope_sender")
+    @classmethod
+    def _envelope(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            sample = value.format(briefing="daily", recipient="reader=example.org")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"expected an address with optional {{briefing}} and {{recipient}}, got {value!r}"
+            ) from exc
+        check_email(sample)
+        return value
+
+
+class DkimConfig(StrictModel):
+    """DKIM signing; the private key's path comes from the environment."""
+
+    selector: str = Field(description="Selector: the key is published at <selector>._domainkey.")
+    domain: str | None = Field(
+        default=None, description="Signing domain (d=); defaults to site.from_address's domain."
+    )
+
+
+class RetryConfig(StrictModel):
+    """Retries of temporary failures (4xx, timeouts, dropped connections)."""
+
+    attempts_per_run: int = Field(
+        default=3, ge=1, le=20,
+        description="Tries of one delivery within a run before it is left deferred.",
+    )
+    backoff: float = Field(
+        default=5.0, ge=0, description="Seconds before the first retry within a run; doubled for "
+        "each further try, with jitter.",
+    )
+    max_backoff: float = Field(
+        default=120.0, ge=0, description="Longest wait between two tries within a run, in seconds."
+    )
+    later: Duration = Field(
+        default=timedelta(minutes=10),
+        description="When a delivery still deferred at the end of a run is tried again by a "
+        "later run (never past the briefing's deadline, after which it expires).",
+    )
+
+
 class DeliveryConfig(StrictModel):
     """How composed messages leave: the Maildir outbox (default) or SMTP."""
 
-    transport: Literal["outbox"] = Field(
-        default="outbox", description="outbox: write a Maildir under `outbox`."
+    transport: Literal["outbox", "smtp"] = Field(
+        default="outbox",
+        description="outbox: write a Maildir under `outbox`; smtp: send through `smtp`.",
     )
     outbox: Path = Field(
         default=Path("var/outbox"), description="Maildir folder for the outbox transport."
@@ -314,6 +416,56 @@ class DeliveryConfig(StrictModel):
     batch_size: int = Field(
         default=200, ge=1, le=10_000, description="Deliveries claimed from the ledger at once."
     )
+    smtp: SmtpConfig | None = Field(
+        default=None, description="The relay; required when transport is smtp."
+    )
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="Most messages per second over all connections "
+        "(unset: as fast as the relay takes them).",
+    )
+    connection_rate_limit: float | None = Field(
+        default=None, gt=0, description="Most messages per second over one connection."
+    )
+    slow_down_period: float = Field(
+        default=60.0, ge=0, description="Seconds the rate stays halved after a 4.7.x "
+        "'slow down' reply.",
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig, description="Retries of temporary failures."
+    )
+    same_failure_limit: int = Field(
+        default=20, ge=2, le=10_000,
+        description="This many recipients in a row refused with the same 5xx reply stop the run "
+        "(a session or content problem, not the recipients'); they are left pending.",
+    )
+    lease: float = Field(
+        default=120.0, ge=5, description="Seconds a claim lasts without a heartbeat; a crashed "
+        "run's claims are taken over after it (at once on the same host).",
+    )
+    heartbeat: float = Field(
+        default=10.0, gt=0, description="Seconds between lease renewals of a live run."
+    )
+    dkim: DkimConfig | None = Field(
+        default=None,
+        description=f"DKIM signing; the private key's path comes from {DKIM_KEY_ENV}.",
+    )
+    redirect_to: EmailAddress | None = Field(
+        default=None,
+        description="Safety switch: send every message to this one address instead, with inert "
+        "links, a fresh Message-ID and the intended recipient in a header; the ledger is "
+        "not touched.",
+    )
+
+    @model_validator(mode="after")
+    def _smtp_settings(self) -> DeliveryConfig:
+        if self.transport == "smtp" and self.smtp is None:
+            raise ValueError("smtp: required when transport is smtp (host, port, security, ...)")
+        if self.heartbeat * 2 > self.lease:
+            raise ValueError(
+                f"heartbeat: {self.heartbeat:g} s must be at most half the lease "
+                f"({self.lease:g} s), or a live run's claims could lapse"
+            )
+        return self
 
 
 class WebConfig(StrictModel):

@@ -14,8 +14,11 @@ both and exits 1; the full traceback appears only with ``--debug``.
      ├── RenderError            a template failed to render or MJML rejected it
      ├── TokenError             a link token is malformed, forged or inert
      ├── DeliveryError          a message could not be handed to the transport
-     └── SchedulerError         the scheduler or an ops command cannot act
-          └── SchedulerLockError  another `briefing serve` holds this database
+     ├── SchedulerError         the scheduler or an ops command cannot act
+     │    └── SchedulerLockError  another `briefing serve` holds this database
+     ├── SessionError           the relay refused the whole session (connect, TLS, AUTH,
+     │                          relaying, sender): the run stops, deliveries stay pending
+     └── DkimError              the DKIM key cannot be read or used
 """
 
 from __future__ import annotations
@@ -131,3 +134,24 @@ class SchedulerLockError(SchedulerError):
             f"another `briefing serve` is already running on {database} ({holder}); "
             "refusing to start a second scheduler"
         )
+
+
+class SessionError(BriefingError):
+    """Report a failure of the SMTP session itself, which no recipient caused.
+
+    Connect refused, a TLS failure, AUTH refused, relaying denied, the sender
+    refused: every further message would fail the same way, so the run stops
+    and leaves the deliveries pending instead of failing the list.
+    """
+
+    def __init__(self, host: str, stage: str, reason: str, *, hint: str | None = None) -> None:
+        self.host = host
+        self.stage = stage
+        self.reason = reason
+        super().__init__(f"SMTP {host}: {stage}: {reason}", hint=hint)
+
+
+class DkimError(BriefingError):
+    """Report a DKIM key that cannot be read or used."""
+
+    hint = "Set BRIEFING_DKIM_KEY_FILE to a readable PEM private key, or remove delivery.dkim."

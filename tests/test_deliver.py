@@ -16,9 +16,10 @@ from briefing.deliver.engine import claim
 from briefing.dispatch import dispatch
 from briefing.ingest import ingest
 from briefing.store import Database
-from briefing.store.schema import Delivery, Edition, Subscriber, Subscription
+from briefing.store.schema import Delivery, Subscriber, Subscription
 from briefing.subscribers import import_subscribers
 from briefing.tokens import Purpose, Signer
+from tests.delivery_setup import statuses
 from tests.factories import NOW
 from tests.message_checks import check_message
 
@@ -43,16 +44,6 @@ def dispatched(project: Config, database: Database, signer: Signer) -> tuple[Con
 def outbox(config: Config) -> list[bytes]:
     box = mailbox.Maildir(str(config.outbox_path), create=True)
     return [box.get_bytes(key) for key in sorted(box.keys())]
-
-
-def statuses(database: Database) -> dict[str, str]:
-    with database.transaction() as session:
-        rows = session.execute(
-            select(Subscriber.email, Delivery.status)
-            .join(Edition, Edition.subscriber_id == Subscriber.id)
-            .join(Delivery, Delivery.edition_id == Edition.id)
-        ).all()
-        return dict(rows)
 
 
 def test_deliver_writes_each_message_once(
@@ -135,10 +126,14 @@ def test_past_the_deadline_nothing_goes(
 
 def test_live_claims_are_not_taken_and_lapsed_ones_are(dispatched: tuple[Config, Database]) -> None:
     _, database = dispatched
+    lease = timedelta(minutes=10)
     with database.transaction() as session:
-        mine = claim(session, "run-a", AT, 2)
+        mine = claim(session, "run-a", AT, 2, lease=lease)
     assert len(mine) == 2
     with database.transaction() as session:
-        assert claim(session, "run-b", AT + timedelta(minutes=1), 10) == [max(mine) + 1]
+        assert claim(session, "run-b", AT + timedelta(minutes=1), 10, lease=lease) == [
+            max(mine) + 1
+        ]
     with database.transaction() as session:
-        assert sorted(claim(session, "run-c", AT + timedelta(minutes=11), 10)) == sorted(mine)
+        later = AT + timedelta(minutes=11)
+        assert sorted(claim(session, "run-c", later, 10, lease=lease)) == sorted(mine)

@@ -42,6 +42,7 @@ def _register() -> None:
     from briefing.cli import (
         config_cmd,
         content_cmd,
+        delivery_cmd,
         schedule_cmd,
         send_cmd,
         sources_cmd,
@@ -53,6 +54,7 @@ def _register() -> None:
         config_cmd,
         content_cmd,
         send_cmd,
+        delivery_cmd,
         sources_cmd,
         subscribers_cmd,
         web_cmd,

@@ -7,7 +7,7 @@ import os
 import click
 
 from briefing.cli.app import App, pass_app
-from briefing.config import SECRET_KEY_ENV
+from briefing.config import DKIM_KEY_ENV, SECRET_KEY_ENV, SMTP_PASSWORD_ENV, Config
 from briefing.ingest import plan_sources
 
 
@@ -27,9 +27,39 @@ def check(app: App) -> None:
         f"{len(config.briefings)} briefing(s): {', '.join(config.briefings)}"
     )
     click.echo(f"database: {config.database}")
-    click.echo(f"transport: {config.delivery.transport} ({config.outbox_path})")
+    delivery = config.delivery
+    if delivery.transport == "smtp" and delivery.smtp is not None:
+        smtp = delivery.smtp
+        click.echo(
+            f"transport: smtp {smtp.host}:{smtp.port} ({smtp.security}), "
+            f"{smtp.pool_size} connection(s)"
+        )
+    else:
+        click.echo(f"transport: {delivery.transport} ({config.outbox_path})")
+    if delivery.redirect_to:
+        click.echo(f"redirect: every message goes to {delivery.redirect_to} (ledger untouched)")
     if not os.environ.get(SECRET_KEY_ENV):
         click.echo(f"warning: {SECRET_KEY_ENV} is not set; send and preview need it", err=True)
+    for warning in delivery_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def delivery_warnings(config: Config) -> list[str]:
+    """Return what an operator should fix before sending over SMTP."""
+    delivery = config.delivery
+    warnings: list[str] = []
+    if delivery.transport != "smtp":
+        return warnings
+    if delivery.dkim is None or not os.environ.get(DKIM_KEY_ENV):
+        missing = "delivery.dkim is not set" if delivery.dkim is None else f"{DKIM_KEY_ENV} is not set"
+        warnings.append(
+            f"SMTP is on without DKIM ({missing}): RFC 8058 one-click unsubscribe expects "
+            "List-Unsubscribe and List-Unsubscribe-Post to be covered by a DKIM signature"
+        )
+    smtp = delivery.smtp
+    if smtp is not None and smtp.username and not os.environ.get(SMTP_PASSWORD_ENV):
+        warnings.append(f"{SMTP_PASSWORD_ENV} is not set; smtp.username needs it")
+    return warnings
 
 
 COMMANDS = [config_group]

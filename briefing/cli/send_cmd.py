@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import FrameType
 
 import click
+from rich.console import Console
 
 from briefing.cli.app import App, parse_at, pass_app
-from briefing.deliver import deliver, make_transport
+from briefing.cli.progress import failures_table, live_progress, report_table
+from briefing.deliver import DkimSigner, deliver, make_transport
+from briefing.deliver.ledger import count_due
 from briefing.dispatch import dispatch
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Turn the first SIGINT or SIGTERM into a graceful stop; a second SIGINT quits at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(number: int, frame: FrameType | None) -> None:
+        if stop.is_set() and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo(
+            f"{signal.Signals(number).name}: stopping after the messages in flight "
+            "(Ctrl-C again to quit at once; a later `briefing send` resumes)",
+            err=True,
+        )
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 @click.command("send")
@@ -35,22 +68,44 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
     )
     for note in dispatched.notes:
         click.echo(f"note: {note}")
+    dkim = DkimSigner.from_config(config)
     transport = make_transport(config)
     clock = (lambda: at) if at_text else (lambda: datetime.now(UTC))
+    if config.delivery.redirect_to:
+        click.echo(f"redirect: every message goes to {config.delivery.redirect_to} with inert "
+                   "links; the ledger is not touched")  # fmt: skip
+    with app.database.transaction() as session:
+        total = count_due(session, clock(), briefing_key)
+    stop = threading.Event()
+    console = Console(stderr=True, highlight=False)
     try:
-        report = deliver(config, app.database, app.signer, transport, briefing=briefing_key,
-                         clock=clock)  # fmt: skip
+        with stop_on_signals(stop), live_progress(console, total) as progress:
+            report = deliver(config, app.database, app.signer, transport, briefing=briefing_key,
+                             clock=clock, stop=stop, progress=progress, dkim=dkim)  # fmt: skip
     finally:
         transport.close()
     click.echo(
         f"delivered: {report.sent} sent, {report.deferred} deferred, {report.failed} failed, "
-        f"{report.cancelled} cancelled, {report.suppressed} suppressed, {report.expired} expired"
+        f"{report.bounced} bounced, {report.cancelled} cancelled, {report.suppressed} suppressed, "
+        f"{report.expired} expired, {report.released} left pending"
     )
-    for problem in report.problems:
-        click.echo(f"problem: {problem}", err=True)
+    out = Console(highlight=False, width=max(100, Console().width))
+    out.print(report_table(report))
+    if (failures := failures_table(report)) is not None:
+        out.print(failures)
     if config.delivery.transport == "outbox" and report.sent:
         click.echo(f"messages: {config.outbox_path / 'new'}")
-    if report.failed:
+    if stop.is_set():
+        click.echo("stopped on request; run `briefing send` again to resume", err=True)
+        sys.exit(130)
+    if report.stopped:
+        click.secho(f"error: the run stopped: {report.stopped}", fg="red", err=True)
+        if report.stop_hint:
+            click.echo(f"hint: {report.stop_hint}", err=True)
+        click.echo(f"{report.released} delivery(ies) left pending, none marked failed for it; "
+                   "run `briefing send` again once fixed", err=True)  # fmt: skip
+        sys.exit(1)
+    if report.failed or report.bounced:
         sys.exit(1)
 
 

@@ -1,10 +1,12 @@
 """Deliver composed editions: the ledger-draining engine and its transports."""
 
+from briefing.deliver.dkim import DkimSigner
 from briefing.deliver.engine import DeliveryReport, deliver
 from briefing.deliver.transports import OutboxTransport, Transport, TransportResult, make_transport
 
 __all__ = [
     "DeliveryReport",
+    "DkimSigner",
     "OutboxTransport",
     "Transport",
     "TransportResult",

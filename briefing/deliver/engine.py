@@ -1,53 +1,73 @@
-"""Drain the delivery ledger: claim due deliveries, personalise, send, record.
+"""Drain the delivery ledger through a transport with a pool of workers.
 
-The ledger is the truth. A run claims a batch of pending or deferred rows
-(status ``sending`` with its owner and a lease), sends each message outside
-any transaction, and records the outcome right after the transport answers,
-so a crash loses nothing: a claim whose lease ran out is claimed again and
-only messages in flight at the crash can go twice (with the same Message-ID
-and bytes). Every recipient is checked against the suppression list and their
-subscription's status just before sending.
+One coordinating thread owns the database: it claims batches of due
+deliveries, checks them (subscription, suppression, deadline), hands the
+sendable ones to ``transport.connections`` worker threads, records every
+outcome, renews the leases, and retries temporary failures with backoff.
+Workers personalise, sign (DKIM) and send; they never touch the database.
+
+Crash safety rests on one rule: a worker does not start its next message
+until the outcome of its last one is committed. Outcomes are committed in
+groups (every result that arrived while the previous commit ran), so the
+rule costs one short SQLite/PostgreSQL transaction per group, not per
+message. After ``kill -9`` at any moment the only messages the relay took
+without the ledger knowing are the ones in flight: at most one per worker,
+that is at most the pool size. A rerun takes over the dead run's claims and
+resends exactly those, with the same Message-ID and bytes (only Date differs).
+
+Temporary failures (4xx, timeouts, dropped connections) are retried within
+the run after ``retry.backoff`` seconds, doubled each time with jitter, up to
+``retry.attempts_per_run`` tries; then the delivery is left ``deferred`` for a
+later run, never past the briefing's deadline (after which it expires).
+Permanent failures are final; a hard bounce (5.1.x) also suppresses the
+address. A refused session (:class:`SessionError`) or many recipients in a row
+refused with the same reply stop the run: claims are handed back and nobody
+is marked failed for it.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-import os
-import socket
+import queue
+import random
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import formataddr
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
-
-from briefing.addresses import suppression_for
 from briefing.compose import MessageTemplate
 from briefing.config import Config
+from briefing.deliver import ledger
+from briefing.deliver.dkim import DkimSigner
+from briefing.deliver.ledger import Outcome, Outgoing, Settlement, new_owner
+from briefing.deliver.smtp import to_wire, wire_template
 from briefing.deliver.transports import Transport, TransportResult
+from briefing.errors import BriefingError, SessionError
 from briefing.render import personal_link
 from briefing.store import Database
-from briefing.store.schema import (
-    Delivery,
-    DeliveryAttempt,
-    Edition,
-    Subscriber,
-    Subscription,
-    Variant,
-)
+from briefing.store.schema import Variant
 from briefing.tokens import Purpose, Signer
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)
-RETRY_AFTER = timedelta(minutes=5)
-CLAIMABLE = ("pending", "deferred")
+__all__ = ["DeliveryReport", "Outgoing", "claim", "deliver", "new_owner"]
+
+claim = ledger.claim
+INTENDED_HEADER = "X-Briefing-Intended-Recipient"
+PROGRESS_EVERY = 0.25  # seconds between progress callbacks
 
 
-def new_owner() -> str:
-    """Name this run in claims: host, process and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+@dataclass(frozen=True)
+class Failure:
+    """One recipient the run could not deliver to, and what the relay said."""
+
+    recipient: str
+    status: str
+    reply: str
 
 
 @dataclass
@@ -57,135 +77,37 @@ class DeliveryReport:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    bounced: int = 0
     cancelled: int = 0
     suppressed: int = 0
     expired: int = 0
+    released: int = 0  # claims handed back unsent because the run stopped
+    retries: int = 0  # extra tries within the run after a temporary failure
+    in_flight: int = 0
+    redirected_to: str | None = None
+    stopped: str | None = None  # why the run stopped before the ledger was drained
+    stop_hint: str | None = None
+    elapsed: float = 0.0
     problems: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
-        """Count deliveries this run settled or deferred."""
+        """Count deliveries this run settled or left deferred."""
         return (
             self.sent
             + self.deferred
             + self.failed
+            + self.bounced
             + self.cancelled
             + self.suppressed
             + self.expired
         )
 
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One claimed delivery with what is needed to personalise it."""
-
-    delivery_id: int
-    edition_id: int
-    subscription_id: int
-    briefing: str
-    recipient: str
-    name: str | None
-    message_id: str
-    variant_id: int
-
-
-def claim(
-    session: Session,
-    owner: str,
-    now: datetime,
-    limit: int,
-    briefing: str | None = None,
-) -> list[int]:
-    """Claim up to ``limit`` due deliveries for ``owner``; a lapsed lease is claimable again."""
-    due = or_(
-        Delivery.status.in_(CLAIMABLE)
-        & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        (Delivery.status == "sending") & (Delivery.lease_until < now),
-    )
-    query = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id).where(due)
-    if briefing:
-        query = query.where(Edition.briefing == briefing)
-    ids = list(session.scalars(query.order_by(Delivery.id).limit(limit)))
-    if not ids:
-        return []
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids), due)
-        .values(status="sending", owner=owner, lease_until=now + LEASE, heartbeat_at=now,
-                updated_at=now)
-    )  # fmt: skip
-    return list(
-        session.scalars(select(Delivery.id).where(Delivery.id.in_(ids), Delivery.owner == owner))
-    )
-
-
-def _settle(
-    session: Session,
-    delivery_id: int,
-    status: str,
-    now: datetime,
-    *,
-    owner: str,
-    reason: str | None = None,
-    result: TransportResult | None = None,
-    started: datetime | None = None,
-) -> None:
-    delivery = session.get(Delivery, delivery_id)
-    assert delivery is not None
-    delivery.status = status
-    delivery.reason = reason
-    delivery.owner = None
-    delivery.lease_until = None
-    delivery.updated_at = now
-    if result is not None:
-        delivery.attempts += 1
-        delivery.last_code = result.code
-        delivery.last_reply = result.reply
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery_id,
-                owner=owner,
-                started_at=started or now,
-                finished_at=now,
-                outcome=result.outcome,
-                stage=result.stage,
-                code=result.code,
-                reply=result.reply,
-            )
-        )
-    if status == "sent":
-        delivery.sent_at = now
-    delivery.next_attempt_at = now + RETRY_AFTER if status == "deferred" else None
-
-
-def _load(session: Session, delivery_id: int) -> tuple[Outgoing | None, str | None]:
-    row = session.execute(
-        select(Delivery, Edition, Subscription, Subscriber)
-        .join(Edition, Edition.id == Delivery.edition_id)
-        .outerjoin(Subscription, Subscription.id == Edition.subscription_id)
-        .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
-        .where(Delivery.id == delivery_id)
-    ).one()
-    delivery, edition, subscription, subscriber = row
-    if subscriber is None or subscription is None:
-        return None, "subscriber was removed before sending"
-    if subscription.status != "active":
-        return None, f"subscription is {subscription.status}"
-    if edition.variant_id is None:
-        return None, "edition has no content"
-    return (
-        Outgoing(
-            delivery_id=delivery.id,
-            edition_id=edition.id,
-            subscription_id=subscription.id,
-            briefing=edition.briefing,
-            recipient=subscriber.email,
-            name=subscriber.name,
-            message_id=delivery.message_id,
-            variant_id=edition.variant_id,
-        ),
-        None,
-    )
+    @property
+    def rate(self) -> float:
+        """Return messages sent per second so far."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
 
 
 def personal_tokens(signer: Signer, subscription_id: int, edition_id: int) -> dict[str, str]:
@@ -197,29 +119,18 @@ def personal_tokens(signer: Signer, subscription_id: int, edition_id: int) -> di
     }
 
 
+def inert_tokens(signer: Signer) -> dict[str, str]:
+    """Return the tokens of test sends and previews: genuine in form, acting on nobody."""
+    purposes = (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES, Purpose.VIEW)
+    return {purpose.value: signer.inert(purpose) for purpose in purposes}
+
+
 def list_unsubscribe(config: Config, token: str) -> tuple[str, ...]:
     """Return the List-Unsubscribe URIs: the one-click https URL, then an optional mailto."""
     uris = [personal_link(config.site.base_url, Purpose.UNSUBSCRIBE, token)]
     if config.site.unsubscribe_mailto:
         uris.append(f"mailto:{config.site.unsubscribe_mailto}?subject=unsubscribe%20{token}")
     return tuple(uris)
-
-
-class TemplateCache:
-    """Load each variant's message template once per run."""
-
-    def __init__(self) -> None:
-        self._templates: dict[int, MessageTemplate] = {}
-
-    def get(self, session: Session, variant_id: int) -> MessageTemplate:
-        """Return the template of a variant."""
-        if variant_id not in self._templates:
-            variant = session.get(Variant, variant_id)
-            assert variant is not None
-            self._templates[variant_id] = MessageTemplate.from_bytes(
-                variant.message, variant.placeholders
-            )
-        return self._templates[variant_id]
 
 
 def message_for(
@@ -241,6 +152,37 @@ def message_for(
     )
 
 
+def redirected_message(
+    config: Config,
+    signer: Signer,
+    template: MessageTemplate,
+    outgoing: Outgoing,
+    now: datetime,
+    redirect_to: str,
+) -> bytes:
+    """Personalise a test send: inert links, a fresh Message-ID, the intended recipient named."""
+    tokens = inert_tokens(signer)
+    domain = config.site.from_address.rpartition("@")[2]
+    return template.personalise(
+        recipient=redirect_to,
+        name=None,
+        message_id=f"<test.{uuid.uuid4().hex}@{domain}>",
+        date=now,
+        tokens=tokens,
+        list_unsubscribe=list_unsubscribe(config, tokens[Purpose.UNSUBSCRIBE.value]),
+        extra_headers={INTENDED_HEADER: formataddr((outgoing.name or "", outgoing.recipient))},
+    )
+
+
+def envelope_sender(config: Config, outgoing: Outgoing) -> str:
+    """Return MAIL FROM: ``smtp.envelope_sender`` filled in (VERP), else the From address."""
+    smtp = config.delivery.smtp
+    if config.delivery.transport != "smtp" or smtp is None or not smtp.envelope_sender:
+        return config.site.from_address
+    local, _, domain = outgoing.recipient.rpartition("@")
+    return smtp.envelope_sender.format(briefing=outgoing.briefing, recipient=f"{local}={domain}")
+
+
 def deliver(
     config: Config,
     database: Database,
@@ -250,66 +192,439 @@ def deliver(
     briefing: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     owner: str | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[DeliveryReport], None] | None = None,
+    dkim: DkimSigner | None = None,
 ) -> DeliveryReport:
-    """Send every due delivery in the ledger; return what happened."""
-    owner = owner or new_owner()
-    report = DeliveryReport()
-    templates = TemplateCache()
-    while True:
-        with database.transaction() as session:
-            claimed = claim(session, owner, clock(), config.delivery.batch_size, briefing)
-        if not claimed:
-            break
-        for delivery_id in claimed:
-            _deliver_one(config, database, signer, transport, templates, delivery_id, owner,
-                         clock, report)  # fmt: skip
-    return report
+    """Send every due delivery in the ledger through ``transport``; return what happened.
+
+    ``stop``, once set (SIGINT, SIGTERM, the scheduler shutting down), stops
+    claiming, lets messages in flight finish, hands unsent claims back and
+    returns. ``progress`` is called from this thread a few times a second with
+    the report so far. With ``delivery.redirect_to`` set every message goes to
+    that address instead and the ledger is only read.
+    """
+    run = _Run(
+        config, database, signer, transport,
+        briefing=briefing, clock=clock, owner=owner or new_owner(),
+        stop=stop or threading.Event(), progress=progress, dkim=dkim,
+    )  # fmt: skip
+    return run.execute()
 
 
-def _deliver_one(
-    config: Config,
-    database: Database,
-    signer: Signer,
-    transport: Transport,
-    templates: TemplateCache,
-    delivery_id: int,
-    owner: str,
-    clock: Callable[[], datetime],
-    report: DeliveryReport,
-) -> None:
-    now = clock()
-    with database.transaction() as session:
-        outgoing, reason = _load(session, delivery_id)
-        if outgoing is None:
-            _settle(session, delivery_id, "cancelled", now, owner=owner, reason=reason)
-            report.cancelled += 1
+@dataclass
+class _Job:
+    outgoing: Outgoing
+    attempt: int  # 1 for the first try in this run
+
+
+@dataclass
+class _Done:
+    job: _Job
+    started: datetime
+    finished: datetime
+    result: TransportResult | None = None
+    session_error: SessionError | None = None
+    skipped: bool = False  # cancelled while queued
+    committed: threading.Event = field(default_factory=threading.Event)
+
+
+class _Run:
+    """One delivery run: the coordinating thread's state."""
+
+    def __init__(
+        self,
+        config: Config,
+        database: Database,
+        signer: Signer,
+        transport: Transport,
+        *,
+        briefing: str | None,
+        clock: Callable[[], datetime],
+        owner: str,
+        stop: threading.Event,
+        progress: Callable[[DeliveryReport], None] | None,
+        dkim: DkimSigner | None,
+    ) -> None:
+        self.config = config
+        self.delivery = config.delivery
+        self.database = database
+        self.signer = signer
+        self.transport = transport
+        self.briefing = briefing
+        self.clock = clock
+        self.owner = owner
+        self.stop = stop
+        self.progress = progress
+        self.dkim = dkim
+        self.redirect_to = config.delivery.redirect_to
+        self.lease = timedelta(seconds=self.delivery.lease)
+        self.report = DeliveryReport(redirected_to=self.redirect_to)
+        self.work: queue.Queue[_Job | None] = queue.Queue()
+        self.results: queue.Queue[_Done] = queue.Queue()
+        self.templates: dict[int, MessageTemplate] = {}
+        # Already in SMTP DATA form: used when nothing (DKIM) must see the message first.
+        self.wire_templates: dict[int, MessageTemplate] = {}
+        self.outstanding: dict[int, _Job] = {}  # claimed by us, not settled
+        self.retries: list[tuple[float, int, _Job]] = []  # (monotonic due, id, job)
+        self.cancelled: set[int] = set()
+        self.active = 0  # jobs handed to workers whose result is not recorded yet
+        self.streak: list[tuple[int, str]] = []  # same permanent reply in a row
+        self.streak_key: tuple[str | None, int | None, str | None] | None = None
+        self.stopping = False
+        self.last_seen = 0  # redirect mode pages through the ledger by id
+
+    # -- the coordinating loop ---------------------------------------------------------
+
+    def execute(self) -> DeliveryReport:
+        started = time.monotonic()
+        workers = [
+            threading.Thread(target=self._worker, name=f"delivery-{n}", daemon=True)
+            for n in range(max(1, self.transport.connections))
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            if not self.redirect_to:
+                with self.database.transaction() as session:
+                    ledger.release_dead_claims(session, self.clock())
+            exhausted = False
+            last_heartbeat = last_progress = time.monotonic()
+            low_water = max(self.transport.connections * 2, self.delivery.batch_size // 2)
+            while True:
+                self._drain(timeout=0.05 if self.active else 0.0)
+                moment = time.monotonic()
+                self.report.elapsed = moment - started
+                if moment - last_heartbeat >= self.delivery.heartbeat:
+                    self._heartbeat()
+                    last_heartbeat = moment
+                if self.progress and moment - last_progress >= PROGRESS_EVERY:
+                    self._report_progress()
+                    last_progress = moment
+                if self.stop.is_set() and not self.stopping:
+                    self.stopping = True
+                    self.report.stopped = self.report.stopped or "stopped on request"
+                if self.stopping:
+                    self._release_unsent()
+                    if self.active == 0:
+                        break
+                    continue
+                self._queue_due_retries()
+                if not exhausted and self.work.qsize() < low_water:
+                    exhausted = not self._claim_batch()
+                if exhausted and not self.outstanding:
+                    break
+                if not self.active and self.retries:
+                    time.sleep(min(0.05, max(0.0, self.retries[0][0] - time.monotonic())))
+        finally:
+            # On an error too: workers skip (and hand back) whatever is still queued.
+            self.stopping = True
+            for _ in workers:
+                self.work.put(None)
+            self._drain_until_idle(workers)
+        self.report.elapsed = time.monotonic() - started
+        self._report_progress()
+        return self.report
+
+    def _drain_until_idle(self, workers: list[threading.Thread]) -> None:
+        # Workers finishing a message wait for its commit: keep committing until all are out.
+        while any(worker.is_alive() for worker in workers):
+            self._drain(timeout=0.05)
+        self._drain(timeout=0.0)
+
+    def _report_progress(self) -> None:
+        if self.progress:
+            self.report.in_flight = self.active
+            self.progress(self.report)
+
+    # -- claiming ----------------------------------------------------------------------
+
+    def _claim_batch(self) -> bool:
+        """Claim and check one batch; queue the sendable. Return False when nothing was due."""
+        now = self.clock()
+        with self.database.transaction() as session:
+            if self.redirect_to:
+                ids = ledger.due_ids(session, now, self.last_seen, self.delivery.batch_size,
+                                     self.briefing)  # fmt: skip
+                if ids:
+                    self.last_seen = ids[-1]
+            else:
+                ids = ledger.claim(session, self.owner, now, self.delivery.batch_size,
+                                   self.briefing, lease=self.lease)  # fmt: skip
+            if not ids:
+                return False
+            outgoing, settled = ledger.load(session, self.config, ids, now)
+            if not self.redirect_to:
+                ledger.settle(session, self.owner, settled, now)
+            for variant_id in {o.variant_id for o in outgoing} - self.templates.keys():
+                variant = session.get(Variant, variant_id)
+                assert variant is not None
+                template = MessageTemplate.from_bytes(variant.message, variant.placeholders)
+                self.templates[variant_id] = template
+                if self.transport.wire_form:
+                    self.wire_templates[variant_id] = wire_template(template)
+        for settlement in settled:
+            self._count_settlement(settlement)
+        for item in outgoing:
+            job = _Job(item, 1)
+            self.outstanding[item.delivery_id] = job
+            self._hand_out(job)
+        return True
+
+    def _count_settlement(self, settlement: Settlement) -> None:
+        setattr(self.report, settlement.status, getattr(self.report, settlement.status) + 1)
+        if settlement.status != "suppressed":
+            logger.info("delivery %d%s: %s (%s)", settlement.delivery_id,
+                        f" to {settlement.recipient}" if settlement.recipient else "",
+                        settlement.status, settlement.reason)  # fmt: skip
+
+    def _hand_out(self, job: _Job) -> None:
+        self.active += 1
+        self.work.put(job)
+
+    def _queue_due_retries(self) -> None:
+        moment = time.monotonic()
+        expired: list[Settlement] = []
+        while self.retries and self.retries[0][0] <= moment:
+            _, delivery_id, job = heapq.heappop(self.retries)
+            if delivery_id not in self.outstanding:
+                continue
+            if delivery_id in self.cancelled:
+                self.outstanding.pop(delivery_id)
+                self.report.cancelled += 1
+                continue
+            if self.clock() > job.outgoing.deadline:
+                self.outstanding.pop(delivery_id)
+                expired.append(Settlement(delivery_id, "expired",
+                                          "not sent before the briefing's deadline",
+                                          job.outgoing.recipient))  # fmt: skip
+                continue
+            self._hand_out(job)
+        if expired and not self.redirect_to:
+            with self.database.transaction() as session:
+                ledger.settle(session, self.owner, expired, self.clock())
+        for settlement in expired:
+            self._count_settlement(settlement)
+
+    def _heartbeat(self) -> None:
+        if self.redirect_to:
             return
-        edition = session.get(Edition, outgoing.edition_id)
-        assert edition is not None
-        deadline = config.briefings[outgoing.briefing].deadline if (
-            outgoing.briefing in config.briefings) else timedelta(0)  # fmt: skip
-        if now > edition.scheduled_at + deadline:
-            _settle(session, delivery_id, "expired", now, owner=owner,
-                    reason="not sent before the briefing's deadline")  # fmt: skip
-            report.expired += 1
+        with self.database.transaction() as session:
+            cancelled = ledger.heartbeat(session, self.owner, self.clock(), self.lease)
+        # Workers skip these when they come up; counted as cancelled then.
+        self.cancelled |= cancelled
+
+    def _release_unsent(self) -> None:
+        unsent: list[int] = []
+        while True:
+            try:
+                job = self.work.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # pragma: no cover - sentinels are only put after the loop
+                continue
+            self.active -= 1
+            unsent.append(job.outgoing.delivery_id)
+        unsent.extend(delivery_id for _, delivery_id, _ in self.retries)
+        self.retries.clear()
+        unsent = [i for i in unsent if self.outstanding.pop(i, None) is not None]
+        if not unsent:
             return
-        if (hit := suppression_for(session, outgoing.recipient, outgoing.briefing)) is not None:
-            _settle(session, delivery_id, "suppressed", now, owner=owner,
-                    reason=f"address suppressed ({hit.reason})")  # fmt: skip
-            report.suppressed += 1
+        if not self.redirect_to:
+            with self.database.transaction() as session:
+                ledger.release(session, self.owner, unsent, self.clock())
+        self.report.released += len(unsent)
+
+    # -- workers -----------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            job = self.work.get()
+            if job is None:
+                return
+            done = self._send(job)
+            self.results.put(done)
+            # The crash-safety rule: no next message before this outcome is committed.
+            done.committed.wait()
+
+    def _send(self, job: _Job) -> _Done:
+        outgoing = job.outgoing
+        started = self.clock()
+        if outgoing.delivery_id in self.cancelled or self.stopping:
+            return _Done(job, started, started, skipped=True)
+        try:
+            signing = self.dkim is not None
+            ready = self.transport.wire_form and not signing
+            template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
+            if self.redirect_to:
+                message = redirected_message(self.config, self.signer, template, outgoing,
+                                             started, self.redirect_to)  # fmt: skip
+                recipient = self.redirect_to
+            else:
+                message = message_for(self.config, self.signer, template, outgoing, started)
+                recipient = outgoing.recipient
+            if self.dkim is not None:
+                message = self.dkim.sign(message)
+            if self.transport.wire_form and not ready:
+                message = to_wire(message)
+        except (BriefingError, ValueError, UnicodeError) as exc:
+            # Bad data for this one recipient (a name or address the header cannot hold).
+            reason = str(exc)
+            if isinstance(exc, UnicodeEncodeError):
+                reason = (f"{exc.object[exc.start:exc.end]!r} cannot be written in the "
+                          "message's ASCII headers (an internationalised mailbox name needs "
+                          "SMTPUTF8)")  # fmt: skip
+            result = TransportResult("failed", reply=f"cannot build the message: {reason}",
+                                     stage="compose")  # fmt: skip
+            return _Done(job, started, self.clock(), result=result)
+        try:
+            result = self.transport.send(envelope_sender(self.config, outgoing), recipient, message)
+        except SessionError as exc:
+            return _Done(job, started, self.clock(), session_error=exc)
+        except Exception as exc:
+            logger.exception("delivery %d to %s: transport error", outgoing.delivery_id, recipient)
+            result = TransportResult("deferred", reply=f"transport error: {exc!r}", stage="send")
+        return _Done(job, started, self.clock(), result=result)
+
+    # -- recording ---------------------------------------------------------------------
+
+    def _drain(self, timeout: float) -> None:
+        try:
+            batch = [self.results.get(timeout=timeout) if timeout else self.results.get_nowait()]
+        except queue.Empty:
             return
-        template = templates.get(session, outgoing.variant_id)
-    message = message_for(config, signer, template, outgoing, now)
-    result = transport.send(config.site.from_address, outgoing.recipient, message)
-    finished = clock()
-    with database.transaction() as session:
-        _settle(session, delivery_id, result.outcome, finished, owner=owner,
-                reason=None if result.outcome == "sent" else result.reply,
-                result=result, started=now)  # fmt: skip
-    if result.outcome == "sent":
-        report.sent += 1
-    else:
-        setattr(report, result.outcome, getattr(report, result.outcome) + 1)
-        report.problems.append(f"{outgoing.recipient}: {result.outcome}: {result.reply}")
-        logger.warning("delivery %d to %s: %s: %s", delivery_id, outgoing.recipient,
-                       result.outcome, result.reply)  # fmt: skip
+        while True:
+            try:
+                batch.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            self._record(batch)
+        finally:
+            for done in batch:
+                done.committed.set()
+
+    def _record(self, batch: list[_Done]) -> None:
+        now = self.clock()
+        outcomes: list[Outcome] = []
+        bounces: list[tuple[int, str, str | None]] = []
+        release: list[int] = []
+        for done in batch:
+            self.active -= 1
+            delivery_id = done.job.outgoing.delivery_id
+            if done.skipped:
+                if delivery_id in self.cancelled:
+                    self.report.cancelled += 1
+                else:
+                    release.append(delivery_id)
+                self.outstanding.pop(delivery_id, None)
+                continue
+            if done.session_error is not None:
+                self._stop_for(done.session_error)
+                release.append(delivery_id)
+                self.outstanding.pop(delivery_id, None)
+                continue
+            assert done.result is not None
+            outcome = self._judge(done, now)
+            outcomes.append(outcome)
+            if outcome.status == "bounced":
+                bounces.append((delivery_id, done.job.outgoing.recipient, outcome.reply))
+        reopened: list[int] = []
+        if self.redirect_to:
+            release.clear()
+        else:
+            with self.database.transaction() as session:
+                if outcomes:
+                    ledger.write_outcomes(session, self.owner, outcomes, now, self.lease)
+                for delivery_id, recipient, reply in bounces:
+                    ledger.suppress_bounce(session, delivery_id, recipient, reply, now)
+                if release:
+                    ledger.release(session, self.owner, release, now)
+                if len(self.streak) >= self.delivery.same_failure_limit:
+                    reopened = [delivery_id for delivery_id, _ in self.streak]
+                    ledger.reopen(session, reopened, now)
+        if release:
+            self.report.released += len(release)
+        if len(self.streak) >= self.delivery.same_failure_limit:
+            self._stop_for_streak()
+
+    def _judge(self, done: _Done, now: datetime) -> Outcome:
+        """Decide what a result leaves the delivery in, and count it."""
+        job, result = done.job, done.result
+        assert result is not None
+        outgoing = job.outgoing
+        delivery_id = outgoing.delivery_id
+        status: str = result.outcome
+        next_attempt: datetime | None = None
+        if result.outcome == "sent":
+            self.streak, self.streak_key = [], None
+        elif result.outcome in ("failed", "bounced"):
+            key = (result.stage, result.code, _status_key(result))
+            if key != self.streak_key:
+                self.streak, self.streak_key = [], key
+            self.streak.append((delivery_id, outgoing.recipient))
+        elif result.outcome == "deferred":
+            if job.attempt < self.delivery.retry.attempts_per_run and not self.stopping:
+                status = "sending"  # still ours: retried in this run after a backoff
+                delay = _retry_delay(self.delivery.retry.backoff, self.delivery.retry.max_backoff,
+                                     job.attempt)  # fmt: skip
+                heapq.heappush(self.retries, (time.monotonic() + delay, delivery_id,
+                                              _Job(outgoing, job.attempt + 1)))  # fmt: skip
+                self.report.retries += 1
+            elif now >= outgoing.deadline:
+                status = "expired"
+            else:
+                next_attempt = min(now + self.delivery.retry.later, outgoing.deadline)
+        if status != "sending":
+            self.outstanding.pop(delivery_id, None)
+            if status in ("sent", "deferred", "failed", "bounced", "expired"):
+                setattr(self.report, status, getattr(self.report, status) + 1)
+            if status != "sent":
+                reply = result.reply or ""
+                self.report.failures.append(Failure(outgoing.recipient, status, reply))
+                self.report.problems.append(f"{outgoing.recipient}: {status}: {reply}")
+                logger.warning("delivery %d to %s: %s at %s: %s", delivery_id,
+                               outgoing.recipient, status, result.stage, reply)  # fmt: skip
+        return Outcome(
+            delivery_id, status, result.outcome, done.started, done.finished, code=result.code,
+            reply=result.reply, stage=result.stage, next_attempt_at=next_attempt,
+        )  # fmt: skip
+
+    def _stop_for(self, error: SessionError) -> None:
+        if not self.stopping:
+            logger.error("stopping the run: %s", error.message)
+            self.report.stopped = error.message
+            self.report.stop_hint = error.hint
+        self.stopping = True
+
+    def _stop_for_streak(self) -> None:
+        count = len(self.streak)
+        recipients = {recipient for _, recipient in self.streak}
+        moved = [f for f in self.report.failures if f.recipient in recipients]
+        for failure in moved:
+            if failure.status in ("failed", "bounced"):
+                setattr(self.report, failure.status, getattr(self.report, failure.status) - 1)
+        self.report.failures = [f for f in self.report.failures if f.recipient not in recipients]
+        self.report.problems = [p for p in self.report.problems
+                                if p.partition(":")[0] not in recipients]  # fmt: skip
+        self.report.released += count
+        stage, code, status = self.streak_key or (None, None, None)
+        reply = moved[-1].reply if moved else f"{code} {status}"
+        self._stop_for(SessionError(
+            getattr(self.transport, "host", self.transport.name), stage or "send",
+            f"{count} recipients in a row were refused with the same reply ({reply}); "
+            "that is the relay or the message, not the recipients, so they are left pending",
+            hint="Read the reply, fix the cause (content filter, sender, relay rules), then "
+            "run `briefing send` again.",
+        ))  # fmt: skip
+        self.streak, self.streak_key = [], None
+
+
+def _status_key(result: TransportResult) -> str | None:
+    reply = result.reply or ""
+    return reply.split(" ", 2)[1] if reply.count(" ") >= 1 and reply[:1].isdigit() else reply[:40]
+
+
+def _retry_delay(base: float, cap: float, attempt: int) -> float:
+    """Return the wait before try ``attempt + 1``: base x 2^(attempt-1), capped, +-50% jitter."""
+    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
