@@ -43,7 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from briefing.config import Config, format_duration
 from briefing.controls import ControlState, clear_run_now, read_controls
-from briefing.deliver import DeliveryReport, deliver, make_transport
+from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
 from briefing.dispatch import DispatchReport, dispatch
 from briefing.errors import BriefingError, SchedulerError
 from briefing.ingest import ingest
@@ -72,7 +72,12 @@ class Drain:
 
 
 def drain_ledger(
-    config: Config, database: Database, signer: Signer, briefings: Iterable[str], clock: Clock
+    config: Config,
+    database: Database,
+    signer: Signer,
+    briefings: Iterable[str],
+    clock: Clock,
+    stop: threading.Event | None = None,
 ) -> Drain:
     """Deliver what the ledger holds for ``briefings``: the scheduler's one call of the engine.
 
@@ -80,12 +85,19 @@ def drain_ledger(
     never holds back the others.
     """
     drain = Drain()
+    dkim = DkimSigner.from_config(config)
     transport = make_transport(config)
     try:
         for name in briefings:
+            if stop is not None and stop.is_set():
+                break
             try:
                 drain.delivered[name] = deliver(config, database, signer, transport,
-                                                briefing=name, clock=clock)  # fmt: skip
+                                                briefing=name, clock=clock, stop=stop,
+                                                dkim=dkim)  # fmt: skip
+                if drain.delivered[name].stopped:
+                    logger.error("briefing %s: delivery stopped: %s", name,
+                                 drain.delivered[name].stopped)  # fmt: skip
             except Exception as exc:  # one briefing's failure must not stop the others
                 drain.failures[name] = _describe_error(exc)
                 logger.error("briefing %s: delivery failed: %s", name, drain.failures[name])
@@ -142,6 +154,9 @@ class Service:
         self._dispatching = threading.RLock()
         self._ingesting = threading.Lock()
         self._paused: set[str] = set()
+        # Set when serve is told to stop: a running drain stops claiming and lets the
+        # messages in flight finish (set from the main loop, never from a signal handler).
+        self.stopping = threading.Event()
 
     # --- jobs -----------------------------------------------------------------
 
@@ -269,7 +284,8 @@ class Service:
         self._log_pauses(controls)
         names = [only] if only else list(self.config.briefings)
         active = [n for n in names if not controls.get(n, ControlState(n)).paused]
-        return drain_ledger(self.config, self.database, self.signer, active, self.clock)
+        return drain_ledger(self.config, self.database, self.signer, active, self.clock,
+                            self.stopping)  # fmt: skip
 
     def _log_pauses(self, controls: dict[str, ControlState]) -> None:
         for name in self.config.briefings:
@@ -341,8 +357,9 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
     previous = {number: signal.signal(number, on_signal)
                 for number in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
     scheduler = None
+    service = Service(config, database, signer)
     try:
-        scheduler = Service(config, database, signer).scheduler(utc_now())
+        scheduler = service.scheduler(utc_now())
         scheduler.start()
         settings = config.scheduler
         logger.info(
@@ -365,6 +382,7 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
                     )
         logger.info("serve stopping on %s: letting the running job finish", received[0])
     finally:
+        service.stopping.set()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=True)
         lock.release()

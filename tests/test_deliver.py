@@ -137,3 +137,22 @@ def test_live_claims_are_not_taken_and_lapsed_ones_are(dispatched: tuple[Config,
     with database.transaction() as session:
         later = AT + timedelta(minutes=11)
         assert sorted(claim(session, "run-c", later, 10, lease=lease)) == sorted(mine)
+
+
+def test_a_paused_briefing_is_not_delivered_until_resumed(
+    dispatched: tuple[Config, Database], signer: Signer
+) -> None:
+    from briefing.store.schema import BriefingControl
+
+    config, database = dispatched
+    with database.transaction() as session:
+        session.add(BriefingControl(briefing="daily", paused=True, updated_at=AT))
+    held = deliver(config, database, signer, OutboxTransport(config.outbox_path), clock=lambda: AT)
+    assert held.sent == 0 and outbox(config) == []
+    assert set(statuses(database).values()) == {"pending"}
+    with database.transaction() as session:
+        control = session.get(BriefingControl, "daily")
+        assert control is not None
+        control.paused = False
+    resumed = deliver(config, database, signer, OutboxTransport(config.outbox_path), clock=lambda: AT)
+    assert resumed.sent == 3 and len(outbox(config)) == 3

@@ -29,7 +29,6 @@ from briefing.tokens import Signer
 from tests.delivery_setup import AT, reader, smtp_project
 from tests.factories import KEY, make_project
 from tests.smtp_server import Handler, Rule, smtp_server
-from tests.test_store import postgres_url  # noqa: F401 - the fixture
 
 SIGNER = Signer([KEY])
 
@@ -173,7 +172,7 @@ def test_a_dead_runs_claims_are_taken_over_at_once_a_live_ones_never(tmp_path: P
     assert {rows[i] for i in live + other} == {"sending"}
 
 
-def test_postgresql_claims_skip_locked_rows(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_postgresql_claims_skip_locked_rows(postgres_url: str, tmp_path: Path) -> None:
     from briefing.dispatch import dispatch
     from briefing.ingest import ingest
     from tests.delivery_setup import subscribe

@@ -35,6 +35,7 @@ from briefing.addresses import address_hash, suppress
 from briefing.config import Config
 from briefing.errors import BriefingError
 from briefing.store.schema import (
+    BriefingControl,
     Delivery,
     DeliveryAttempt,
     Edition,
@@ -107,6 +108,13 @@ def _due(now: datetime) -> Any:
     )
 
 
+def _not_paused() -> Any:
+    # Ops pause a briefing in the briefing_controls table; every run, from any process,
+    # leaves that briefing's deliveries alone until it is resumed.
+    paused = select(BriefingControl.briefing).where(BriefingControl.paused.is_(True))
+    return Edition.briefing.not_in(paused)
+
+
 def claim(
     session: Session,
     owner: str,
@@ -117,7 +125,11 @@ def claim(
     lease: timedelta = timedelta(minutes=2),
 ) -> list[int]:
     """Claim up to ``limit`` due deliveries for ``owner``; a lapsed lease is claimable again."""
-    query = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id).where(_due(now))
+    query = (
+        select(Delivery.id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(_due(now), _not_paused())
+    )
     if briefing:
         query = query.where(Edition.briefing == briefing)
     query = query.order_by(Delivery.id).limit(limit)
@@ -147,7 +159,7 @@ def count_due(session: Session, now: datetime, briefing: str | None = None) -> i
         select(func.count())
         .select_from(Delivery)
         .join(Edition, Edition.id == Delivery.edition_id)
-        .where(_due(now))
+        .where(_due(now), _not_paused())
     )
     if briefing:
         query = query.where(Edition.briefing == briefing)
@@ -161,7 +173,7 @@ def due_ids(
     query = (
         select(Delivery.id)
         .join(Edition, Edition.id == Delivery.edition_id)
-        .where(Delivery.status.in_(CLAIMABLE), Delivery.id > after)
+        .where(Delivery.status.in_(CLAIMABLE), Delivery.id > after, _not_paused())
         .where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
     )
     if briefing:
