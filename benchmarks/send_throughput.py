@@ -165,6 +165,9 @@ briefings:
     max_items: {items}
     related_links: 2
     summary_words: 60
+    # The generated stories share one sentence template; folding would merge them
+    # into a single item and shrink the digest far below a real one.
+    fold_threshold: 1.0
     deadline: 1w
 delivery:
   transport: smtp
