@@ -10,12 +10,50 @@ Message-ID and List-Id.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import dkim
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from briefing.config import DKIM_KEY_ENV, Config
 from briefing.errors import DkimError, SecretError
+
+_HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha1": hashes.SHA1,
+}
+
+
+@lru_cache(maxsize=8)
+def _openssl_key(
+    modulus: int, public: int, private: int, p: int, q: int, dp: int, dq: int, qinv: int
+) -> rsa.RSAPrivateKey:
+    numbers = rsa.RSAPrivateNumbers(p, q, private, dp, dq, qinv, rsa.RSAPublicNumbers(public, modulus))
+    return numbers.private_key()
+
+
+def _rsa_sign_with_openssl(digest: Any, key: Mapping[str, int]) -> bytes:
+    """Sign a dkimpy digest with OpenSSL: the same PKCS#1 v1.5 signature, ~20x faster.
+
+    dkimpy computes RSA with Python's pow() (about 5 ms per 2048-bit signature
+    here, serial under the GIL); OpenSSL takes about 0.25 ms. dkimpy still does
+    the canonicalisation, hashing and header; only this primitive changes.
+    """
+    private_key = _openssl_key(
+        key["modulus"], key["publicExponent"], key["privateExponent"], key["prime1"],
+        key["prime2"], key["exponent1"], key["exponent2"], key["coefficient"],
+    )  # fmt: skip
+    algorithm = _HASHES[digest.name.lower()]()
+    return private_key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(algorithm))
+
+
+# dkimpy looks the primitive up as a module global when it signs.
+dkim.RSASSA_PKCS1_v1_5_sign = _rsa_sign_with_openssl
 
 SIGNED_HEADERS = (
     b"From",
