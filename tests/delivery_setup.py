@@ -64,10 +64,11 @@ def subscribe(config: Config, database: Database, addresses: list[str]) -> None:
 
 def smtp_project(
     folder: Path, server: Server, count: int = 6, *, addresses: list[str] | None = None,
-    smtp: dict[str, Any] | None = None, **delivery: Any,
+    smtp: dict[str, Any] | None = None, database_url: str | None = None, **delivery: Any,
 ) -> tuple[Config, Database]:  # fmt: skip
     """Write a project delivering to ``server``, subscribe ``count`` readers, and dispatch."""
-    config = make_project(folder, delivery=delivery_settings(server, smtp, **delivery))
+    storage = {"database_url": database_url} if database_url else {}
+    config = make_project(folder, delivery=delivery_settings(server, smtp, **delivery), **storage)
     database = open_database(config.database)
     ingest(config, database, NOW - timedelta(hours=1))
     subscribe(config, database, addresses or [reader(n) for n in range(count)])

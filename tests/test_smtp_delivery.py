@@ -311,3 +311,50 @@ def test_cancel_stops_a_live_run_at_its_next_heartbeat(tmp_path: Path) -> None:
     report = outcome["report"]
     assert report.cancelled > 0  # type: ignore[attr-defined]
 
+
+
+def test_the_engine_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    rules = {
+        reader(1): Rule(rcpt="451 4.3.0 mailbox busy, try later", times=1),
+        reader(2): Rule(rcpt="550 5.1.1 <reader2@example.com>: no such user"),
+    }
+    with smtp_server(Handler(rules=rules, pipelining=True)) as server:
+        config, database = smtp_project(tmp_path, server, count=8, database_url=postgres_url)
+        try:
+            report = run(config, database)
+            expected = {reader(n): "sent" for n in range(8)}
+            expected[reader(2)] = "bounced"
+            assert statuses(database) == expected
+            assert (report.sent, report.bounced, report.stopped) == (7, 1, None)
+            with database.transaction() as session:
+                assert suppression_for(session, reader(2), "daily") is not None
+        finally:
+            database.dispose()
+    sent = {r for r, s in expected.items() if s == "sent"}
+    assert server.handler.per_recipient() == dict.fromkeys(sent, 1)
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_a_table_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from briefing.cli import progress
+    from briefing.deliver.engine import DeliveryReport
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=120)
+    report = DeliveryReport(sent=40, deferred=2, bounced=1, elapsed=2.0)
+    with progress.live_progress(console, 50) as show:
+        show(report)
+    console.print(progress.report_table(report))
+    text = out.getvalue()
+    assert "sending: 43/50 handled, sent 40  deferred 2  failed 1  20/s" in text
+    assert "bounced" in text and "address does not exist" in text and "20 messages/s" in text
+    terminal = io.StringIO()
+    with progress.live_progress(Console(file=terminal, force_terminal=True, width=120), 50) as bar:
+        bar(report)  # a live bar on a terminal: transient, gone when the run ends
+    assert "sending: " not in terminal.getvalue()
