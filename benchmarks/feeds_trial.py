@@ -75,10 +75,13 @@ def write_config(out: Path, files: list[Path], feeds: Path, base_url: str) -> Pa
             "web": {"title": "Over HTTP", "sources": urls},
         },
         "briefings": {
-            "daily": {"title": "Trial", "list_id": "trial.example.org",
-                      "sections": ["local", "web"]},
+            "daily": {
+                "title": "Trial",
+                "list_id": "trial.example.org",
+                "sections": ["local", "web"],
+            },
         },
-    }  # fmt: skip
+    }
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -87,8 +90,11 @@ def write_config(out: Path, files: list[Path], feeds: Path, base_url: str) -> Pa
 def ingest(config: Path, out: Path, run: int) -> tuple[int, str]:
     done = subprocess.run(
         [sys.executable, "-m", "briefing", "--config", str(config), "ingest"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     text = done.stdout + ("\n[stderr]\n" + done.stderr if done.stderr else "")
     (out / f"run{run}.txt").write_text(text, encoding="utf-8")
     return done.returncode, done.stdout
@@ -130,8 +136,12 @@ def summarise(name: str, sources: dict[str, dict[str, Any]], local: set[str]) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                        help="folder holding feeds/ (default ../shared/data)")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="folder holding feeds/ (default ../shared/data)",
+    )
     parser.add_argument("--out", type=Path, help="folder for config.yaml, the store and outputs")
     args = parser.parse_args()
     feeds = (args.data / "feeds").resolve()

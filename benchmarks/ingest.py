@@ -73,13 +73,26 @@ def time_read(files: list[Path]) -> tuple[float, int]:
 def time_ingest(files: list[Path]) -> tuple[float, int, int]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "config.yaml"
-        path.write_text(yaml.safe_dump({
-            "site": {"name": "Bench", "base_url": "https://bench.example.org",
-                     "from_address": "b@bench.example.org", "postal_address": "1 Bench Road"},
-            "sections": {"feeds": {"title": "Feeds", "sources": [str(p) for p in files]}},
-            "briefings": {"daily": {"title": "Daily", "list_id": "daily.bench.example.org",
-                                    "sections": ["feeds"]}},
-        }))  # fmt: skip
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "site": {
+                        "name": "Bench",
+                        "base_url": "https://bench.example.org",
+                        "from_address": "b@bench.example.org",
+                        "postal_address": "1 Bench Road",
+                    },
+                    "sections": {"feeds": {"title": "Feeds", "sources": [str(p) for p in files]}},
+                    "briefings": {
+                        "daily": {
+                            "title": "Daily",
+                            "list_id": "daily.bench.example.org",
+                            "sections": ["feeds"],
+                        }
+                    },
+                }
+            )
+        )
         config = load_config(path)
         database = open_database(config.database)
         try:
@@ -94,8 +107,12 @@ def time_ingest(files: list[Path]) -> tuple[float, int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
-                        help="folder holding feeds/ (default ../shared/data)")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data",
+        help="folder holding feeds/ (default ../shared/data)",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # failures are counted below, not logged one by one
@@ -113,14 +130,21 @@ def main() -> None:
         rows["ingest"].append((elapsed, stored))
     print(f"{len(files)} files, {megabytes:.1f} MB, {args.repeat} repetitions; medians:")
     base = statistics.median(seconds for seconds, _ in rows["feedparser"])
-    labels = {"feedparser": "feedparser alone", "read": "read (decode, repair, parse, clean)",
-              "ingest": "ingest (read + SQLite store)"}  # fmt: skip
-    print(f"{'':<36} {'seconds':>8} {'files/s':>8} {'items':>6} {'items/s':>8} {'x feedparser':>12}")
+    labels = {
+        "feedparser": "feedparser alone",
+        "read": "read (decode, repair, parse, clean)",
+        "ingest": "ingest (read + SQLite store)",
+    }
+    print(
+        f"{'':<36} {'seconds':>8} {'files/s':>8} {'items':>6} {'items/s':>8} {'x feedparser':>12}"
+    )
     for key, results in rows.items():
         seconds = statistics.median(s for s, _ in results)
         items = results[-1][1]
-        print(f"{labels[key]:<36} {seconds:>8.3f} {len(files) / seconds:>8.1f} {items:>6} "
-              f"{items / seconds:>8.0f} {seconds / base:>12.2f}")  # fmt: skip
+        print(
+            f"{labels[key]:<36} {seconds:>8.3f} {len(files) / seconds:>8.1f} {items:>6} "
+            f"{items / seconds:>8.0f} {seconds / base:>12.2f}"
+        )
     print(f"ingest: {failed} of {len(files)} files named and failed (not feeds, empty, invalid)")
 
 

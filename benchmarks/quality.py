@@ -324,21 +324,35 @@ def email_related(
     at = datetime(2005, 1, 1, tzinfo=UTC)
     stored = [
         SelectedArticle(
-            id=number, section=a.section, title=a.headline, url=f"https://bbc.example/{a.id}",
-            dek=None, body_text=a.body, image_url=None, image_alt=None, image_credit=None,
-            published_at=at, first_seen_at=at,
+            id=number,
+            section=a.section,
+            title=a.headline,
+            url=f"https://bbc.example/{a.id}",
+            dek=None,
+            body_text=a.body,
+            image_url=None,
+            image_alt=None,
+            image_credit=None,
+            published_at=at,
+            first_seen_at=at,
         )
         for number, a in enumerate(articles)
-    ]  # fmt: skip
+    ]
     archive = Archive(stored)
     found = [
         related_links(
-            [article], archive, per_item=per_item, window=RELATED_WINDOW,
-            threshold=threshold, same_story=same_story,
+            [article],
+            archive,
+            per_item=per_item,
+            window=RELATED_WINDOW,
+            threshold=threshold,
+            same_story=same_story,
         )[article.id]
         for article in stored
-    ]  # fmt: skip
-    links = [(article, link) for article, group in zip(stored, found, strict=True) for link in group]
+    ]
+    links = [
+        (article, link) for article, group in zip(stored, found, strict=True) for link in group
+    ]
     same = [archive.by_id[link.article_id or 0].section == a.section for a, link in links]
     return len(links) / len(stored), mean(bool(g) for g in found), mean(same)
 
@@ -481,19 +495,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     fold_at = email_default("fold_threshold")
     related_at = email_default("related_threshold")
     per_item = email_default("related_links")
-    print(f"\nEmail defaults: fold_threshold {fold_at}, related_threshold {related_at},"
-          f" related_links {per_item}")  # fmt: skip
+    print(
+        f"\nEmail defaults: fold_threshold {fold_at}, related_threshold {related_at},"
+        f" related_links {per_item}"
+    )
     email_groups = fold([s.doc for s in stories], fold_at)
     email_cluster = {doc_id: group[0] for group in email_groups for doc_id in group}
     fp, fr, ff = pairwise_scores(gold, email_cluster, ids)
-    print(f"  AllSides folding at {fold_at}: P / R / F1 {fp:.4f} / {fr:.4f} / {ff:.4f};"
-          f" {len(email_groups)} groups")  # fmt: skip
+    print(
+        f"  AllSides folding at {fold_at}: P / R / F1 {fp:.4f} / {fr:.4f} / {ff:.4f};"
+        f" {len(email_groups)} groups"
+    )
     print("  BBC related links (other stories only)   links/article  with a link  same section")
     for threshold in sorted({0.05, related_at, 0.11}):
         per, covered, same = email_related(articles, threshold, fold_at, per_item)
         mark = "  <- default" if threshold == related_at else ""
-        print(f"    related_threshold {threshold:<5}            {per:13.2f} {covered:12.3f}"
-              f" {same:13.3f}{mark}")  # fmt: skip
+        print(
+            f"    related_threshold {threshold:<5}            {per:13.2f} {covered:12.3f}"
+            f" {same:13.3f}{mark}"
+        )
     print(f"\nWrote {args.out}")
     return 0
 

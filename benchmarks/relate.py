@@ -60,9 +60,7 @@ def elapsed_ms(function: Callable[[], object]) -> float:
 
 def load_archive(data: Path, size: int) -> list[SelectedArticle]:
     """Return ``size`` real articles spread evenly over the window before the cut, newest first."""
-    texts: list[tuple[str, str, str]] = [
-        (a.section, a.headline, a.body) for a in load_bbc(data)
-    ]  # fmt: skip
+    texts: list[tuple[str, str, str]] = [(a.section, a.headline, a.body) for a in load_bbc(data)]
     texts += [("world", s.doc.title, s.doc.body) for s in load_allsides(data)]
     random.Random(7).shuffle(texts)
     texts = texts[:size]
@@ -72,11 +70,19 @@ def load_archive(data: Path, size: int) -> list[SelectedArticle]:
         at = NOW - step * number
         articles.append(
             SelectedArticle(
-                id=number, section=section, title=title, url=f"https://news.example.org/{number}",
-                dek=None, body_text=body, image_url=None, image_alt=None, image_credit=None,
-                published_at=at, first_seen_at=at,
+                id=number,
+                section=section,
+                title=title,
+                url=f"https://news.example.org/{number}",
+                dek=None,
+                body_text=body,
+                image_url=None,
+                image_alt=None,
+                image_credit=None,
+                published_at=at,
+                first_seen_at=at,
             )
-        )  # fmt: skip
+        )
     return articles
 
 
@@ -111,16 +117,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs to take medians over")
     args = parser.parse_args(argv)
     if not (args.data / "bbc" / "articles").is_dir():
-        print(f"benchmarks/relate.py: no development data in {args.data} "
-              "(expected bbc/ and allsides/ as in ../shared/data); nothing measured")  # fmt: skip
+        print(
+            f"benchmarks/relate.py: no development data in {args.data} "
+            "(expected bbc/ and allsides/ as in ../shared/data); nothing measured"
+        )
         return 0
 
     archive_articles = load_archive(args.data, args.archive)
     data = config_dict(
         sections={key: {"title": key.title(), "max_items": 4} for key in SECTIONS},
-        briefings={"daily": {"title": "The Daily", "list_id": "daily.example.org",
-                             "sections": list(SECTIONS), "max_items": 20}},
-    )  # fmt: skip
+        briefings={
+            "daily": {
+                "title": "The Daily",
+                "list_id": "daily.example.org",
+                "sections": list(SECTIONS),
+                "max_items": 20,
+            }
+        },
+    )
     config: Config = make_config(Path(tempfile.mkdtemp()), **data)
     briefing: BriefingConfig = config.briefings["daily"]
     section_sets = [s for n in (2, 3, 4, 5, 6) for s in combinations(SECTIONS, n)]
@@ -138,18 +152,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     def selection_of(
         sections: Sequence[str], pool: Mapping[str, Sequence[SelectedArticle]]
     ) -> Selection:
-        return select_articles("daily", pool, sections, dict.fromkeys(sections, 4),
-                               briefing.max_items, None, NOW)  # fmt: skip
+        return select_articles(
+            "daily", pool, sections, dict.fromkeys(sections, 4), briefing.max_items, None, NOW
+        )
 
     def new_method(archive: Archive, sections: Sequence[str]) -> dict[int, tuple[Link, ...]]:
         folding = fold_candidates(candidates, sections, archive.index, briefing.fold_threshold)
         selection = selection_of(sections, folding.candidates)
         by_id = {a.id: a for a in selection.articles}
         return related_links(
-            [by_id[i] for i in selection.ranking], archive, per_item=briefing.related_links,
-            window=briefing.related_window, threshold=briefing.related_threshold,
-            same_story=briefing.fold_threshold, exclude=folding.folded,
-        )  # fmt: skip
+            [by_id[i] for i in selection.ranking],
+            archive,
+            per_item=briefing.related_links,
+            window=briefing.related_window,
+            threshold=briefing.related_threshold,
+            same_story=briefing.fold_threshold,
+            exclude=folding.folded,
+        )
 
     def old_method(sections: Sequence[str]) -> object:
         selection = selection_of(sections, candidates)
@@ -168,10 +187,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = [VariantSpec("daily", tuple(s), None, NOW, "en_GB", date(2026, 11, 26)) for s in chosen]
     archive = Archive(archive_articles)
     archive.index  # noqa: B018 - built before the clock starts, as in a run
-    whole = [elapsed_ms(lambda spec=spec: build_variant(config, spec, VariantInputs(candidates, archive)))
-             for spec in specs]  # fmt: skip
-    folded = sum(len(fold_candidates(candidates, s, archive.index, briefing.fold_threshold).folded)
-                 for s in chosen)  # fmt: skip
+    whole = [
+        elapsed_ms(
+            lambda spec=spec: build_variant(config, spec, VariantInputs(candidates, archive))
+        )
+        for spec in specs
+    ]
+    folded = sum(
+        len(fold_candidates(candidates, s, archive.index, briefing.fold_threshold).folded)
+        for s in chosen
+    )
     links = sum(len(v) for s in chosen for v in new_method(archive, s).values())
 
     n = len(chosen)
@@ -180,19 +205,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     new = statistics.median(t for run in new_runs for t in run)
     old = statistics.median(t for run in old_runs for t in run)
     total = statistics.median(sum(run) for run in new_runs)
-    print(f"archive: {len(archive_articles)} articles over {WINDOW.days} days; "
-          f"{sum(len(c) for c in candidates.values())} candidates in the last 24 h; "
-          f"{n} variants of 2-6 sections; medians of {args.runs} runs")  # fmt: skip
+    print(
+        f"archive: {len(archive_articles)} articles over {WINDOW.days} days; "
+        f"{sum(len(c) for c in candidates.values())} candidates in the last 24 h; "
+        f"{n} variants of 2-6 sections; medians of {args.runs} runs"
+    )
     print(f"  folded {folded} candidate(s) and gave {links} related link(s) over the {n} variants")
     print(f"similarity index over the archive, once per run:     {build:8.2f} ms")
-    print(f"per variant, fold + select + related links:          {new:8.2f} ms "
-          f"(the run's first variant {first:.2f} ms; all {n} {total:.2f} ms)")  # fmt: skip
+    print(
+        f"per variant, fold + select + related links:          {new:8.2f} ms "
+        f"(the run's first variant {first:.2f} ms; all {n} {total:.2f} ms)"
+    )
     print(f"per variant, select + old same-section links:        {old:8.2f} ms")
     print(f"ratio new / old per variant:                         {new / old:8.1f}x")
-    print(f"per variant, index shared by the run's {n} variants:  {(build + total) / n:8.2f} ms "
-          f"(an index of its own per variant: {build + first:.2f} ms)")  # fmt: skip
-    print(f"per variant, whole build_variant (new method):       "
-          f"{statistics.median(whole):8.2f} ms (summaries, render and compose included)")  # fmt: skip
+    print(
+        f"per variant, index shared by the run's {n} variants:  {(build + total) / n:8.2f} ms "
+        f"(an index of its own per variant: {build + first:.2f} ms)"
+    )
+    print(
+        f"per variant, whole build_variant (new method):       "
+        f"{statistics.median(whole):8.2f} ms (summaries, render and compose included)"
+    )
     return 0
 
 

@@ -54,39 +54,60 @@ def main() -> None:
     briefing = config.briefings["daily"]
     items = tuple(
         DigestItem(
-            article=make_selected(i, title=f"Headline number {i} about a story of the day",
-                                  image_url=f"https://img.example.org/{i}.jpg",
-                                  image_alt=f"Photo {i}", image_credit="Photo: Agency"),
+            article=make_selected(
+                i,
+                title=f"Headline number {i} about a story of the day",
+                image_url=f"https://img.example.org/{i}.jpg",
+                image_alt=f"Photo {i}",
+                image_credit="Photo: Agency",
+            ),
             summary=summarise(f"Headline {i}", BODY, 60),
-            related=tuple(Link(title=f"Related story {i}-{r}", url=f"https://news.example.org/r/{i}/{r}")
-                          for r in range(2)),
+            related=tuple(
+                Link(title=f"Related story {i}-{r}", url=f"https://news.example.org/r/{i}/{r}")
+                for r in range(2)
+            ),
         )
         for i in range(1, 21)
-    )  # fmt: skip
+    )
     digest = Digest(
-        briefing="daily", title="The Daily", locale="en_GB", issue_date=date(2026, 11, 26),
-        cut_at=NOW, sections=(DigestSection(key="world", title="World", items=items),),
-    )  # fmt: skip
+        briefing="daily",
+        title="The Daily",
+        locale="en_GB",
+        issue_date=date(2026, 11, 26),
+        cut_at=NOW,
+        sections=(DigestSection(key="world", title="World", items=items),),
+    )
     placeholders = new_placeholders()
     signer = Signer([b"bench"])
     tokens = {p.value: signer.sign(p, 12345) for p in Purpose}
 
     def cut() -> object:
-        rendered = render_digest(digest, key="daily", site=config.site, briefing=briefing,
-                                 placeholders=placeholders)  # fmt: skip
-        return compose_variant(rendered, variant_key="bench", site=config.site,
-                               briefing=briefing, placeholders=placeholders)  # fmt: skip
+        rendered = render_digest(
+            digest, key="daily", site=config.site, briefing=briefing, placeholders=placeholders
+        )
+        return compose_variant(
+            rendered,
+            variant_key="bench",
+            site=config.site,
+            briefing=briefing,
+            placeholders=placeholders,
+        )
 
     composed = cut()
-    rendered = render_digest(digest, key="daily", site=config.site, briefing=briefing,
-                             placeholders=placeholders)  # fmt: skip
+    rendered = render_digest(
+        digest, key="daily", site=config.site, briefing=briefing, placeholders=placeholders
+    )
     template = composed.template  # type: ignore[attr-defined]
 
     def personalise() -> bytes:
         return template.personalise(
-            recipient="reader@example.com", name="Zoë Reader", message_id="<x@news.example.org>",
-            date=NOW, tokens=tokens, list_unsubscribe=("https://news.example.org/b/u/" + tokens["u"],),
-        )  # fmt: skip
+            recipient="reader@example.com",
+            name="Zoë Reader",
+            message_id="<x@news.example.org>",
+            date=NOW,
+            tokens=tokens,
+            list_unsubscribe=("https://news.example.org/b/u/" + tokens["u"],),
+        )
 
     def email_package() -> bytes:
         message = EmailMessage(policy=SMTP)
@@ -97,8 +118,9 @@ def main() -> None:
         message["Message-ID"] = "<x@news.example.org>"
         message["List-Unsubscribe"] = "<https://news.example.org/b/u/" + tokens["u"] + ">"
         message.set_content(fill_links(rendered.text, placeholders, tokens), cte="quoted-printable")
-        message.add_alternative(fill_links(rendered.html, placeholders, tokens), subtype="html",
-                                cte="quoted-printable")  # fmt: skip
+        message.add_alternative(
+            fill_links(rendered.html, placeholders, tokens), subtype="html", cte="quoted-printable"
+        )
         return message.as_bytes()
 
     cut_ms = median_ms(cut, 30)

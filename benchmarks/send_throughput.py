@@ -132,21 +132,23 @@ def write_project(folder: Path, port: int, pool: int, items: int) -> Path:
             (folder / "content" / section).mkdir(parents=True, exist_ok=True)
             (folder / "content" / section / f"{n}.md").write_text(
                 "---\n"
-                f"title: \"{section.title()} headline number {n}: a story that runs to a long "
-                "line as real ones do\"\n"
+                f'title: "{section.title()} headline number {n}: a story that runs to a long '
+                'line as real ones do"\n'
                 f"url: https://news.example.org/{section}/{n}/a-long-slug-for-the-story\n"
                 f"published: {(AT - timedelta(hours=n + 1)).isoformat()}\n"
                 f"image: https://img.example.org/{section}/{n}/photo-1200x675.jpg\n"
                 f"image_alt: A photograph for {section} story {n}\n"
-                "image_credit: \"Photo: Agency / Photographer Name\"\n"
+                'image_credit: "Photo: Agency / Photographer Name"\n'
                 "---\n" + body + "\n",
                 encoding="utf-8",
             )
     sections = "\n".join(
         f"  {s}:\n    title: {s.title()}\n    sources: [content/{s}/*.md]\n    max_items: 8\n"
-        f"    lookback: 7d" for s in SECTIONS
-    )  # fmt: skip
-    (folder / "config.yaml").write_text(f"""\
+        f"    lookback: 7d"
+        for s in SECTIONS
+    )
+    (folder / "config.yaml").write_text(
+        f"""\
 site:
   name: The Benchmark Gazette
   base_url: https://news.example.org/briefing
@@ -178,7 +180,9 @@ delivery:
     security: none
     pool_size: {pool}
     messages_per_connection: 1000
-""", encoding="utf-8")  # fmt: skip
+""",
+        encoding="utf-8",
+    )
     return folder / "config.yaml"
 
 
@@ -198,10 +202,17 @@ def reset_ledger(database: Database) -> None:
     with database.transaction() as session:
         session.execute(delete(DeliveryAttempt))
         session.execute(
-            update(Delivery).values(status="pending", attempts=0, owner=None, lease_until=None,
-                                    sent_at=None, last_code=None, last_reply=None,
-                                    next_attempt_at=None)
-        )  # fmt: skip
+            update(Delivery).values(
+                status="pending",
+                attempts=0,
+                owner=None,
+                lease_until=None,
+                sent_at=None,
+                last_code=None,
+                last_reply=None,
+                next_attempt_at=None,
+            )
+        )
 
 
 @dataclass
@@ -229,14 +240,14 @@ def timed(function: Callable[[], int]) -> Measured:
     return Measured(seconds, cpu, messages)
 
 
-def run_send(config_path: Path, database: Database, signer: Signer,
-             dkim: DkimSigner | None) -> int:  # fmt: skip
+def run_send(config_path: Path, database: Database, signer: Signer, dkim: DkimSigner | None) -> int:
     """Deliver the whole ledger through the SMTP pool; return how many were sent."""
     config = load_config(config_path)
     transport = make_transport(config)
     try:
-        report: DeliveryReport = deliver(config, database, signer, transport,
-                                         clock=lambda: AT, dkim=dkim)  # fmt: skip
+        report: DeliveryReport = deliver(
+            config, database, signer, transport, clock=lambda: AT, dkim=dkim
+        )
     finally:
         transport.close()
     if report.stopped or report.sent != report.handled:
@@ -247,11 +258,23 @@ def run_send(config_path: Path, database: Database, signer: Signer,
 def run_smtp_source(root: Path, port: int, count: int, size: int, sessions: int) -> int:
     """Blast ``count`` messages of ``size`` bytes with smtp-source; return ``count``."""
     subprocess.run(
-        [str(root / "usr" / "sbin" / "smtp-source"), "-s", str(sessions), "-m", str(count),
-         "-l", str(size), "-f", "briefing@news.example.org", "-t", "reader@example.com",
-         f"127.0.0.1:{port}"],
-        env=postfix_env(root), check=True,
-    )  # fmt: skip
+        [
+            str(root / "usr" / "sbin" / "smtp-source"),
+            "-s",
+            str(sessions),
+            "-m",
+            str(count),
+            "-l",
+            str(size),
+            "-f",
+            "briefing@news.example.org",
+            "-t",
+            "reader@example.com",
+            f"127.0.0.1:{port}",
+        ],
+        env=postfix_env(root),
+        check=True,
+    )
     return count
 
 
@@ -280,9 +303,13 @@ def dkim_key(folder: Path) -> Path:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = folder / "dkim.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))  # fmt: skip
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -295,11 +322,16 @@ def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=20_000)
-    parser.add_argument("--pool", type=int, default=8, help="SMTP connections (and smtp-source sessions)")
+    parser.add_argument(
+        "--pool", type=int, default=8, help="SMTP connections (and smtp-source sessions)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--items", type=int, default=14, help="items per digest (14: ~72 KB messages)")
-    parser.add_argument("--dkim-subscribers", type=int, default=5_000,
-                        help="messages in each DKIM-signed round")  # fmt: skip
+    parser.add_argument(
+        "--items", type=int, default=14, help="items per digest (14: ~72 KB messages)"
+    )
+    parser.add_argument(
+        "--dkim-subscribers", type=int, default=5_000, help="messages in each DKIM-signed round"
+    )
     args = parser.parse_args()
 
     root = fetch_postfix()
@@ -313,28 +345,38 @@ def main() -> None:
             database = open_database(config.database)
             started = time.perf_counter()
             ingest(config, database, AT - timedelta(minutes=30))
-            import_subscribers(config, database, subscribe(folder, args.subscribers), AT - timedelta(minutes=10))
+            import_subscribers(
+                config, database, subscribe(folder, args.subscribers), AT - timedelta(minutes=10)
+            )
             dispatched = dispatch(config, database, signer, AT)
             setup = time.perf_counter() - started
             message = sample_message(database)
             size = len(message)
-            print(f"setup: {args.subscribers:,} subscribers, {dispatched.variants} variants, "
-                  f"messages ~{size / 1000:.1f} KB, ingest+import+dispatch {setup:.1f} s")  # fmt: skip
-            print(f"pool: {args.pool} connections; smtp-source: {args.pool} sessions; "
-                  f"{args.rounds} rounds, medians below")  # fmt: skip
+            print(
+                f"setup: {args.subscribers:,} subscribers, {dispatched.variants} variants, "
+                f"messages ~{size / 1000:.1f} KB, ingest+import+dispatch {setup:.1f} s"
+            )
+            print(
+                f"pool: {args.pool} connections; smtp-source: {args.pool} sessions; "
+                f"{args.rounds} rounds, medians below"
+            )
 
             sends, sources, bare = [], [], []
             for round_number in range(1, args.rounds + 1):
                 reset_ledger(database)
-                source = timed(lambda: run_smtp_source(root, port, args.subscribers, size, args.pool))
+                source = timed(
+                    lambda: run_smtp_source(root, port, args.subscribers, size, args.pool)
+                )
                 send = timed(lambda: run_send(config_path, database, signer, None))
                 loop = timed(lambda: run_smtplib(port, max(args.subscribers // 10, 100), message))
                 sources.append(source)
                 sends.append(send)
                 bare.append(loop)
-                print(f"  round {round_number}: send {send.rate:,.0f}/s, smtp-source "
-                      f"{source.rate:,.0f}/s, ratio {send.rate / source.rate:.2f}; "
-                      f"bare smtplib {loop.rate:,.0f}/s")  # fmt: skip
+                print(
+                    f"  round {round_number}: send {send.rate:,.0f}/s, smtp-source "
+                    f"{source.rate:,.0f}/s, ratio {send.rate / source.rate:.2f}; "
+                    f"bare smtplib {loop.rate:,.0f}/s"
+                )
 
             os.environ["BRIEFING_DKIM_KEY_FILE"] = str(dkim_key(folder))
             signed = []
@@ -344,8 +386,11 @@ def main() -> None:
                 reset_ledger(database)
                 with database.transaction() as session:
                     # Sign a subset: the rate, not the total, is the figure.
-                    session.execute(update(Delivery).where(Delivery.id > args.dkim_subscribers)
-                                    .values(status="skipped"))  # fmt: skip
+                    session.execute(
+                        update(Delivery)
+                        .where(Delivery.id > args.dkim_subscribers)
+                        .values(status="skipped")
+                    )
                 signed.append(timed(lambda: run_send(config_path, database, signer, dkim)))
 
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -353,16 +398,26 @@ def main() -> None:
             source_rate = median([m.rate for m in sources])
             cpu_per_message = median([m.cpu / m.messages * 1e6 for m in sends])
             print()
-            print(f"briefing send (pool, ledger, no DKIM): {send_rate:8,.0f} messages/s "
-                  f"(median wall {median([m.seconds for m in sends]):.2f} s for {args.subscribers:,})")  # fmt: skip
-            print(f"smtp-source ({args.pool} sessions):         {source_rate:8,.0f} messages/s "
-                  f"(median wall {median([m.seconds for m in sources]):.2f} s)")  # fmt: skip
+            print(
+                f"briefing send (pool, ledger, no DKIM): {send_rate:8,.0f} messages/s "
+                f"(median wall {median([m.seconds for m in sends]):.2f} s for {args.subscribers:,})"
+            )
+            print(
+                f"smtp-source ({args.pool} sessions):         {source_rate:8,.0f} messages/s "
+                f"(median wall {median([m.seconds for m in sources]):.2f} s)"
+            )
             print(f"ratio send / smtp-source:              {send_rate / source_rate:8.2f}")
-            print(f"bare smtplib loop, one connection:     {median([m.rate for m in bare]):8,.0f} messages/s")
-            print(f"send CPU time (this process):          {median([m.cpu for m in sends]):8.2f} s "
-                  f"({cpu_per_message:.0f} us per message)")  # fmt: skip
-            print(f"DKIM-signed send (rsa-sha256 2048):    {median([m.rate for m in signed]):8,.0f} messages/s "
-                  f"(median of {args.rounds} x {args.dkim_subscribers:,})")  # fmt: skip
+            print(
+                f"bare smtplib loop, one connection:     {median([m.rate for m in bare]):8,.0f} messages/s"
+            )
+            print(
+                f"send CPU time (this process):          {median([m.cpu for m in sends]):8.2f} s "
+                f"({cpu_per_message:.0f} us per message)"
+            )
+            print(
+                f"DKIM-signed send (rsa-sha256 2048):    {median([m.rate for m in signed]):8,.0f} messages/s "
+                f"(median of {args.rounds} x {args.dkim_subscribers:,})"
+            )
             print(f"peak RSS of this process:              {peak_mb:8.0f} MB")
             database.dispose()
     finally:

@@ -336,8 +336,10 @@ class SmtpConfig(StrictModel):
     )
     pool_size: int = Field(default=4, ge=1, le=64, description="Connections open at once.")
     messages_per_connection: int = Field(
-        default=100, ge=1, le=100_000, description="Messages sent over one connection before it "
-        "is replaced by a fresh one.",
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Messages sent over one connection before it is replaced by a fresh one.",
     )
     connect_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for the connection and the greeting."
@@ -346,15 +348,20 @@ class SmtpConfig(StrictModel):
         default=60.0, gt=0, description="Seconds to wait for the reply to one command."
     )
     data_timeout: float = Field(
-        default=300.0, gt=0,
+        default=300.0,
+        gt=0,
         description="Seconds to wait while sending the message and for the reply to its final dot.",
     )
     connect_attempts: int = Field(
-        default=3, ge=1, le=20,
+        default=3,
+        ge=1,
+        le=20,
         description="Tries at opening a connection (with backoff) before the run stops.",
     )
     reconnect_backoff: float = Field(
-        default=1.0, ge=0, description="Seconds before reconnecting after a 421 or a dropped "
+        default=1.0,
+        ge=0,
+        description="Seconds before reconnecting after a 421 or a dropped "
         "connection; doubled for each failure in a row, with jitter.",
     )
 
@@ -386,11 +393,15 @@ class RetryConfig(StrictModel):
     """Retries of temporary failures (4xx, timeouts, dropped connections)."""
 
     attempts_per_run: int = Field(
-        default=3, ge=1, le=20,
+        default=3,
+        ge=1,
+        le=20,
         description="Tries of one delivery within a run before it is left deferred.",
     )
     backoff: float = Field(
-        default=5.0, ge=0, description="Seconds before the first retry within a run; doubled for "
+        default=5.0,
+        ge=0,
+        description="Seconds before the first retry within a run; doubled for "
         "each further try, with jitter.",
     )
     max_backoff: float = Field(
@@ -420,26 +431,33 @@ class DeliveryConfig(StrictModel):
         default=None, description="The relay; required when transport is smtp."
     )
     rate_limit: float | None = Field(
-        default=None, gt=0, description="Most messages per second over all connections "
+        default=None,
+        gt=0,
+        description="Most messages per second over all connections "
         "(unset: as fast as the relay takes them).",
     )
     connection_rate_limit: float | None = Field(
         default=None, gt=0, description="Most messages per second over one connection."
     )
     slow_down_period: float = Field(
-        default=60.0, ge=0, description="Seconds the rate stays halved after a 4.7.x "
-        "'slow down' reply.",
+        default=60.0,
+        ge=0,
+        description="Seconds the rate stays halved after a 4.7.x 'slow down' reply.",
     )
     retry: RetryConfig = Field(
         default_factory=RetryConfig, description="Retries of temporary failures."
     )
     same_failure_limit: int = Field(
-        default=20, ge=2, le=10_000,
+        default=20,
+        ge=2,
+        le=10_000,
         description="This many recipients in a row refused with the same 5xx reply stop the run "
         "(a session or content problem, not the recipients'); they are left pending.",
     )
     lease: float = Field(
-        default=120.0, ge=5, description="Seconds a claim lasts without a heartbeat; a crashed "
+        default=120.0,
+        ge=5,
+        description="Seconds a claim lasts without a heartbeat; a crashed "
         "run's claims are taken over after it (at once on the same host).",
     )
     heartbeat: float = Field(
@@ -483,16 +501,20 @@ class WebConfig(StrictModel):
         description="How long a sign-up confirmation link stays valid.",
     )
     signups_per_address: int = Field(
-        default=3, ge=1, le=100,
+        default=3,
+        ge=1,
+        le=100,
         description="Most sign-up confirmations sent to one address per address window.",
-    )  # fmt: skip
+    )
     address_window: Duration = Field(
         default=timedelta(hours=24), description="Window of the per-address sign-up limit."
     )
     signups_per_client: int = Field(
-        default=10, ge=1, le=10_000,
+        default=10,
+        ge=1,
+        le=10_000,
         description="Most sign-ups accepted from one client address per client window.",
-    )  # fmt: skip
+    )
     client_window: Duration = Field(
         default=timedelta(hours=1), description="Window of the per-client sign-up limit."
     )

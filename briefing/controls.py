@@ -45,8 +45,9 @@ def operator() -> str:
 
 def _row(session: Session, briefing: str, now: datetime) -> BriefingControl:
     # Two processes may create the row at once; the primary key decides.
-    insert_ignore(session, BriefingControl,
-                  {"briefing": briefing, "paused": False, "updated_at": now})  # fmt: skip
+    insert_ignore(
+        session, BriefingControl, {"briefing": briefing, "paused": False, "updated_at": now}
+    )
     row = session.get(BriefingControl, briefing, populate_existing=True)
     assert row is not None
     return row
@@ -108,8 +109,10 @@ def clear_run_now(database: Database, briefing: str, requested_at: datetime, now
     with database.transaction() as session:
         result = session.execute(
             update(BriefingControl)
-            .where(BriefingControl.briefing == briefing,
-                   BriefingControl.run_now_requested_at == requested_at)
+            .where(
+                BriefingControl.briefing == briefing,
+                BriefingControl.run_now_requested_at == requested_at,
+            )
             .values(run_now_requested_at=None, updated_at=now)
-        )  # fmt: skip
+        )
         return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -152,9 +152,14 @@ class DispatchReport:
                 logger.info(
                     "briefing %s, edition %s: dispatched %d pending, %d skipped, "
                     "%d suppressed, %d expired in %d variant(s)",
-                    name, issue_date, counts["pending"], counts["skipped"],
-                    counts["suppressed"], counts["expired"], counts["variants"],
-                )  # fmt: skip
+                    name,
+                    issue_date,
+                    counts["pending"],
+                    counts["skipped"],
+                    counts["suppressed"],
+                    counts["expired"],
+                    counts["variants"],
+                )
 
 
 def paused_briefings(session: Session) -> set[str]:
@@ -286,18 +291,31 @@ def dispatch(
                 if due.expired:
                     late = now - due.scheduled_at
                     if _insert_edition(
-                        session, signer, config, due, variant_id=None, cut_at=None,
-                        status="expired", now=now,
+                        session,
+                        signer,
+                        config,
+                        due,
+                        variant_id=None,
+                        cut_at=None,
+                        status="expired",
+                        now=now,
                         reason=f"send time {due.scheduled_at:%Y-%m-%d %H:%M} UTC passed "
                         f"{int(late.total_seconds() // 60)} min ago, past the deadline",
-                    ):  # fmt: skip
+                    ):
                         report.count(due, "expired")
                     continue
                 if (hit := suppression_for(session, email, name)) is not None:
                     if _insert_edition(
-                        session, signer, config, due, variant_id=None, cut_at=None,
-                        status="suppressed", reason=f"address suppressed ({hit.reason})", now=now,
-                    ):  # fmt: skip
+                        session,
+                        signer,
+                        config,
+                        due,
+                        variant_id=None,
+                        cut_at=None,
+                        status="suppressed",
+                        reason=f"address suppressed ({hit.reason})",
+                        now=now,
+                    ):
                         report.count(due, "suppressed")
                     continue
                 spec = VariantSpec(
@@ -322,11 +340,16 @@ def dispatch(
                 skip = built.empty and settings.skip_if_empty
                 for due in members:
                     if _insert_edition(
-                        session, signer, config, due, variant_id=variant_id, cut_at=spec.cut_at,
+                        session,
+                        signer,
+                        config,
+                        due,
+                        variant_id=variant_id,
+                        cut_at=spec.cut_at,
                         status="skipped" if skip else "pending",
                         reason="no new articles since the last edition" if skip else None,
                         now=now,
-                    ):  # fmt: skip
+                    ):
                         report.count(due, "skipped" if skip else "pending")
         report.log(name)
     return report

@@ -62,7 +62,9 @@ class Preferences:
     def defaults(cls, config: Config, briefing: str) -> Preferences:
         """Return a briefing's defaults for a new subscription."""
         settings = config.briefings[briefing]
-        return cls(None, settings.timezone, settings.send_time.strftime("%H:%M"), settings.frequency)
+        return cls(
+            None, settings.timezone, settings.send_time.strftime("%H:%M"), settings.frequency
+        )
 
 
 def change_status(
@@ -100,8 +102,14 @@ def unsubscribe(
     suppression entry, and no second event is recorded.
     """
     email = subscription.subscriber.email
-    suppress(session, email, reason="unsubscribed", source=source, now=now,
-             briefing=subscription.briefing)  # fmt: skip
+    suppress(
+        session,
+        email,
+        reason="unsubscribed",
+        source=source,
+        now=now,
+        briefing=subscription.briefing,
+    )
     if subscription.status in ENDED:
         return False
     change_status(session, subscription, "unsubscribed", source=source, now=now)
@@ -177,8 +185,15 @@ def start_signup(
     )
     if subscription is None:
         chosen = preferences or Preferences.defaults(config, briefing)
-        subscription = create_subscription(session, subscriber.id, briefing, chosen.columns(),
-                                           status="pending", source=source, now=now)  # fmt: skip
+        subscription = create_subscription(
+            session,
+            subscriber.id,
+            briefing,
+            chosen.columns(),
+            status="pending",
+            source=source,
+            now=now,
+        )
     hit = suppression_for(session, email, briefing)
     if subscription.status == "active" and hit is None:
         return Signup("active", email, briefing, subscription.id, None, None, None)
@@ -226,8 +241,14 @@ def _lift_suppression(session: Session, config: Config, email: str, briefing: st
         if row.briefing == ALL_BRIEFINGS:
             for other in config.briefings:
                 if other != briefing and not any(r.briefing == other for r in rows):
-                    suppress(session, email, reason=row.reason, source=row.source,
-                             now=row.created_at, briefing=other)  # fmt: skip
+                    suppress(
+                        session,
+                        email,
+                        reason=row.reason,
+                        source=row.source,
+                        now=row.created_at,
+                        briefing=other,
+                    )
         if row.briefing in (briefing, ALL_BRIEFINGS):
             session.delete(row)
 
@@ -245,15 +266,22 @@ def confirm(session: Session, config: Config, confirmation_id: int, now: datetim
     if now > confirmation.expires_at:
         return Confirmed("expired", subscription.briefing, subscription.id)
     subscriber = subscription.subscriber
-    if subscription.status == "active" and suppression_for(
-        session, subscriber.email, subscription.briefing
-    ) is None:
+    if (
+        subscription.status == "active"
+        and suppression_for(session, subscriber.email, subscription.briefing) is None
+    ):
         confirmation.confirmed_at = now
         return found
     source = f"confirmed:{confirmation.source}"
     if subscription.status != "active":
-        change_status(session, subscription, "active", source=source, now=now,
-                      detail=f"confirmation {confirmation.id}")  # fmt: skip
+        change_status(
+            session,
+            subscription,
+            "active",
+            source=source,
+            now=now,
+            detail=f"confirmation {confirmation.id}",
+        )
     subscription.consent_source = f"double opt-in ({confirmation.source})"
     subscription.consent_at = now
     _lift_suppression(session, config, subscriber.email, subscription.briefing)
@@ -298,7 +326,9 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     session.execute(
         update(Delivery)
         .where(Delivery.id.in_(delivery_ids))
-        .values(reason=_scrub(Delivery.reason, email), last_reply=_scrub(Delivery.last_reply, email))
+        .values(
+            reason=_scrub(Delivery.reason, email), last_reply=_scrub(Delivery.last_reply, email)
+        )
     )
     session.execute(
         update(DeliveryAttempt)

@@ -143,16 +143,15 @@ class PostgresSchedulerLock:
     def __init__(self, engine: Engine, connection: Connection) -> None:
         self._engine = engine
         self._connection: Connection | None = connection
-        self.description = (
-            f"PostgreSQL advisory lock {ADVISORY_KEYS} on {engine.url.database}"
-        )
+        self.description = f"PostgreSQL advisory lock {ADVISORY_KEYS} on {engine.url.database}"
 
     @classmethod
     def try_acquire(cls, database: Database) -> PostgresSchedulerLock | None:
         """Take the lock on a new dedicated connection, or return None when it is held."""
         # A pool of its own: this connection must never be handed to other work.
-        engine = create_engine(database.engine.url, poolclass=NullPool,
-                               isolation_level="AUTOCOMMIT")  # fmt: skip
+        engine = create_engine(
+            database.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        )
         try:
             connection = cls._take(engine)
         except SQLAlchemyError as exc:
@@ -172,14 +171,18 @@ class PostgresSchedulerLock:
         connection = engine.connect()
         try:
             name = f"briefing serve pid {os.getpid()} on {socket.gethostname()}"[:63]
-            connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                               {"name": name})  # fmt: skip
+            connection.execute(
+                text("SELECT set_config('application_name', :name, false)"), {"name": name}
+            )
             # Let the server notice a vanished host, and never end this idle session.
-            for setting, value in (("tcp_keepalives_idle", "30"),
-                                   ("tcp_keepalives_interval", "10"),
-                                   ("tcp_keepalives_count", "3")):  # fmt: skip
-                connection.execute(text("SELECT set_config(:s, :v, false)"),
-                                   {"s": setting, "v": value})  # fmt: skip
+            for setting, value in (
+                ("tcp_keepalives_idle", "30"),
+                ("tcp_keepalives_interval", "10"),
+                ("tcp_keepalives_count", "3"),
+            ):
+                connection.execute(
+                    text("SELECT set_config(:s, :v, false)"), {"s": setting, "v": value}
+                )
             if int(connection.execute(text("SHOW server_version_num")).scalar_one()) >= 140000:
                 connection.execute(text("SET idle_session_timeout = 0"))
             first, second = ADVISORY_KEYS
@@ -205,7 +208,9 @@ class PostgresSchedulerLock:
             return None
         pid, application, client, started = row
         where = f" from {client}" if client else ""
-        since = f", connected since {started.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if started else ""
+        since = (
+            f", connected since {started.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if started else ""
+        )
         return f"{application or 'a session'} (server pid {pid}{where}{since})"
 
     def held(self) -> bool:
@@ -214,11 +219,13 @@ class PostgresSchedulerLock:
         if self._connection is not None:
             try:
                 mine = self._connection.execute(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                         "AND classid = :first AND objid = :second AND objsubid = 2 "
-                         "AND pid = pg_backend_pid()"),
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                        "AND classid = :first AND objid = :second AND objsubid = 2 "
+                        "AND pid = pg_backend_pid()"
+                    ),
                     {"first": first, "second": second},
-                ).scalar_one()  # fmt: skip
+                ).scalar_one()
                 return bool(mine)
             except SQLAlchemyError:
                 # The session is gone (server restart, network): so is its lock.
@@ -236,8 +243,10 @@ class PostgresSchedulerLock:
             first, second = ADVISORY_KEYS
             # If the session is gone, so is the lock.
             with contextlib.suppress(SQLAlchemyError):
-                self._connection.execute(text("SELECT pg_advisory_unlock(:first, :second)"),
-                                         {"first": first, "second": second})  # fmt: skip
+                self._connection.execute(
+                    text("SELECT pg_advisory_unlock(:first, :second)"),
+                    {"first": first, "second": second},
+                )
             self._connection.close()
             self._connection = None
         self._engine.dispose()

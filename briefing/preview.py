@@ -155,9 +155,10 @@ def _fresh(config: Config, spec: VariantSpec, session: Session) -> _Content:
     )
     if built.empty:
         warnings.append(
-            "no new articles: this edition would be skipped" if settings.skip_if_empty
+            "no new articles: this edition would be skipped"
+            if settings.skip_if_empty
             else "no new articles"
-        )  # fmt: skip
+        )
     return _Content(
         issue_date=spec.issue_date,
         sections=spec.sections,
@@ -229,8 +230,9 @@ def preview(
     eml_path.write_bytes(message)
     warnings = list(content.warnings)
     if content.html_size >= HTML_LIMIT:
-        warnings.append(f"HTML part is {content.html_size:,} bytes even with one item; "
-                        "Gmail will clip it")  # fmt: skip
+        warnings.append(
+            f"HTML part is {content.html_size:,} bytes even with one item; Gmail will clip it"
+        )
     elif content.html_size > HTML_WARNING and not any("Gmail" in w for w in warnings):
         warnings.append(
             f"HTML part is {content.html_size:,} bytes; Gmail clips above about 102,000"

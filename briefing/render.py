@@ -126,9 +126,10 @@ def render_digest(
     filters = {
         "age": age,
         "tagged": (lambda url: tag_url(url, utm)) if utm else (lambda url: url),
-        "wrap": lambda text: textwrap.fill(text, width=72, break_long_words=False,
-                                           break_on_hyphens=False),
-    }  # fmt: skip
+        "wrap": lambda text: textwrap.fill(
+            text, width=72, break_long_words=False, break_on_hyphens=False
+        ),
+    }
     env = env.overlay()
     env.filters.update(filters)
     date_label = format_date(digest.issue_date, format="full", locale=locale)

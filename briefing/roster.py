@@ -70,35 +70,58 @@ def describe_subscriber(session: Session, email: str) -> dict[str, Any] | None:
     """Return everything stored about one address, or None if nothing is."""
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
     suppressions = [
-        {"briefing": row.briefing, "reason": row.reason, "source": row.source,
-         "since": _time(row.created_at)}
+        {
+            "briefing": row.briefing,
+            "reason": row.reason,
+            "source": row.source,
+            "since": _time(row.created_at),
+        }
         for row in session.scalars(
-            select(Suppression).where(Suppression.email_hash == address_hash(email))
-            .order_by(Suppression.id))
-    ]  # fmt: skip
+            select(Suppression)
+            .where(Suppression.email_hash == address_hash(email))
+            .order_by(Suppression.id)
+        )
+    ]
     if subscriber is None:
-        return {"email": email, "subscriptions": [], "suppressions": suppressions} if (
-            suppressions) else None  # fmt: skip
+        return (
+            {"email": email, "subscriptions": [], "suppressions": suppressions}
+            if (suppressions)
+            else None
+        )
     subscriptions = []
     for subscription in sorted(subscriber.subscriptions, key=lambda s: s.briefing):
         record = subscription_record(subscription, subscriber)
         record["events"] = [
-            {"at": _time(event.at), "from": event.status_from, "to": event.status_to,
-             "source": event.source, "detail": event.detail}
+            {
+                "at": _time(event.at),
+                "from": event.status_from,
+                "to": event.status_to,
+                "source": event.source,
+                "detail": event.detail,
+            }
             for event in session.scalars(
                 select(SubscriptionEvent)
                 .where(SubscriptionEvent.subscription_id == subscription.id)
-                .order_by(SubscriptionEvent.id))
-        ]  # fmt: skip
+                .order_by(SubscriptionEvent.id)
+            )
+        ]
         record["confirmations"] = [
-            {"sent_at": _time(row.created_at), "expires_at": _time(row.expires_at),
-             "confirmed_at": _time(row.confirmed_at), "source": row.source}
+            {
+                "sent_at": _time(row.created_at),
+                "expires_at": _time(row.expires_at),
+                "confirmed_at": _time(row.confirmed_at),
+                "source": row.source,
+            }
             for row in session.scalars(
-                select(Confirmation).where(Confirmation.subscription_id == subscription.id)
-                .order_by(Confirmation.id))
-        ]  # fmt: skip
+                select(Confirmation)
+                .where(Confirmation.subscription_id == subscription.id)
+                .order_by(Confirmation.id)
+            )
+        ]
         record["editions"] = session.scalar(
-            select(func.count()).select_from(Edition).where(
+            select(func.count())
+            .select_from(Edition)
+            .where(
                 Edition.subscriber_id == subscriber.id, Edition.briefing == subscription.briefing
             )
         )
@@ -118,9 +141,15 @@ def export_csv(session: Session, *, briefing: str | None = None) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for record in list_subscriptions(session, briefing=briefing, status="active"):
-        writer.writerow([
-            record["email"], record["name"] or "", record["briefing"],
-            ";".join(record["sections"] or ()), record["timezone"], record["send_time"],
-            record["frequency"],
-        ])  # fmt: skip
+        writer.writerow(
+            [
+                record["email"],
+                record["name"] or "",
+                record["briefing"],
+                ";".join(record["sections"] or ()),
+                record["timezone"],
+                record["send_time"],
+                record["frequency"],
+            ]
+        )
     return out.getvalue()

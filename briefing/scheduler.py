@@ -92,12 +92,20 @@ def drain_ledger(
             if stop is not None and stop.is_set():
                 break
             try:
-                drain.delivered[name] = deliver(config, database, signer, transport,
-                                                briefing=name, clock=clock, stop=stop,
-                                                dkim=dkim)  # fmt: skip
+                drain.delivered[name] = deliver(
+                    config,
+                    database,
+                    signer,
+                    transport,
+                    briefing=name,
+                    clock=clock,
+                    stop=stop,
+                    dkim=dkim,
+                )
                 if drain.delivered[name].stopped:
-                    logger.error("briefing %s: delivery stopped: %s", name,
-                                 drain.delivered[name].stopped)  # fmt: skip
+                    logger.error(
+                        "briefing %s: delivery stopped: %s", name, drain.delivered[name].stopped
+                    )
             except Exception as exc:  # one briefing's failure must not stop the others
                 drain.failures[name] = _describe_error(exc)
                 logger.error("briefing %s: delivery failed: %s", name, drain.failures[name])
@@ -109,9 +117,14 @@ def drain_ledger(
             logger.info(
                 "briefing %s: delivered %d sent, %d deferred, %d failed, %d cancelled, "
                 "%d suppressed, %d expired",
-                name, report.sent, report.deferred, report.failed, report.cancelled,
-                report.suppressed, report.expired,
-            )  # fmt: skip
+                name,
+                report.sent,
+                report.deferred,
+                report.failed,
+                report.cancelled,
+                report.suppressed,
+                report.expired,
+            )
     return drain
 
 
@@ -171,10 +184,13 @@ class Service:
         logger.info(
             "start-up catch-up: %d edition(s) dispatched (%d pending, %d skipped, "
             "%d suppressed, %d expired), %d sent",
-            sum(r.dispatched for r in reports), sum(r.pending for r in reports),
-            sum(r.skipped for r in reports), sum(r.suppressed for r in reports),
-            sum(r.expired for r in reports), sum(r.sent for r in tick.drain.delivered.values()),
-        )  # fmt: skip
+            sum(r.dispatched for r in reports),
+            sum(r.pending for r in reports),
+            sum(r.skipped for r in reports),
+            sum(r.suppressed for r in reports),
+            sum(r.expired for r in reports),
+            sum(r.sent for r in tick.drain.delivered.values()),
+        )
 
     def ingest_sources(self) -> None:
         """Read every source; log one line per source that changed or failed."""
@@ -182,16 +198,20 @@ class Service:
             reports = ingest(self.config, self.database, self.clock())
         for report in reports:
             if report.failures:
-                logger.warning("source %s: %s; %s", report.label, report.status,
-                               "; ".join(report.failures))  # fmt: skip
+                logger.warning(
+                    "source %s: %s; %s", report.label, report.status, "; ".join(report.failures)
+                )
             elif report.new or report.updated:
-                logger.info("source %s: %d new, %d updated", report.label, report.new,
-                            report.updated)  # fmt: skip
+                logger.info(
+                    "source %s: %d new, %d updated", report.label, report.new, report.updated
+                )
         logger.info(
             "ingest: %d source(s), %d new and %d updated article(s), %d source(s) failed",
-            len(reports), sum(r.new for r in reports), sum(r.updated for r in reports),
+            len(reports),
+            sum(r.new for r in reports),
+            sum(r.updated for r in reports),
             sum(1 for r in reports if r.failed),
-        )  # fmt: skip
+        )
 
     def dispatch_due(self) -> Tick:
         """Put every briefing's due editions in the ledger, then drain the unpaused ones."""
@@ -203,8 +223,9 @@ class Service:
             tick = Tick()
             for name in self.config.briefings:
                 try:
-                    tick.dispatched[name] = dispatch(self.config, self.database, self.signer,
-                                                     now, briefing=name)  # fmt: skip
+                    tick.dispatched[name] = dispatch(
+                        self.config, self.database, self.signer, now, briefing=name
+                    )
                 except Exception as exc:  # one briefing's failure must not stop the others
                     tick.failures[name] = _describe_error(exc)
                     logger.error("briefing %s: dispatch failed: %s", name, tick.failures[name])
@@ -238,8 +259,9 @@ class Service:
             return self._run_now(briefing)
 
     def _run_now(self, briefing: str) -> RunNow:
-        report = dispatch(self.config, self.database, self.signer, self.clock(),
-                          briefing=briefing, force=True)  # fmt: skip
+        report = dispatch(
+            self.config, self.database, self.signer, self.clock(), briefing=briefing, force=True
+        )
         drain = Drain() if report.paused else self._drain(only=briefing)
         return RunNow(briefing, report, drain)
 
@@ -257,8 +279,12 @@ class Service:
             dropped = f"older than the briefing's deadline ({format_duration(settings.deadline)})"
         ran = None
         if dropped:
-            logger.warning("briefing %s: run-now requested at %s dropped: %s", name,
-                           f"{requested_at:%Y-%m-%d %H:%M:%S} UTC", dropped)  # fmt: skip
+            logger.warning(
+                "briefing %s: run-now requested at %s dropped: %s",
+                name,
+                f"{requested_at:%Y-%m-%d %H:%M:%S} UTC",
+                dropped,
+            )
         else:
             try:
                 ran = self._run_now(name)
@@ -269,9 +295,11 @@ class Service:
             delivered = ran.drain.delivered.get(name, DeliveryReport())
             logger.info(
                 "briefing %s: run-now requested at %s done: %d edition(s) dispatched, %d sent",
-                name, f"{requested_at:%Y-%m-%d %H:%M:%S} UTC", ran.dispatched.dispatched,
+                name,
+                f"{requested_at:%Y-%m-%d %H:%M:%S} UTC",
+                ran.dispatched.dispatched,
                 delivered.sent,
-            )  # fmt: skip
+            )
         clear_run_now(self.database, name, requested_at, self.clock())
         return ran
 
@@ -284,8 +312,9 @@ class Service:
         self._log_pauses(controls)
         names = [only] if only else list(self.config.briefings)
         active = [n for n in names if not controls.get(n, ControlState(n)).paused]
-        return drain_ledger(self.config, self.database, self.signer, active, self.clock,
-                            self.stopping)  # fmt: skip
+        return drain_ledger(
+            self.config, self.database, self.signer, active, self.clock, self.stopping
+        )
 
     def _log_pauses(self, controls: dict[str, ControlState]) -> None:
         for name in self.config.briefings:
@@ -296,12 +325,18 @@ class Service:
                 logger.info(
                     "briefing %s: paused by %s at %s; nothing is dispatched or delivered "
                     "until `briefing resume %s`",
-                    name, state.paused_by or "?", since, name,
-                )  # fmt: skip
+                    name,
+                    state.paused_by or "?",
+                    since,
+                    name,
+                )
             elif not state.paused and name in self._paused:
                 self._paused.discard(name)
-                logger.info("briefing %s: resumed; editions still before their deadline go "
-                            "out now, later ones are recorded expired", name)  # fmt: skip
+                logger.info(
+                    "briefing %s: resumed; editions still before their deadline go "
+                    "out now, later ones are recorded expired",
+                    name,
+                )
 
     # --- the APScheduler side ---------------------------------------------------
 
@@ -319,12 +354,18 @@ class Service:
         minute = now.replace(second=0, microsecond=0)
         jobs = [
             ("start-up", self.start_up, DateTrigger(run_date=now, timezone=UTC)),
-            ("ingest", self.ingest_sources,
-             _every(settings.ingest_interval, start=now + settings.ingest_interval)),
+            (
+                "ingest",
+                self.ingest_sources,
+                _every(settings.ingest_interval, start=now + settings.ingest_interval),
+            ),
             ("dispatch", self.dispatch_due, _every(settings.dispatch_interval, start=minute)),
-            ("controls", self.take_run_now_requests,
-             _every(settings.control_interval, start=minute)),
-        ]  # fmt: skip
+            (
+                "controls",
+                self.take_run_now_requests,
+                _every(settings.control_interval, start=minute),
+            ),
+        ]
         for name, run, trigger in jobs:
             scheduler.add_job(self._guarded(name, run), trigger, id=name, name=name)
         return scheduler
@@ -354,8 +395,9 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
         # Only note it: taking a lock here could deadlock the interrupted main thread.
         received.append(signal.Signals(number).name)
 
-    previous = {number: signal.signal(number, on_signal)
-                for number in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+    previous = {
+        number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)
+    }
     scheduler = None
     service = Service(config, database, signer)
     try:
@@ -364,9 +406,11 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
         settings = config.scheduler
         logger.info(
             "serve started: %d briefing(s), ingest every %s, dispatch every %s; holding the %s",
-            len(config.briefings), format_duration(settings.ingest_interval),
-            format_duration(settings.dispatch_interval), lock.description,
-        )  # fmt: skip
+            len(config.briefings),
+            format_duration(settings.ingest_interval),
+            format_duration(settings.dispatch_interval),
+            lock.description,
+        )
         check_every = settings.control_interval.total_seconds()
         next_check = time.monotonic() + check_every
         while not received:

@@ -170,9 +170,14 @@ def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[Sub
 
 
 def _event(
-    session: Session, subscription: Subscription, to: str, source: str, now: datetime,
-    previous: str | None = None, detail: str | None = None,
-) -> None:  # fmt: skip
+    session: Session,
+    subscription: Subscription,
+    to: str,
+    source: str,
+    now: datetime,
+    previous: str | None = None,
+    detail: str | None = None,
+) -> None:
     session.add(
         SubscriptionEvent(
             subscription_id=subscription.id,
@@ -186,9 +191,16 @@ def _event(
 
 
 def create_subscription(
-    session: Session, subscriber_id: int, briefing: str, preferences: Mapping[str, Any], *,
-    status: str, source: str, now: datetime, detail: str | None = None,
-) -> Subscription:  # fmt: skip
+    session: Session,
+    subscriber_id: int,
+    briefing: str,
+    preferences: Mapping[str, Any],
+    *,
+    status: str,
+    source: str,
+    now: datetime,
+    detail: str | None = None,
+) -> Subscription:
     """Create a subscription in ``status`` with its consent record and first event.
 
     ``preferences`` holds ``sections``, ``timezone``, ``send_time`` and ``frequency``.
@@ -240,8 +252,16 @@ def apply_row(
         "frequency": row.frequency or briefing.frequency,
     }
     if subscription is None:
-        create_subscription(session, subscriber.id, row.briefing, wanted, status="active",
-                            source=source, now=now, detail=f"line {row.line}")  # fmt: skip
+        create_subscription(
+            session,
+            subscriber.id,
+            row.briefing,
+            wanted,
+            status="active",
+            source=source,
+            now=now,
+            detail=f"line {row.line}",
+        )
         return "created", None
     if subscription.status in ENDED:
         return "refused", (

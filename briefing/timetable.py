@@ -139,8 +139,16 @@ def timetable(
                 upcoming = _next_edition(subscription, now, settings.deadline, done)
                 if upcoming is not None:
                     moment, issue_date, due_now = upcoming
-                    counts[(subscription.timezone, subscription.send_time,
-                            subscription.frequency, moment, issue_date, due_now)] += 1  # fmt: skip
+                    counts[
+                        (
+                            subscription.timezone,
+                            subscription.send_time,
+                            subscription.frequency,
+                            moment,
+                            issue_date,
+                            due_now,
+                        )
+                    ] += 1
             table.groups = sorted(
                 (SendGroup(*key, subscribers=count) for key, count in counts.items()),
                 key=lambda group: (group.next_send, group.timezone, group.send_time),

@@ -339,8 +339,10 @@ def build_variant(
             break
         logger.info(
             "briefing %s: HTML part %d bytes over %d; dropping the lowest item",
-            spec.briefing, composed.html_size, HTML_LIMIT,
-        )  # fmt: skip
+            spec.briefing,
+            composed.html_size,
+            HTML_LIMIT,
+        )
         selection = drop_lowest(selection)
     return BuiltVariant(
         spec=spec,

@@ -31,22 +31,31 @@ def reader(n: int) -> str:
 def smtp_settings(server: Server, **smtp: Any) -> dict[str, Any]:
     """Return an ``smtp:`` section pointing at ``server`` with short test timeouts."""
     values: dict[str, Any] = {
-        "host": server.host, "port": server.port, "security": "none", "pool_size": 3,
-        "connect_timeout": 5, "command_timeout": 5, "data_timeout": 5,
-        "connect_attempts": 2, "reconnect_backoff": 0.01,
-    }  # fmt: skip
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
+        "pool_size": 3,
+        "connect_timeout": 5,
+        "command_timeout": 5,
+        "data_timeout": 5,
+        "connect_attempts": 2,
+        "reconnect_backoff": 0.01,
+    }
     values.update(smtp)
     return values
 
 
-def delivery_settings(server: Server, smtp: dict[str, Any] | None = None, **delivery: Any) -> dict[str, Any]:
+def delivery_settings(
+    server: Server, smtp: dict[str, Any] | None = None, **delivery: Any
+) -> dict[str, Any]:
     """Return a ``delivery:`` section sending to ``server``, with fast retries."""
     values: dict[str, Any] = {
         "transport": "smtp",
         "smtp": smtp_settings(server, **(smtp or {})),
         "retry": {"attempts_per_run": 3, "backoff": 0.01, "max_backoff": 0.05},
-        "lease": 10, "heartbeat": 0.2,
-    }  # fmt: skip
+        "lease": 10,
+        "heartbeat": 0.2,
+    }
     values.update(delivery)
     return values
 
@@ -54,18 +63,27 @@ def delivery_settings(server: Server, smtp: dict[str, Any] | None = None, **deli
 def subscribe(config: Config, database: Database, addresses: list[str]) -> None:
     """Import ``addresses`` as daily subscribers (world section, London 07:00)."""
     path = config.base_dir / "subscribers.csv"
-    rows = "".join(f"{address},Reader {i},daily,world,Europe/London,07:00,daily\n"
-                   for i, address in enumerate(addresses))  # fmt: skip
-    path.write_text("email,name,briefing,sections,timezone,send_time,frequency\n" + rows,
-                    encoding="utf-8")  # fmt: skip
+    rows = "".join(
+        f"{address},Reader {i},daily,world,Europe/London,07:00,daily\n"
+        for i, address in enumerate(addresses)
+    )
+    path.write_text(
+        "email,name,briefing,sections,timezone,send_time,frequency\n" + rows, encoding="utf-8"
+    )
     # Subscribed just before the send time: one edition each (no missed, expired one).
     import_subscribers(config, database, path, AT - timedelta(minutes=10))
 
 
 def smtp_project(
-    folder: Path, server: Server, count: int = 6, *, addresses: list[str] | None = None,
-    smtp: dict[str, Any] | None = None, database_url: str | None = None, **delivery: Any,
-) -> tuple[Config, Database]:  # fmt: skip
+    folder: Path,
+    server: Server,
+    count: int = 6,
+    *,
+    addresses: list[str] | None = None,
+    smtp: dict[str, Any] | None = None,
+    database_url: str | None = None,
+    **delivery: Any,
+) -> tuple[Config, Database]:
     """Write a project delivering to ``server``, subscribe ``count`` readers, and dispatch."""
     storage = {"database_url": database_url} if database_url else {}
     config = make_project(folder, delivery=delivery_settings(server, smtp, **delivery), **storage)

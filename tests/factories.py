@@ -104,25 +104,52 @@ def rss_feed(items: list[dict[str, str]], *, title: str = "Test Wire") -> str:
 # Invented stories on unrelated subjects, so that no two of a project are
 # folded together as coverage of one story: (headline, first sentence).
 WORLD_STORIES = (
-    ("Port Elwyn approves harbour expansion", "The harbour authority voted for four deep-water berths."),
-    ("Snowstorm closes Valdoria mountain passes", "Heavy snow stranded lorries and cut power to villages."),
-    ("Norland election goes to a recount", "Ballots in three districts will be counted again by hand."),
-    ("Castellane museum reopens after fire", "Curators rehung two hundred paintings saved from the smoke."),
-    ("Ostmark rail workers begin strike", "Commuter trains stopped as drivers walked out over pay."),
-    ("Drought empties Serra valley reservoirs", "Farmers were told to stop irrigating their orchards."),
+    (
+        "Port Elwyn approves harbour expansion",
+        "The harbour authority voted for four deep-water berths.",
+    ),
+    (
+        "Snowstorm closes Valdoria mountain passes",
+        "Heavy snow stranded lorries and cut power to villages.",
+    ),
+    (
+        "Norland election goes to a recount",
+        "Ballots in three districts will be counted again by hand.",
+    ),
+    (
+        "Castellane museum reopens after fire",
+        "Curators rehung two hundred paintings saved from the smoke.",
+    ),
+    (
+        "Ostmark rail workers begin strike",
+        "Commuter trains stopped as drivers walked out over pay.",
+    ),
+    (
+        "Drought empties Serra valley reservoirs",
+        "Farmers were told to stop irrigating their orchards.",
+    ),
 )
 SPORT_STORIES = (
     ("Harriers sign a new goalkeeper", "The club paid a record fee for the young keeper."),
-    ("Rowing crew sets a river course record", "The eight crossed the line in under seventeen minutes."),
+    (
+        "Rowing crew sets a river course record",
+        "The eight crossed the line in under seventeen minutes.",
+    ),
     ("Chess champion retains her title", "She won the final game with a bold knight sacrifice."),
     ("Cyclists face a mountain stage", "Riders climb four passes before the summit finish."),
 )
 WIRE_STORIES = (
     ("Copper price reaches a two-year high", "Mining shares rose as smelters reported shortages."),
     ("Insurer reports record storm claims", "Payouts for flood damage doubled over the quarter."),
-    ("Brewery group buys a cider maker", "The deal adds orchards and a bottling plant in the west."),
+    (
+        "Brewery group buys a cider maker",
+        "The deal adds orchards and a bottling plant in the west.",
+    ),
     ("Pension fund sells its coal holdings", "Trustees said the shares no longer met their rules."),
-    ("Airline orders forty regional jets", "Deliveries of the turboprop replacements begin next spring."),
+    (
+        "Airline orders forty regional jets",
+        "Deliveries of the turboprop replacements begin next spring.",
+    ),
 )
 
 

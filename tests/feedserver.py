@@ -63,9 +63,7 @@ class Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             route(self)
 
-    def reply(
-        self, body: bytes, status: int = 200, headers: dict[str, str] | None = None
-    ) -> None:
+    def reply(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
         """Send a whole response with a Content-Length."""
         self.send_response(status)
         sent = {k.lower() for k in (headers or {})}

@@ -35,8 +35,17 @@ def check_message(raw: bytes, base_url: str) -> tuple[EmailMessage, str, str]:
         assert len(line) <= 998, f"line {number} is {len(line)} octets"
         assert b"\n" not in line and b"\r" not in line, f"bare line break in line {number}"
     message = cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(raw))
-    for header in ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-Id",
-                   "List-Unsubscribe", "List-Unsubscribe-Post"):  # fmt: skip
+    for header in (
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ):
         assert message[header], f"missing {header}"
         assert len(message.get_all(header) or []) == 1, f"{header} repeated"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -71,18 +71,26 @@ class Handler:
         return rule
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
         responses: list[str],
-    ) -> list[str]:  # fmt: skip
+    ) -> list[str]:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         options: list[str],
-    ) -> str:  # fmt: skip
+    ) -> str:
         with self.lock:
             self.tries[address] += 1
         rule = self._rule(address)
@@ -146,10 +154,13 @@ def _refuse(
 
 
 def _accept(user: str, password: str) -> Callable[..., AuthResult]:
-    def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-              data: Any) -> AuthResult:  # fmt: skip
-        ok = isinstance(data, LoginPassword) and data.login.decode() == user and (
-            data.password.decode() == password
+    def check(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == user
+            and (data.password.decode() == password)
         )
         return AuthResult(success=ok, handled=False)
 
@@ -178,11 +189,16 @@ def smtp_server(
             # AUTH without TLS is what these tests want, on the loopback interface.
             warnings.simplefilter("ignore", UserWarning)
             return SMTP(
-                handler, hostname="test.smtp", tls_context=starttls,
-                require_starttls=bool(starttls), authenticator=authenticator,
-                auth_require_tls=False, auth_required=bool(auth or refuse_auth), loop=loop,
+                handler,
+                hostname="test.smtp",
+                tls_context=starttls,
+                require_starttls=bool(starttls),
+                authenticator=authenticator,
+                auth_require_tls=False,
+                auth_required=bool(auth or refuse_auth),
+                loop=loop,
                 data_size_limit=None,
-            )  # fmt: skip
+            )
 
     def run() -> None:
         asyncio.set_event_loop(loop)

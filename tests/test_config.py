@@ -92,8 +92,11 @@ def test_paths_resolve_against_the_config_folder(
 
 def test_unquoted_yaml_time_is_read_as_clock_time(tmp_path: Path) -> None:
     path = write_config(tmp_path, config_dict())
-    path.write_text(path.read_text().replace("send_time: 07:00", "send_time: 07:30")
-                    .replace("send_time: '07:00'", "send_time: 07:30"))  # fmt: skip
+    path.write_text(
+        path.read_text()
+        .replace("send_time: 07:00", "send_time: 07:30")
+        .replace("send_time: '07:00'", "send_time: 07:30")
+    )
     assert load_config(path).briefings["daily"].send_time == time(7, 30)
 
 
@@ -125,18 +128,36 @@ def test_every_field_is_documented() -> None:
 
 def test_config_check_cli(tmp_path: Path) -> None:
     good = subprocess.run(
-        [sys.executable, "-m", "briefing", "--config", str(REPO / "config.yaml"), "config", "check"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "briefing",
+            "--config",
+            str(REPO / "config.yaml"),
+            "config",
+            "check",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
     data = config_dict()
     data["site"]["base_url"] = "ftp://nope"
     bad = subprocess.run(
-        [sys.executable, "-m", "briefing", "--config", str(write_config(tmp_path, data)),
-         "config", "check"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "briefing",
+            "--config",
+            str(write_config(tmp_path, data)),
+            "config",
+            "check",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
     assert "site.base_url: expected an http(s) URL, got 'ftp://nope'" in bad.stderr
     assert "hint:" in bad.stderr

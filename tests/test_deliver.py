@@ -109,8 +109,11 @@ def test_checks_just_before_sending(dispatched: tuple[Config, Database], signer:
         config, database, signer, OutboxTransport(config.outbox_path), clock=lambda: AT
     )
     assert (report.sent, report.suppressed, report.cancelled) == (1, 1, 1)
-    assert statuses(database) == {"ann@example.com": "suppressed", "bob@example.com": "cancelled",
-                                  "cy@example.com": "sent"}  # fmt: skip
+    assert statuses(database) == {
+        "ann@example.com": "suppressed",
+        "bob@example.com": "cancelled",
+        "cy@example.com": "sent",
+    }
 
 
 def test_past_the_deadline_nothing_goes(
@@ -154,5 +157,7 @@ def test_a_paused_briefing_is_not_delivered_until_resumed(
         control = session.get(BriefingControl, "daily")
         assert control is not None
         control.paused = False
-    resumed = deliver(config, database, signer, OutboxTransport(config.outbox_path), clock=lambda: AT)
+    resumed = deliver(
+        config, database, signer, OutboxTransport(config.outbox_path), clock=lambda: AT
+    )
     assert resumed.sent == 3 and len(outbox(config)) == 3

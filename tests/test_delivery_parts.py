@@ -37,11 +37,16 @@ def rsa_key(folder: Path) -> tuple[Path, bytes]:
     """Write a 2048-bit RSA key; return its path and the DNS TXT record publishing it."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = folder / "dkim.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))  # fmt: skip
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
@@ -51,8 +56,9 @@ def test_dkim_signature_verifies_against_the_public_key_and_covers_the_unsubscri
     key_path, record = rsa_key(tmp_path)
     monkeypatch.setenv("BRIEFING_DKIM_KEY_FILE", str(key_path))
     with smtp_server() as server:
-        config, database = smtp_project(tmp_path / "site", server, count=3,
-                                        dkim={"selector": "brief2026"})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path / "site", server, count=3, dkim={"selector": "brief2026"}
+        )
         signer = DkimSigner.from_config(config)
         transport = make_transport(config)
         report = deliver(config, database, SIGNER, transport, clock=lambda: AT, dkim=signer)
@@ -69,10 +75,20 @@ def test_dkim_signature_verifies_against_the_public_key_and_covers_the_unsubscri
         assert dkim.verify(message.data, dnsfunc=dns)
         signed = re.search(rb"h=([^;]+);", message.data.replace(b"\r\n ", b"")).group(1)
         names = {name.strip().lower() for name in signed.split(b":")}
-        assert {b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
-                b"list-unsubscribe", b"list-unsubscribe-post"} <= names  # fmt: skip
-        tampered = message.data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-                                        b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")  # fmt: skip
+        assert {
+            b"from",
+            b"to",
+            b"subject",
+            b"date",
+            b"message-id",
+            b"list-id",
+            b"list-unsubscribe",
+            b"list-unsubscribe-post",
+        } <= names
+        tampered = message.data.replace(
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click",
+        )
         assert tampered != message.data and not dkim.verify(tampered, dnsfunc=dns)
     assert looked_up and set(looked_up) == {b"brief2026._domainkey.news.example.org."}
 
@@ -151,8 +167,9 @@ def test_an_unlimited_rate_is_capped_at_half_the_observed_after_slow_down() -> N
 def test_a_dead_runs_claims_are_taken_over_at_once_a_live_ones_never(tmp_path: Path) -> None:
     with smtp_server() as server:
         config, database = smtp_project(tmp_path, server, count=4)
-        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+        gone = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout.strip()
         import socket
 
         host = socket.gethostname()
@@ -211,12 +228,19 @@ def test_deliveries_and_cancel_commands(tmp_path: Path) -> None:
     listed = runner.invoke(cli, ["--config", config_path, "deliveries", "--failed", "--json"])
     assert listed.exit_code == 0, listed.output
     data = json.loads(listed.output)
-    assert data["editions"] == [{"briefing": "daily", "issue_date": "2026-11-26", "total": 3,
-                                 "counts": {"sent": 1, "bounced": 1, "cancelled": 1}}]  # fmt: skip
+    assert data["editions"] == [
+        {
+            "briefing": "daily",
+            "issue_date": "2026-11-26",
+            "total": 3,
+            "counts": {"sent": 1, "bounced": 1, "cancelled": 1},
+        }
+    ]
     assert [(f["recipient"], f["code"]) for f in data["failed"]] == [(reader(1), 550)]
     assert "5.1.1" in data["failed"][0]["reply"]
-    table = runner.invoke(cli, ["--config", config_path, "deliveries", "--edition",
-                                "daily:2026-11-26", "--failed"])  # fmt: skip
+    table = runner.invoke(
+        cli, ["--config", config_path, "deliveries", "--edition", "daily:2026-11-26", "--failed"]
+    )
     assert "reader1@example.com" in table.output and "bounced" in table.output
     late = runner.invoke(cli, ["--config", config_path, "cancel", "daily:2026-11-26"])
     assert "cancelled 0 unsent delivery(ies) of daily 2026-11-26; 1 already sent" in late.output
@@ -228,10 +252,12 @@ def test_config_check_warns_when_smtp_runs_without_dkim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("BRIEFING_DKIM_KEY_FILE", raising=False)
-    config = make_project(tmp_path, delivery={"transport": "smtp",
-                                              "smtp": {"host": "relay.example.org"}})  # fmt: skip
-    result = CliRunner().invoke(cli, ["--config", str(config.base_dir / "config.yaml"),
-                                      "config", "check"])  # fmt: skip
+    config = make_project(
+        tmp_path, delivery={"transport": "smtp", "smtp": {"host": "relay.example.org"}}
+    )
+    result = CliRunner().invoke(
+        cli, ["--config", str(config.base_dir / "config.yaml"), "config", "check"]
+    )
     assert result.exit_code == 0
     assert "SMTP is on without DKIM" in result.output and "RFC 8058" in result.output
     assert "transport: smtp relay.example.org:587 (starttls)" in result.output
@@ -243,8 +269,14 @@ def test_smtp_settings_are_checked_with_their_key_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"delivery: .*smtp: required when transport is smtp"):
         make_project(tmp_path / "a", delivery={"transport": "smtp"})
     with pytest.raises(ConfigError, match=r"delivery\.smtp\.envelope_sender"):
-        make_project(tmp_path / "b", delivery={"transport": "smtp", "smtp": {
-            "host": "h", "envelope_sender": "bounces+{nobody}@x.org"}})  # fmt: skip
+        make_project(
+            tmp_path / "b",
+            delivery={
+                "transport": "smtp",
+                "smtp": {"host": "h", "envelope_sender": "bounces+{nobody}@x.org"},
+            },
+        )
     with pytest.raises(ConfigError, match=r"delivery\.smtp\.pool_sise: unknown key"):
-        make_project(tmp_path / "c", delivery={"transport": "smtp", "smtp": {
-            "host": "h", "pool_sise": 3}})  # fmt: skip
+        make_project(
+            tmp_path / "c", delivery={"transport": "smtp", "smtp": {"host": "h", "pool_sise": 3}}
+        )

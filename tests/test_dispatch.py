@@ -23,9 +23,14 @@ LONDON = ZoneInfo("Europe/London")
 
 def subscription(**overrides: object) -> Subscription:
     values: dict[str, object] = {
-        "id": 1, "subscriber_id": 1, "briefing": "daily", "timezone": "Europe/London", "send_time": "07:00",
-        "frequency": "daily", "created_at": datetime(2026, 1, 1, tzinfo=UTC),
-    }  # fmt: skip
+        "id": 1,
+        "subscriber_id": 1,
+        "briefing": "daily",
+        "timezone": "Europe/London",
+        "send_time": "07:00",
+        "frequency": "daily",
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
     values.update(overrides)
     return Subscription(**values)
 
@@ -72,11 +77,15 @@ def test_due_only_after_local_send_time() -> None:
 
 def test_weekdays_and_weekly() -> None:
     saturday = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    assert [d.issue_date for d in due_editions(subscription(frequency="weekdays"), saturday,
-            timedelta(hours=3))] == [date(2026, 11, 27)]  # fmt: skip
+    assert [
+        d.issue_date
+        for d in due_editions(subscription(frequency="weekdays"), saturday, timedelta(hours=3))
+    ] == [date(2026, 11, 27)]
     monday = datetime(2026, 11, 30, 8, tzinfo=UTC)
-    assert [d.issue_date for d in due_editions(subscription(frequency="weekly:mon"), monday,
-            timedelta(hours=3))] == [date(2026, 11, 30)]  # fmt: skip
+    assert [
+        d.issue_date
+        for d in due_editions(subscription(frequency="weekly:mon"), monday, timedelta(hours=3))
+    ] == [date(2026, 11, 30)]
 
 
 def test_subscription_newer_than_send_time_waits_for_tomorrow() -> None:
@@ -86,10 +95,16 @@ def test_subscription_newer_than_send_time_waits_for_tomorrow() -> None:
 
 def test_deadline_marks_expired() -> None:
     sub = subscription()
-    (on_time,) = [d for d in due_editions(sub, datetime(2026, 11, 26, 9, 59, tzinfo=UTC),
-                  timedelta(hours=3)) if d.issue_date == date(2026, 11, 26)]  # fmt: skip
-    (late,) = [d for d in due_editions(sub, datetime(2026, 11, 26, 10, 1, tzinfo=UTC),
-               timedelta(hours=3)) if d.issue_date == date(2026, 11, 26)]  # fmt: skip
+    (on_time,) = [
+        d
+        for d in due_editions(sub, datetime(2026, 11, 26, 9, 59, tzinfo=UTC), timedelta(hours=3))
+        if d.issue_date == date(2026, 11, 26)
+    ]
+    (late,) = [
+        d
+        for d in due_editions(sub, datetime(2026, 11, 26, 10, 1, tzinfo=UTC), timedelta(hours=3))
+        if d.issue_date == date(2026, 11, 26)
+    ]
     assert not on_time.expired and late.expired
 
 
@@ -150,13 +165,18 @@ def test_second_edition_only_has_articles_first_seen_since_the_first(
     dispatch(config, database, signer, datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
     from tests.factories import markdown_article
 
-    markdown_article(config.base_dir / "content" / "world", "new.md", title="Fresh story",
-                     url="https://news.example.org/fresh")  # fmt: skip
+    markdown_article(
+        config.base_dir / "content" / "world",
+        "new.md",
+        title="Fresh story",
+        url="https://news.example.org/fresh",
+    )
     ingest(config, database, datetime(2026, 11, 26, 20, 0, tzinfo=UTC))
     dispatch(config, database, signer, datetime(2026, 11, 27, 7, 0, tzinfo=UTC))
     with database.transaction() as session:
-        editions = session.scalars(select(Edition).where(Edition.variant_id.is_not(None))
-                                   .order_by(Edition.issue_date)).all()  # fmt: skip
+        editions = session.scalars(
+            select(Edition).where(Edition.variant_id.is_not(None)).order_by(Edition.issue_date)
+        ).all()
         first, second = [e for e in editions if e.subscription_id == 1]
         assert second.variant is not None and first.variant is not None
         titles = [item.article_id for item in second.variant.items]

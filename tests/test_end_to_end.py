@@ -34,8 +34,11 @@ def briefing(site: Path, *args: str, key: str | None = KEY) -> subprocess.Comple
         env["BRIEFING_SECRET_KEY"] = key
     return subprocess.run(
         [sys.executable, "-m", "briefing", "--config", str(site / "config.yaml"), *args],
-        capture_output=True, text=True, env=env, cwd="/",
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+    )
 
 
 def test_samples_end_to_end(site: Path) -> None:
@@ -65,8 +68,10 @@ def test_samples_end_to_end(site: Path) -> None:
         lists.add(str(message["List-Id"]))
         assert len(raw) < 150_000
         assert "<script" not in html and 'alert("feeds cannot run code")' not in html
-    assert lists == {"The Morning Briefing <daily.news.example.org>",
-                     "Markets at the Open <markets.news.example.org>"}  # fmt: skip
+    assert lists == {
+        "The Morning Briefing <daily.news.example.org>",
+        "Markets at the Open <markets.news.example.org>",
+    }
 
     again = briefing(site, "send", "--now")
     assert "dispatched 0 edition(s)" in again.stdout and "0 sent" in again.stdout
@@ -85,8 +90,10 @@ def test_samples_end_to_end(site: Path) -> None:
     # under "Also covered by", and related links point at other stories.
     text = html_path.with_suffix(".txt").read_text()
     assert text.count("Also covered by:") == 2
-    assert ("Also covered by:\n  - The Meridian Post: "
-            "https://meridianpost.example.com/world/india-s400-batteries-russia") in text  # fmt: skip
+    assert (
+        "Also covered by:\n  - The Meridian Post: "
+        "https://meridianpost.example.com/world/india-s400-batteries-russia"
+    ) in text
     assert text.count("meridianpost.example.com/business/central-bank-holds-4-25") == 1
     related = re.findall(r"^  - .+\n    (https://\S+)$", text, flags=re.MULTILINE)
     read = set(re.findall(r"^Read: (https://\S+)$", text, flags=re.MULTILINE))

@@ -35,8 +35,13 @@ def test_first_ingest_reports_new_then_unchanged(project: Config, database: Data
 
 def test_updated_article_keeps_first_seen(project: Config, database: Database) -> None:
     ingest(project, database, NOW)
-    markdown_article(project.base_dir / "content" / "world", "w0.md", title="World story 0",
-                     url="https://news.example.org/world/0", body="A corrected body.")  # fmt: skip
+    markdown_article(
+        project.base_dir / "content" / "world",
+        "w0.md",
+        title="World story 0",
+        url="https://news.example.org/world/0",
+        body="A corrected body.",
+    )
     reports = {r.label: r for r in ingest(project, database, NOW + timedelta(hours=2))}
     assert reports["content/world/*.md"].updated == 1
     article = stored(database)["World story 0"]
@@ -48,8 +53,11 @@ def test_updated_article_keeps_first_seen(project: Config, database: Database) -
 def test_tracking_parameters_do_not_make_duplicates(tmp_path: Path) -> None:
     config = make_project(tmp_path, world=0, sport=0, wire=0)
     feed = config.base_dir / "content" / "wire.xml"
-    item = {"title": "Same story", "link": "https://Wire.Example.net/s?utm_source=a&amp;id=3#top",
-            "description": "Body."}  # fmt: skip
+    item = {
+        "title": "Same story",
+        "link": "https://Wire.Example.net/s?utm_source=a&amp;id=3#top",
+        "description": "Body.",
+    }
     feed.write_text(rss_feed([item]))
     database = __import__("briefing.store", fromlist=["open_database"]).open_database(
         config.database
@@ -143,14 +151,31 @@ def test_atom_and_json_feeds(tmp_path: Path) -> None:
 <entry><title>Atom story</title><id>urn:a:1</id><link href="https://a.example/1"/>
 <updated>2026-11-26T05:00:00Z</updated><content type="html">&lt;p&gt;Atom body.&lt;/p&gt;</content>
 <summary>Atom dek.</summary></entry></feed>"""
-    jsonfeed = json.dumps({
-        "version": "https://jsonfeed.org/version/1.1", "title": "J",
-        "items": [{"id": "j1", "url": "https://j.example/1", "title": "JSON story",
-                   "content_html": "<p>JSON body.</p>", "date_published": "2026-11-26T04:00:00Z"}],
-    })  # fmt: skip
-    config = make_project(tmp_path, world=0, sport=0, wire=0, sections={
-        "world": {"title": "World", "sources": ["feeds/a.atom", "feeds/j.json"]},
-    }, briefings={"daily": {"title": "D", "list_id": "d.example.org", "sections": ["world"]}})  # fmt: skip
+    jsonfeed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "J",
+            "items": [
+                {
+                    "id": "j1",
+                    "url": "https://j.example/1",
+                    "title": "JSON story",
+                    "content_html": "<p>JSON body.</p>",
+                    "date_published": "2026-11-26T04:00:00Z",
+                }
+            ],
+        }
+    )
+    config = make_project(
+        tmp_path,
+        world=0,
+        sport=0,
+        wire=0,
+        sections={
+            "world": {"title": "World", "sources": ["feeds/a.atom", "feeds/j.json"]},
+        },
+        briefings={"daily": {"title": "D", "list_id": "d.example.org", "sections": ["world"]}},
+    )
     (tmp_path / "feeds").mkdir()
     (tmp_path / "feeds" / "a.atom").write_text(atom)
     (tmp_path / "feeds" / "j.json").write_text(jsonfeed)
@@ -167,11 +192,18 @@ def test_atom_and_json_feeds(tmp_path: Path) -> None:
 def test_markdown_front_matter_fields(tmp_path: Path) -> None:
     config = make_project(tmp_path, world=0, sport=0, wire=0)
     markdown_article(
-        tmp_path / "content" / "world", "full.md", title="Full <b>story</b>",
-        published="2026-11-26T05:00:00+01:00", url="https://news.example.org/full?utm_source=x",
-        dek="Its own dek.", image="https://img.example/x.jpg", image_credit="Photo: Someone",
-        tags=["a", "b"], section="sport", body="**Bold** text.\n\nSecond paragraph.",
-    )  # fmt: skip
+        tmp_path / "content" / "world",
+        "full.md",
+        title="Full <b>story</b>",
+        published="2026-11-26T05:00:00+01:00",
+        url="https://news.example.org/full?utm_source=x",
+        dek="Its own dek.",
+        image="https://img.example/x.jpg",
+        image_credit="Photo: Someone",
+        tags=["a", "b"],
+        section="sport",
+        body="**Bold** text.\n\nSecond paragraph.",
+    )
     from briefing.store import open_database
 
     ingest(config, open_database(config.database), NOW)

@@ -56,8 +56,10 @@ def test_cyrillic_under_a_wrong_http_charset_is_detected() -> None:
     result = read(data, charset="utf-8")
     assert titles(result)[0] == "Городской совет утвердил новый бюджет на следующий год"
     assert result.warnings == [
-        ("the HTTP header says utf-8 but the bytes are not UTF-8 (byte 36); "
-        "read as cp1251 (detected)")
+        (
+            "the HTTP header says utf-8 but the bytes are not UTF-8 (byte 36); "
+            "read as cp1251 (detected)"
+        )
     ]
 
 
@@ -129,12 +131,22 @@ def test_truncated_document_keeps_the_entries_before_the_cut() -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("moved.html", ("an HTML page, not a feed; titled 'Document Moved'; "
-                       "it points to https://moved.example.net/rss/")),
-        ("page.html", ("an HTML page, not a feed; titled 'Example Chronicle — Home'; "
-                      "it links to a feed at https://chronicle.example.net/feeds/top.rss")),
+        (
+            "moved.html",
+            (
+                "an HTML page, not a feed; titled 'Document Moved'; "
+                "it points to https://moved.example.net/rss/"
+            ),
+        ),
+        (
+            "page.html",
+            (
+                "an HTML page, not a feed; titled 'Example Chronicle — Home'; "
+                "it links to a feed at https://chronicle.example.net/feeds/top.rss"
+            ),
+        ),
     ],
-)  # fmt: skip
+)
 def test_html_pages_are_named_for_what_they_are(name: str, reason: str) -> None:
     with pytest.raises(SourceError) as caught:
         read(fixture(name))
@@ -146,13 +158,19 @@ def test_html_pages_are_named_for_what_they_are(name: str, reason: str) -> None:
     [
         (b"", "empty document"),
         (b" \n\t", "empty document"),
-        (b"<p>A paragraph of an article, not a feed.</p>", "an HTML fragment (it starts with <p>), not a feed"),
+        (
+            b"<p>A paragraph of an article, not a feed.</p>",
+            "an HTML fragment (it starts with <p>), not a feed",
+        ),
         (b"<note><to>Tove</to></note>", "XML with root element <note>, not RSS, Atom or RDF"),
         (b"\x00\xff not xml", "not XML or JSON (starts '\xff not xml')"),
-        (b'{"version": "1.0"', "not valid JSON: Expecting ',' delimiter: line 1 column 18 (char 17)"),
+        (
+            b'{"version": "1.0"',
+            "not valid JSON: Expecting ',' delimiter: line 1 column 18 (char 17)",
+        ),
         (b'{"title": "no version"}', "JSON, but not a JSON Feed (no jsonfeed.org version)"),
     ],
-)  # fmt: skip
+)
 def test_unreadable_documents_are_named_with_a_reason(data: bytes, reason: str) -> None:
     with pytest.raises(SourceError) as caught:
         read(data)
@@ -197,8 +215,10 @@ def test_non_english_dates_are_read_and_unreadable_ones_said() -> None:
     assert published["Numeric date"] == five
     assert published["Unreadable date"] is None and published["No date at all"] is None
     assert result.warnings == [
-        ("1 entry(s) with a date that could not be read (entry 4: 'gestern, 17 Uhr'); "
-        "their first-seen time is used instead")
+        (
+            "1 entry(s) with a date that could not be read (entry 4: 'gestern, 17 Uhr'); "
+            "their first-seen time is used instead"
+        )
     ]
 
 

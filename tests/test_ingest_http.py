@@ -78,7 +78,9 @@ def titles(database: Database) -> list[str]:
 
 
 def test_conditional_get_makes_an_unchanged_feed_a_304(server: FeedServer, tmp_path: Path) -> None:
-    server.routes["/wire.rss"] = static(WIRE, etag='"v1"', last_modified="Thu, 26 Nov 2026 05:00:00 GMT")
+    server.routes["/wire.rss"] = static(
+        WIRE, etag='"v1"', last_modified="Thu, 26 Nov 2026 05:00:00 GMT"
+    )
     url = server.url("/wire.rss")
     config = project(tmp_path, [url])
 
@@ -89,7 +91,11 @@ def test_conditional_get_makes_an_unchanged_feed_a_304(server: FeedServer, tmp_p
     assert "gzip" in request.headers["accept-encoding"]
     assert "if-none-match" not in request.headers
     row = source(config, url)
-    assert (row.kind, row.etag, row.last_modified) == ("http", '"v1"', "Thu, 26 Nov 2026 05:00:00 GMT")
+    assert (row.kind, row.etag, row.last_modified) == (
+        "http",
+        '"v1"',
+        "Thu, 26 Nov 2026 05:00:00 GMT",
+    )
 
     second = run(config, hours=1)[url]
     assert second.status == "unchanged" and second.not_modified
@@ -158,21 +164,34 @@ def endless(handler: Handler) -> None:
 def test_broken_servers_are_named_and_never_stop_the_others(
     server: FeedServer, tmp_path: Path
 ) -> None:
-    server.routes.update({
-        "/slow": slow,
-        "/trickle": trickle,
-        "/declared-big": static(b"", headers={"Content-Length": "50000000"}),
-        "/endless": endless,
-        "/loop/a": redirect("/loop/b"),
-        "/loop/b": redirect("/loop/a"),
-        **{f"/hop/{n}": redirect(f"/hop/{n + 1}") for n in range(10)},
-        "/gone": lambda h: h.reply(b"gone", 410),
-        "/busy": lambda h: h.reply(b"", 503, {"Retry-After": "120"}),
-        "/bad-gzip": static(gzip.compress(WIRE)[:60], headers={"Content-Encoding": "gzip"}),
-        "/ok": static(WIRE),
-    })  # fmt: skip
-    paths = ["/slow", "/trickle", "/declared-big", "/endless", "/loop/a", "/hop/0", "/gone",
-             "/busy", "/missing", "/bad-gzip", "/ok"]  # fmt: skip
+    server.routes.update(
+        {
+            "/slow": slow,
+            "/trickle": trickle,
+            "/declared-big": static(b"", headers={"Content-Length": "50000000"}),
+            "/endless": endless,
+            "/loop/a": redirect("/loop/b"),
+            "/loop/b": redirect("/loop/a"),
+            **{f"/hop/{n}": redirect(f"/hop/{n + 1}") for n in range(10)},
+            "/gone": lambda h: h.reply(b"gone", 410),
+            "/busy": lambda h: h.reply(b"", 503, {"Retry-After": "120"}),
+            "/bad-gzip": static(gzip.compress(WIRE)[:60], headers={"Content-Encoding": "gzip"}),
+            "/ok": static(WIRE),
+        }
+    )
+    paths = [
+        "/slow",
+        "/trickle",
+        "/declared-big",
+        "/endless",
+        "/loop/a",
+        "/hop/0",
+        "/gone",
+        "/busy",
+        "/missing",
+        "/bad-gzip",
+        "/ok",
+    ]
     closed = "http://127.0.0.1:9/feed"  # the discard port: nothing listens there
     config = project(tmp_path, [server.url(p) for p in paths] + [closed])
     started = time.monotonic()
@@ -202,34 +221,56 @@ def raw_deflate(data: bytes) -> bytes:
 
 def test_gzip_wrong_charset_and_a_permanent_move(server: FeedServer, tmp_path: Path) -> None:
     cyrillic = (FIXTURES / "cyrillic.rss").read_text(encoding="utf-8").encode("windows-1251")
-    server.routes.update({
-        "/gzip.rss": static(gzip.compress(WIRE), headers={"Content-Encoding": "gzip"}),
-        "/file.rss.gz": static(gzip.compress(WIRE), "application/gzip"),
-        "/cp1251.rss": static(cyrillic, "text/xml; charset=utf-8"),
-        "/old.rss": redirect("/new.rss", 301),
-        "/new.rss": static((FIXTURES / "entities.rss").read_bytes()),
-        "/feed.json": static((FIXTURES / "feed.json").read_bytes(), "application/feed+json"),
-        "/deflate.rss": static(zlib.compress(WIRE), headers={"Content-Encoding": "deflate"}),
-        "/raw-deflate.rss": static(raw_deflate(WIRE), headers={"Content-Encoding": "deflate"}),
-        "/bomb.rss": static(gzip.compress(b" " * 5_000_000), headers={"Content-Encoding": "gzip"}),
-    })  # fmt: skip
-    paths = ["/gzip.rss", "/file.rss.gz", "/cp1251.rss", "/old.rss", "/feed.json",
-             "/deflate.rss", "/raw-deflate.rss", "/bomb.rss"]  # fmt: skip
+    server.routes.update(
+        {
+            "/gzip.rss": static(gzip.compress(WIRE), headers={"Content-Encoding": "gzip"}),
+            "/file.rss.gz": static(gzip.compress(WIRE), "application/gzip"),
+            "/cp1251.rss": static(cyrillic, "text/xml; charset=utf-8"),
+            "/old.rss": redirect("/new.rss", 301),
+            "/new.rss": static((FIXTURES / "entities.rss").read_bytes()),
+            "/feed.json": static((FIXTURES / "feed.json").read_bytes(), "application/feed+json"),
+            "/deflate.rss": static(zlib.compress(WIRE), headers={"Content-Encoding": "deflate"}),
+            "/raw-deflate.rss": static(raw_deflate(WIRE), headers={"Content-Encoding": "deflate"}),
+            "/bomb.rss": static(
+                gzip.compress(b" " * 5_000_000), headers={"Content-Encoding": "gzip"}
+            ),
+        }
+    )
+    paths = [
+        "/gzip.rss",
+        "/file.rss.gz",
+        "/cp1251.rss",
+        "/old.rss",
+        "/feed.json",
+        "/deflate.rss",
+        "/raw-deflate.rss",
+        "/bomb.rss",
+    ]
     config = project(tmp_path, [server.url(p) for p in paths])
     reports = run(config)
     assert {p: reports[server.url(p)].new for p in paths} == {
-        "/gzip.rss": 3, "/file.rss.gz": 0, "/cp1251.rss": 2, "/old.rss": 2, "/feed.json": 2,
-        "/deflate.rss": 0, "/raw-deflate.rss": 0, "/bomb.rss": 0,
-    }  # fmt: skip
+        "/gzip.rss": 3,
+        "/file.rss.gz": 0,
+        "/cp1251.rss": 2,
+        "/old.rss": 2,
+        "/feed.json": 2,
+        "/deflate.rss": 0,
+        "/raw-deflate.rss": 0,
+        "/bomb.rss": 0,
+    }
     for path in ("/deflate.rss", "/raw-deflate.rss"):
         assert reports[server.url(path)].unchanged == 3
     # 5 MB of spaces squeezed into 5 KB: refused as it expands, past 20 KB.
     assert "larger than the 20,000-byte limit" in reports[server.url("/bomb.rss")].failures[0]
     # The same three wire stories arrive gzipped twice: stored once, then unchanged.
     assert reports[server.url("/file.rss.gz")].unchanged == 3
-    assert any("read as cp1251 (detected)" in w for w in reports[server.url("/cp1251.rss")].warnings)
+    assert any(
+        "read as cp1251 (detected)" in w for w in reports[server.url("/cp1251.rss")].warnings
+    )
     moved = reports[server.url("/old.rss")].warnings
-    assert f"moved permanently (HTTP 301) to {server.url('/new.rss')}; update config.yaml" in moved[0]
+    assert (
+        f"moved permanently (HTTP 301) to {server.url('/new.rss')}; update config.yaml" in moved[0]
+    )
     database = open_database(config.database)
     assert "Городской совет утвердил новый бюджет на следующий год" in titles(database)
     assert "Café owners protest — again" in titles(database)
@@ -243,19 +284,24 @@ def test_gzip_wrong_charset_and_a_permanent_move(server: FeedServer, tmp_path: P
 def test_ingest_settings_have_defaults_and_named_errors(tmp_path: Path) -> None:
     default = make_project(tmp_path / "a", world=0, sport=0, wire=0).ingest
     assert (default.connect_timeout, default.read_timeout, default.total_timeout) == (
-        timedelta(seconds=10), timedelta(seconds=30), timedelta(seconds=60)
-    )  # fmt: skip
+        timedelta(seconds=10),
+        timedelta(seconds=30),
+        timedelta(seconds=60),
+    )
     assert (default.max_bytes, default.max_redirects, default.flag_after_failures) == (
-        10_000_000, 5, 3
-    )  # fmt: skip
+        10_000_000,
+        5,
+        3,
+    )
     custom = project(tmp_path / "b", [], user_agent="Newsroom bot (ops@example.org)")
     assert custom.ingest.read_timeout == timedelta(milliseconds=300)
     from briefing.ingest.fetch import default_user_agent
 
     assert default_user_agent(custom) == "Newsroom bot (ops@example.org)"
     with pytest.raises(ConfigError) as caught:
-        project(tmp_path / "c", [], read_timeout="0s", max_redirects=50, user_agent="a\nb",
-                timeout="5s")  # fmt: skip
+        project(
+            tmp_path / "c", [], read_timeout="0s", max_redirects=50, user_agent="a\nb", timeout="5s"
+        )
     assert caught.value.problems == [
         "ingest.read_timeout: expected a duration above zero, such as 10s",
         "ingest.max_redirects: Input should be less than or equal to 20",

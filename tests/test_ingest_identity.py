@@ -24,8 +24,7 @@ def two_feeds(tmp_path: Path, **world_source: Any) -> Config:
         "technology": {"title": "Technology"},
     }
     (tmp_path / "feeds").mkdir(parents=True, exist_ok=True)
-    return make_project(tmp_path, world=0, sport=0, wire=0, sections=sections,
-                        briefings=BRIEFINGS)  # fmt: skip
+    return make_project(tmp_path, world=0, sport=0, wire=0, sections=sections, briefings=BRIEFINGS)
 
 
 def write(config: Config, name: str, items: list[dict[str, str]]) -> None:
@@ -65,10 +64,16 @@ def test_markdown_story_moved_to_another_section_keeps_its_identity(tmp_path: Pa
 def test_feed_story_moved_to_a_new_url_under_its_guid_is_updated_in_place(tmp_path: Path) -> None:
     config = two_feeds(tmp_path)
     guid = "tag:news.example,2026:story-7"
-    write(config, "world.xml", [{"title": "Story", "link": "https://n.example/world/7", "guid": guid}])
+    write(
+        config, "world.xml", [{"title": "Story", "link": "https://n.example/world/7", "guid": guid}]
+    )
     write(config, "politics.xml", [])
     run(config)
-    write(config, "world.xml", [{"title": "Story", "link": "https://n.example/politics/7", "guid": guid}])
+    write(
+        config,
+        "world.xml",
+        [{"title": "Story", "link": "https://n.example/politics/7", "guid": guid}],
+    )
     assert run(config, hours=1)["feeds/world.xml"].updated == 1
     assert articles(config) == [("Story", "https://n.example/politics/7", ["world"], NOW)]
 
@@ -88,10 +93,30 @@ def test_feed_category_change_moves_the_story_between_sections(tmp_path: Path) -
 def test_a_story_in_two_sources_is_one_row_and_never_flip_flops(tmp_path: Path) -> None:
     config = two_feeds(tmp_path)
     guid = "https://n.example/p/99"
-    write(config, "world.xml", [{"title": "Summit", "link": "https://n.example/world/summit",
-                                 "guid": guid, "description": "World desk text."}])  # fmt: skip
-    write(config, "politics.xml", [{"title": "Summit", "link": "https://n.example/politics/summit",
-                                    "guid": guid, "description": "Politics desk text."}])  # fmt: skip
+    write(
+        config,
+        "world.xml",
+        [
+            {
+                "title": "Summit",
+                "link": "https://n.example/world/summit",
+                "guid": guid,
+                "description": "World desk text.",
+            }
+        ],
+    )
+    write(
+        config,
+        "politics.xml",
+        [
+            {
+                "title": "Summit",
+                "link": "https://n.example/politics/summit",
+                "guid": guid,
+                "description": "Politics desk text.",
+            }
+        ],
+    )
     first = run(config)
     assert (first["feeds/world.xml"].new, first["feeds/politics.xml"].updated) == (1, 1)
     for hours in (1, 2):
@@ -104,7 +129,11 @@ def test_a_story_in_two_sources_is_one_row_and_never_flip_flops(tmp_path: Path) 
 def test_bare_guids_only_match_within_their_own_source(tmp_path: Path) -> None:
     config = two_feeds(tmp_path)
     write(config, "world.xml", [{"title": "World one", "link": "https://w.example/1", "guid": "1"}])
-    write(config, "politics.xml", [{"title": "Politics one", "link": "https://p.example/1", "guid": "1"}])
+    write(
+        config,
+        "politics.xml",
+        [{"title": "Politics one", "link": "https://p.example/1", "guid": "1"}],
+    )
     run(config)
     again = run(config, hours=1)
     assert all(report.status == "unchanged" for report in again.values())

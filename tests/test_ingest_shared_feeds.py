@@ -61,7 +61,9 @@ def check(reports: list[SourceReport], names: list[str]) -> tuple[int, int]:
     for report, name in zip(reports, names, strict=True):
         if report.failed:
             assert report.status == "failed", report
-            assert all(f.startswith(name + ": ") and len(f) > len(name) + 5 for f in report.failures)
+            assert all(
+                f.startswith(name + ": ") and len(f) > len(name) + 5 for f in report.failures
+            )
             assert not any("unexpected error" in f for f in report.failures), report.failures
             failed += 1
         else:
@@ -73,8 +75,12 @@ def check(reports: list[SourceReport], names: list[str]) -> tuple[int, int]:
 def run_all(tmp_path: Path, locations: list[str]) -> list[SourceReport]:
     sections = {"feeds": {"title": "Feeds", "sources": locations}}
     briefings = {"daily": {"title": "D", "list_id": "d.example.org", "sections": ["feeds"]}}
-    config = make_config(tmp_path, sections=sections, briefings=briefings,
-                         ingest={"read_timeout": "5s", "total_timeout": "10s"})  # fmt: skip
+    config = make_config(
+        tmp_path,
+        sections=sections,
+        briefings=briefings,
+        ingest={"read_timeout": "5s", "total_timeout": "10s"},
+    )
     database = open_database(config.database)
     try:
         first = ingest(config, database, NOW)

@@ -90,10 +90,12 @@ def test_lost_postgres_session_is_taken_again_unless_another_holds_it(postgres_u
 
     def end_lock_session() -> None:
         with database.engine.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name LIKE 'briefing serve pid %' AND datname = current_database()"
-            ))  # fmt: skip
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name LIKE 'briefing serve pid %' AND datname = current_database()"
+                )
+            )
 
     end_lock_session()
     assert lock.held()  # nobody else had it: taken again on a new session

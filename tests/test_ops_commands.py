@@ -33,14 +33,19 @@ ROWS = [
 def run(config: Config, *args: str) -> Result:
     """Invoke the CLI in this process, as a user would from a shell."""
     runner = CliRunner()
-    return runner.invoke(cli, ["--config", str(config.base_dir / "config.yaml"), *args],
-                         env={"BRIEFING_SECRET_KEY": "ops-test-key"})  # fmt: skip
+    return runner.invoke(
+        cli,
+        ["--config", str(config.base_dir / "config.yaml"), *args],
+        env={"BRIEFING_SECRET_KEY": "ops-test-key"},
+    )
 
 
 def groups(config: Config, database: Database, at: datetime) -> list[tuple[Any, ...]]:
     (table,) = timetable(config, database, at)
-    return [(g.timezone, g.send_time, g.frequency, g.subscribers, g.next_send, g.due_now)
-            for g in table.groups]  # fmt: skip
+    return [
+        (g.timezone, g.send_time, g.frequency, g.subscribers, g.next_send, g.due_now)
+        for g in table.groups
+    ]
 
 
 def test_next_sends_by_timezone_on_a_saturday(project: Config, database: Database) -> None:
@@ -49,11 +54,16 @@ def test_next_sends_by_timezone_on_a_saturday(project: Config, database: Databas
     assert groups(project, database, saturday) == [
         ("Europe/London", "07:00", "daily", 2, datetime(2026, 11, 28, 7, tzinfo=UTC), False),
         # Monday 07:15 AEDT is Sunday 20:15 UTC; New York's Monday 07:00 EST is 12:00 UTC.
-        ("Australia/Sydney", "07:15", "weekdays", 1, datetime(2026, 11, 29, 20, 15, tzinfo=UTC),
-         False),
-        ("America/New_York", "07:00", "weekdays", 1, datetime(2026, 11, 30, 12, tzinfo=UTC),
-         False),
-    ]  # fmt: skip
+        (
+            "Australia/Sydney",
+            "07:15",
+            "weekdays",
+            1,
+            datetime(2026, 11, 29, 20, 15, tzinfo=UTC),
+            False,
+        ),
+        ("America/New_York", "07:00", "weekdays", 1, datetime(2026, 11, 30, 12, tzinfo=UTC), False),
+    ]
 
 
 def test_next_send_across_the_spring_change(project: Config, database: Database) -> None:
@@ -150,8 +160,9 @@ def test_run_now_refuses_a_paused_briefing(project: Config, database: Database) 
 def test_scheduler_config_defaults_and_bounds(tmp_path: Path, project: Config) -> None:
     assert project.scheduler.ingest_interval == timedelta(minutes=15)
     assert project.scheduler.dispatch_interval == timedelta(minutes=1)
-    data = config_dict(scheduler={"dispatch_interval": "5m", "control_interval": "0s",
-                                  "ingest": "1h"})  # fmt: skip
+    data = config_dict(
+        scheduler={"dispatch_interval": "5m", "control_interval": "0s", "ingest": "1h"}
+    )
     assert sorted(problems(tmp_path / "bad", data)) == [
         "scheduler.control_interval: expected between 1s and 1m, got 0:00:00",
         "scheduler.dispatch_interval: expected between 1s and 1m, got 0:05:00",
@@ -161,8 +172,12 @@ def test_scheduler_config_defaults_and_bounds(tmp_path: Path, project: Config) -
 
 @pytest.mark.parametrize(
     ("span", "text"),
-    [(timedelta(minutes=90), "1h 30m"), (timedelta(days=2), "2d"), (timedelta(seconds=5), "5s"),
-     (timedelta(0), "0s")],
-)  # fmt: skip
+    [
+        (timedelta(minutes=90), "1h 30m"),
+        (timedelta(days=2), "2d"),
+        (timedelta(seconds=5), "5s"),
+        (timedelta(0), "0s"),
+    ],
+)
 def test_format_duration(span: timedelta, text: str) -> None:
     assert format_duration(span) == text

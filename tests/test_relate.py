@@ -170,13 +170,13 @@ def test_without_folding_the_story_would_fill_the_section(tmp_path: Path) -> Non
 
 
 def test_newest_coverage_leads_across_sections(tmp_path: Path) -> None:
-    newest_wire = WIRE.model_copy(update={"section": "business", "published_at": NOW,
-                                          "first_seen_at": NOW})  # fmt: skip
+    newest_wire = WIRE.model_copy(
+        update={"section": "business", "published_at": NOW, "first_seen_at": NOW}
+    )
     candidates = {"world": [LEAD, ECHO, SNOWSTORM], "business": [newest_wire, ELECTION]}
     built = build(config_with(tmp_path), candidates)
     by_section = {s.key: [i.article.id for i in s.items] for s in built.digest.sections}
-    assert by_section == {"world": [SNOWSTORM.id], "business": [WIRE.id, ELECTION.id],
-                          "sport": []}  # fmt: skip
+    assert by_section == {"world": [SNOWSTORM.id], "business": [WIRE.id, ELECTION.id], "sport": []}
     lead = built.digest.items[1]
     assert [link.article_id for link in lead.also_covered] == [LEAD.id, ECHO.id]
 
@@ -211,10 +211,12 @@ def test_threshold_is_respected(tmp_path: Path) -> None:
 def test_window_is_respected(tmp_path: Path) -> None:
     old = article(DOCKERS.id, STRIKE, 24 * 4)
     archive = [*CANDIDATES, old, EARLIER]
-    narrow = build(config_with(tmp_path / "a", related_threshold=0.0, related_window="3d"),
-                   archive=archive)  # fmt: skip
-    wide = build(config_with(tmp_path / "b", related_threshold=0.0, related_window="5d"),
-                 archive=archive)  # fmt: skip
+    narrow = build(
+        config_with(tmp_path / "a", related_threshold=0.0, related_window="3d"), archive=archive
+    )
+    wide = build(
+        config_with(tmp_path / "b", related_threshold=0.0, related_window="5d"), archive=archive
+    )
     assert DOCKERS.id not in related_ids(narrow)[LEAD.id]
     assert related_ids(wide)[LEAD.id] == [DOCKERS.id]
 
@@ -249,24 +251,34 @@ AT = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 def harbour_project(tmp_path: Path) -> Config:
     """A project whose World desk and Test Wire both cover the harbour vote (not on disk yet)."""
     data = config_dict()
-    data["briefings"]["daily"].update(related_threshold=RELATED_THRESHOLD,
-                                      fold_threshold=FOLD_THRESHOLD)  # fmt: skip
+    data["briefings"]["daily"].update(
+        related_threshold=RELATED_THRESHOLD, fold_threshold=FOLD_THRESHOLD
+    )
     return make_config(tmp_path / "site", briefings=data["briefings"])
 
 
 def write_world(config: Config, name: str, story: tuple[str, str], hours_ago: float) -> None:
-    markdown_article(config.base_dir / "content" / "world", f"{name}.md", title=story[0],
-                     body=story[1], url=f"https://news.example.org/world/{name}",
-                     published=(NOW - timedelta(hours=hours_ago)).isoformat())  # fmt: skip
+    markdown_article(
+        config.base_dir / "content" / "world",
+        f"{name}.md",
+        title=story[0],
+        body=story[1],
+        url=f"https://news.example.org/world/{name}",
+        published=(NOW - timedelta(hours=hours_ago)).isoformat(),
+    )
 
 
 def write_wire(config: Config, *stories: tuple[str, tuple[str, str], float]) -> None:
     items = [
-        {"title": title, "link": f"https://wire.example.net/{slug}", "guid": slug,
-         "pubDate": (NOW - timedelta(hours=hours)).strftime("%a, %d %b %Y %H:%M:%S +0000"),
-         "description": body}
+        {
+            "title": title,
+            "link": f"https://wire.example.net/{slug}",
+            "guid": slug,
+            "pubDate": (NOW - timedelta(hours=hours)).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            "description": body,
+        }
         for slug, (title, body), hours in stories
-    ]  # fmt: skip
+    ]
     (config.base_dir / "content" / "wire.xml").write_text(rss_feed(items), encoding="utf-8")
 
 

@@ -19,36 +19,51 @@ from tests.message_checks import check_message, html_tags
 
 def digest_of(*items: DigestItem, locale: str = "en_GB") -> Digest:
     return Digest(
-        briefing="daily", title="The Daily", locale=locale, issue_date=date(2026, 11, 26),
-        cut_at=NOW, sections=(DigestSection(key="world", title="World", items=items),),
-    )  # fmt: skip
+        briefing="daily",
+        title="The Daily",
+        locale=locale,
+        issue_date=date(2026, 11, 26),
+        cut_at=NOW,
+        sections=(DigestSection(key="world", title="World", items=items),),
+    )
 
 
 def personalised(config: Config, digest: Digest, tokens: dict[str, str] | None = None) -> bytes:
     placeholders = new_placeholders()
     briefing = config.briefings["daily"]
-    rendered = render_digest(digest, key="daily", site=config.site, briefing=briefing,
-                             placeholders=placeholders)  # fmt: skip
-    composed = compose_variant(rendered, variant_key="k", site=config.site, briefing=briefing,
-                               placeholders=placeholders)  # fmt: skip
+    rendered = render_digest(
+        digest, key="daily", site=config.site, briefing=briefing, placeholders=placeholders
+    )
+    composed = compose_variant(
+        rendered, variant_key="k", site=config.site, briefing=briefing, placeholders=placeholders
+    )
     signer = Signer([b"k"])
     tokens = tokens or {p.value: signer.sign(p, 7) for p in Purpose}
     return composed.template.personalise(
-        recipient="ann@example.com", name="Ann Example", message_id="<m@news.example.org>",
-        date=NOW, tokens=tokens,
+        recipient="ann@example.com",
+        name="Ann Example",
+        message_id="<m@news.example.org>",
+        date=NOW,
+        tokens=tokens,
         list_unsubscribe=(f"{config.site.base_url}/u/{tokens['u']}",),
-    )  # fmt: skip
+    )
 
 
 def test_outside_text_is_escaped(tmp_path) -> None:
     config = make_config(tmp_path)
     evil = make_selected(
-        1, title="<script>alert(1)</script> & \"quotes\"", url="https://x.example/a?b=1&c=<2>",
-        image_url="https://img.example/x.jpg", image_alt='" onerror="alert(1)',
+        1,
+        title='<script>alert(1)</script> & "quotes"',
+        url="https://x.example/a?b=1&c=<2>",
+        image_url="https://img.example/x.jpg",
+        image_alt='" onerror="alert(1)',
         image_credit="<b>credit</b>",
-    )  # fmt: skip
-    item = DigestItem(article=evil, summary="<img src=x onerror=alert(2)>",
-                      related=(Link(title="<i>rel</i>", url="https://r.example/"),))  # fmt: skip
+    )
+    item = DigestItem(
+        article=evil,
+        summary="<img src=x onerror=alert(2)>",
+        related=(Link(title="<i>rel</i>", url="https://r.example/"),),
+    )
     _, text, html = check_message(personalised(config, digest_of(item)), config.site.base_url)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34;" in html
     tags = html_tags(html)  # check_message already refused any on* attribute or <script>
@@ -60,12 +75,17 @@ def test_outside_text_is_escaped(tmp_path) -> None:
 def test_every_message_rule_holds_for_a_full_digest(tmp_path) -> None:
     config = make_config(tmp_path)
     items = tuple(
-        DigestItem(article=make_selected(i, image_url=f"https://img.example/{i}.jpg",
-                                         image_alt=f"Picture {i}" if i % 2 else None),
-                   summary=f"Summary {i} ünïcödé — “quoted”.",
-                   related=(Link(title=f"Related {i}", url=f"https://r.example/{i}"),))
+        DigestItem(
+            article=make_selected(
+                i,
+                image_url=f"https://img.example/{i}.jpg",
+                image_alt=f"Picture {i}" if i % 2 else None,
+            ),
+            summary=f"Summary {i} ünïcödé — “quoted”.",
+            related=(Link(title=f"Related {i}", url=f"https://r.example/{i}"),),
+        )
         for i in range(1, 8)
-    )  # fmt: skip
+    )
     message, text, html = check_message(
         personalised(config, digest_of(*items)), config.site.base_url
     )
@@ -85,8 +105,9 @@ def test_personalising_equals_encoding_the_personal_text() -> None:
 
     from tests.factories import config_dict
 
-    config = make_config(Path(tempfile.mkdtemp()), **{k: v for k, v in config_dict().items()
-                                                     if k == "site"})  # fmt: skip
+    config = make_config(
+        Path(tempfile.mkdtemp()), **{k: v for k, v in config_dict().items() if k == "site"}
+    )
     briefing = config.briefings["daily"]
     rng = random.Random(5)
     alphabet = string.ascii_letters + string.digits + "-_"
@@ -97,13 +118,19 @@ def test_personalising_equals_encoding_the_personal_text() -> None:
         placeholders = new_placeholders()
         kwargs = {"key": "daily", "site": config.site, "briefing": briefing}
         template = compose_variant(
-            render_digest(digest, placeholders=placeholders, **kwargs), variant_key="k",
-            site=config.site, briefing=briefing, placeholders=placeholders,
-        ).template  # fmt: skip
+            render_digest(digest, placeholders=placeholders, **kwargs),
+            variant_key="k",
+            site=config.site,
+            briefing=briefing,
+            placeholders=placeholders,
+        ).template
         direct = compose_variant(
-            render_digest(digest, placeholders=tokens, **kwargs), variant_key="k",
-            site=config.site, briefing=briefing, placeholders=tokens,
-        ).template  # fmt: skip
+            render_digest(digest, placeholders=tokens, **kwargs),
+            variant_key="k",
+            site=config.site,
+            briefing=briefing,
+            placeholders=tokens,
+        ).template
         assert template.slots >= 6  # three links in each part
         assert template.personalise_body(tokens) == direct.body
         assert template.head == direct.head
@@ -120,8 +147,9 @@ def test_to_header_encodes_names_and_blocks_header_injection() -> None:
 
 def test_subject_cannot_inject_headers(tmp_path) -> None:
     config = make_config(tmp_path)
-    item = DigestItem(article=make_selected(1, title="Breaking\r\nBcc: victim@example.com"),
-                      summary="s")  # fmt: skip
+    item = DigestItem(
+        article=make_selected(1, title="Breaking\r\nBcc: victim@example.com"), summary="s"
+    )
     message, _, _ = check_message(personalised(config, digest_of(item)), config.site.base_url)
     assert message["Bcc"] is None
     assert message["Subject"] == "The Daily: Breaking Bcc: victim@example.com"
@@ -144,14 +172,24 @@ def test_html_part_stays_under_the_clip_size_by_dropping_lowest_items(tmp_path) 
     long_body = " ".join(
         f"Sentence number {n} says something new about the story." for n in range(30)
     )
-    candidates = {"world": [
-        make_selected(i, title=f"Headline {i} " + "word " * 20, body_text=long_body,
-                      image_url=f"https://img.example/{i}.jpg", image_credit="Photo: agency " * 5)
-        for i in range(1, 101)
-    ]}  # fmt: skip
+    candidates = {
+        "world": [
+            make_selected(
+                i,
+                title=f"Headline {i} " + "word " * 20,
+                body_text=long_body,
+                image_url=f"https://img.example/{i}.jpg",
+                image_credit="Photo: agency " * 5,
+            )
+            for i in range(1, 101)
+        ]
+    }
     spec = VariantSpec("daily", ("world",), None, NOW, "en_GB", date(2026, 11, 26))
-    big = config.model_copy(update={"sections": {"world": config.sections["world"].model_copy(
-        update={"max_items": 100})}})  # fmt: skip
+    big = config.model_copy(
+        update={
+            "sections": {"world": config.sections["world"].model_copy(update={"max_items": 100})}
+        }
+    )
     built = build_variant(big, spec, VariantInputs(candidates=candidates, archive=Archive(())))
     assert built.composed.html_size < HTML_LIMIT
     assert 10 < len(built.selection.articles) < 100
@@ -164,11 +202,16 @@ def test_relative_age_uses_the_locale(tmp_path) -> None:
     article = make_selected(1, published_at=NOW - timedelta(hours=8))
     old = make_selected(2, published_at=NOW - timedelta(days=30))
     rendered = render_digest(
-        digest_of(DigestItem(article=article, summary="s"), DigestItem(article=old, summary="s"),
-                  locale="de_DE"),
-        key="daily", site=config.site, briefing=config.briefings["daily"],
+        digest_of(
+            DigestItem(article=article, summary="s"),
+            DigestItem(article=old, summary="s"),
+            locale="de_DE",
+        ),
+        key="daily",
+        site=config.site,
+        briefing=config.briefings["daily"],
         placeholders=new_placeholders(),
-    )  # fmt: skip
+    )
     assert "vor 8 Stunden" in rendered.text
     assert "27.10.2026" in rendered.text
     assert 'lang="de-DE"' in rendered.html
@@ -177,9 +220,13 @@ def test_relative_age_uses_the_locale(tmp_path) -> None:
 def test_message_template_round_trips_through_storage(tmp_path) -> None:
     config = make_config(tmp_path)
     placeholders = new_placeholders()
-    rendered = render_digest(digest_of(DigestItem(article=make_selected(1), summary="s")),
-                             key="daily", site=config.site, briefing=config.briefings["daily"],
-                             placeholders=placeholders)  # fmt: skip
+    rendered = render_digest(
+        digest_of(DigestItem(article=make_selected(1), summary="s")),
+        key="daily",
+        site=config.site,
+        briefing=config.briefings["daily"],
+        placeholders=placeholders,
+    )
     template = compose_variant(
         rendered,
         variant_key="k",

@@ -104,10 +104,18 @@ def test_spring_forward_week(service: Service, daily: Config, database: Database
     }
     expired = sorted(key for key, (status, _) in ledger(database).items() if status == "expired")
     # Started on the 27th at 00:00 UTC: the previous editions had passed their deadline.
-    assert expired == [("ldn@example.com", "2026-03-26"), ("night@example.com", "2026-03-26"),
-                       ("nyc@example.com", "2026-03-25"), ("nyc@example.com", "2026-03-26")]  # fmt: skip
-    assert outbox(daily) == {"ldn@example.com": 4, "night@example.com": 4,
-                             "nyc@example.com": 2, "kol@example.com": 1}  # fmt: skip
+    assert expired == [
+        ("ldn@example.com", "2026-03-26"),
+        ("night@example.com", "2026-03-26"),
+        ("nyc@example.com", "2026-03-25"),
+        ("nyc@example.com", "2026-03-26"),
+    ]
+    assert outbox(daily) == {
+        "ldn@example.com": 4,
+        "night@example.com": 4,
+        "nyc@example.com": 2,
+        "kol@example.com": 1,
+    }
 
 
 def test_autumn_fold_week(service: Service, daily: Config, database: Database) -> None:
@@ -129,7 +137,9 @@ def test_autumn_fold_week(service: Service, daily: Config, database: Database) -
     assert outbox(daily)["night@example.com"] == 3
 
 
-def test_nothing_before_the_local_minute(service: Service, daily: Config, database: Database) -> None:
+def test_nothing_before_the_local_minute(
+    service: Service, daily: Config, database: Database
+) -> None:
     subscribe(daily, database, ["ldn@example.com,,daily,,Europe/London,07:00,daily"], LONG_AGO)
     with time_machine.travel(utc(2026, 11, 26, 6, 59, 59), tick=False) as traveller:
         service.start_up()
@@ -229,9 +239,15 @@ def test_pause_holds_back_what_was_already_dispatched(
 def test_run_now_request_is_taken_once(
     service: Service, daily: Config, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    subscribe(daily, database, ["ldn@example.com,,daily,,Europe/London,07:00,daily",
-                                "nyc@example.com,,daily,,America/New_York,07:00,daily"],
-              LONG_AGO)  # fmt: skip
+    subscribe(
+        daily,
+        database,
+        [
+            "ldn@example.com,,daily,,Europe/London,07:00,daily",
+            "nyc@example.com,,daily,,America/New_York,07:00,daily",
+        ],
+        LONG_AGO,
+    )
     caplog.set_level(logging.INFO, logger="briefing")
     ops = other_process(daily)
     with time_machine.travel(utc(2026, 11, 26, 5), tick=False) as traveller:
@@ -260,13 +276,20 @@ def test_run_now_request_is_taken_once(
 
 @pytest.mark.parametrize(
     ("paused", "requested", "reason"),
-    [(True, utc(2026, 11, 26, 5), "the briefing is paused"),
-     (False, utc(2026, 11, 26, 1), "older than the briefing's deadline (3h)")],
-)  # fmt: skip
+    [
+        (True, utc(2026, 11, 26, 5), "the briefing is paused"),
+        (False, utc(2026, 11, 26, 1), "older than the briefing's deadline (3h)"),
+    ],
+)
 def test_run_now_request_dropped(
-    service: Service, daily: Config, database: Database, caplog: pytest.LogCaptureFixture,
-    paused: bool, requested: datetime, reason: str,
-) -> None:  # fmt: skip
+    service: Service,
+    daily: Config,
+    database: Database,
+    caplog: pytest.LogCaptureFixture,
+    paused: bool,
+    requested: datetime,
+    reason: str,
+) -> None:
     subscribe(daily, database, ["ldn@example.com,,daily,,Europe/London,07:00,daily"], LONG_AGO)
     if paused:
         pause(database, "daily", utc(2026, 11, 26, 5), by="ops@desk")
@@ -294,13 +317,22 @@ def test_one_failing_briefing_does_not_stop_the_others(
     tmp_path: Path, signer: Signer, caplog: pytest.LogCaptureFixture
 ) -> None:
     briefings = config_dict()["briefings"]
-    briefings["broken"] = {**briefings["daily"], "list_id": "broken.news.example.org",
-                           "subject": "{{ title"}  # fmt: skip
+    briefings["broken"] = {
+        **briefings["daily"],
+        "list_id": "broken.news.example.org",
+        "subject": "{{ title",
+    }
     config = make_project(tmp_path, briefings=briefings)
     database = open_database(config.database)
-    subscribe(config, database, ["ldn@example.com,,daily,,Europe/London,07:00,daily",
-                                 "ldn@example.com,,broken,,Europe/London,07:00,daily"],
-              LONG_AGO)  # fmt: skip
+    subscribe(
+        config,
+        database,
+        [
+            "ldn@example.com,,daily,,Europe/London,07:00,daily",
+            "ldn@example.com,,broken,,Europe/London,07:00,daily",
+        ],
+        LONG_AGO,
+    )
     with time_machine.travel(utc(2026, 11, 26, 7), tick=False):
         service = Service(config, database, signer)
         service.ingest_sources()
@@ -314,8 +346,7 @@ def test_one_failing_briefing_does_not_stop_the_others(
 def test_start_up_ingests_before_dispatching(
     daily: Config, database: Database, signer: Signer
 ) -> None:
-    subscribe(daily, database, ["ldn@example.com,,daily,world,Europe/London,07:00,daily"],
-              LONG_AGO)  # fmt: skip
+    subscribe(daily, database, ["ldn@example.com,,daily,world,Europe/London,07:00,daily"], LONG_AGO)
     with time_machine.travel(utc(2026, 11, 26, 7, 30), tick=False):
         Service(daily, database, signer).start_up()
     with database.transaction() as session:

@@ -24,8 +24,9 @@ def test_newest_first_per_section_and_once_per_digest() -> None:
         "world": [make_selected(3), make_selected(1), shared, make_selected(9)],
         "business": [make_selected(5, "business"), make_selected(2, "business")],
     }
-    selection = select_articles("daily", candidates, ["world", "business"],
-                                {"world": 3, "business": 3}, 20, None, NOW)  # fmt: skip
+    selection = select_articles(
+        "daily", candidates, ["world", "business"], {"world": 3, "business": 3}, 20, None, NOW
+    )
     assert [(a.section, a.id) for a in selection.articles] == [
         ("world", 1),
         ("world", 3),
@@ -49,8 +50,9 @@ def test_cap_is_shared_round_robin() -> None:
         "world": [make_selected(i) for i in range(1, 6)],
         "sport": [make_selected(i, "sport") for i in range(11, 13)],
     }
-    selection = select_articles("daily", candidates, ["world", "sport"],
-                                {"world": 5, "sport": 5}, 4, None, NOW)  # fmt: skip
+    selection = select_articles(
+        "daily", candidates, ["world", "sport"], {"world": 5, "sport": 5}, 4, None, NOW
+    )
     assert [a.id for a in selection.articles] == [1, 2, 11, 12]
     assert selection.ranking == (1, 11, 2, 12)
     assert selection.dropped == 3

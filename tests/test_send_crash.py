@@ -27,10 +27,21 @@ def send(config: Config) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
     env["BRIEFING_SECRET_KEY"] = KEY.decode()
     return subprocess.Popen(
-        [sys.executable, "-m", "briefing", "--config", str(config.base_dir / "config.yaml"),
-         "send", "--at", AT.isoformat()],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "briefing",
+            "--config",
+            str(config.base_dir / "config.yaml"),
+            "send",
+            "--at",
+            AT.isoformat(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def signal_after(count: int, number: signal.Signals, holder: dict[str, subprocess.Popen[str]]):  # type: ignore[no-untyped-def]
@@ -58,20 +69,25 @@ def by_recipient(server: Server) -> dict[str, list[Received]]:
 
 def sending_rows(database: Database) -> int:
     with database.transaction() as session:
-        return int(session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.status == "sending")
-        ) or 0)  # fmt: skip
+        return int(
+            session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.status == "sending")
+            )
+            or 0
+        )
 
 
 def test_kill_9_midway_then_rerun_finishes_with_duplicates_within_the_pool(
     tmp_path: Path,
 ) -> None:
     holder: dict[str, subprocess.Popen[str]] = {}
-    handler = Handler(pipelining=True,
-                      on_message=signal_after(SUBSCRIBERS // 3, signal.SIGKILL, holder))  # fmt: skip
+    handler = Handler(
+        pipelining=True, on_message=signal_after(SUBSCRIBERS // 3, signal.SIGKILL, holder)
+    )
     with smtp_server(handler) as server:
-        config, database = smtp_project(tmp_path, server, count=SUBSCRIBERS,
-                                        smtp={"pool_size": POOL})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path, server, count=SUBSCRIBERS, smtp={"pool_size": POOL}
+        )
         holder["process"] = first = send(config)
         first.communicate(timeout=120)
         assert first.returncode == -signal.SIGKILL

@@ -44,8 +44,12 @@ def briefing(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
     """Run one `briefing` command in its own process, as from another terminal."""
     return subprocess.run(
         [sys.executable, "-m", "briefing", "--config", str(config.base_dir / "config.yaml"), *args],
-        capture_output=True, text=True, env=environment(), cwd="/", timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=environment(),
+        cwd="/",
+        timeout=120,
+    )
 
 
 class Serve:
@@ -55,10 +59,20 @@ class Serve:
         self.log_path = log
         self._log: IO[str] = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "briefing", "--config", str(config.base_dir / "config.yaml"),
-             *options, "serve"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=environment(), cwd="/",
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "briefing",
+                "--config",
+                str(config.base_dir / "config.yaml"),
+                *options,
+                "serve",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=environment(),
+            cwd="/",
+        )
 
     @property
     def pid(self) -> int:
@@ -140,8 +154,13 @@ def sent_times(config: Config) -> dict[str, tuple[datetime, datetime]]:
 
 def test_due_now_goes_once_through_a_restart(tmp_path: Path, serves: list[Serve]) -> None:
     config = make_project(tmp_path, scheduler=FAST)
-    subscribe_earlier(config, [due_now("kol@example.com", "Asia/Kolkata"),
-                               due_now("nyc@example.com", "America/New_York")])  # fmt: skip
+    subscribe_earlier(
+        config,
+        [
+            due_now("kol@example.com", "Asia/Kolkata"),
+            due_now("nyc@example.com", "America/New_York"),
+        ],
+    )
     first = start(serves, config)
     first.wait_for(r"start-up catch-up: 2 edition\(s\) dispatched \(2 pending, .*\), 2 sent")
     assert outbox(config) == {"kol@example.com": 1, "nyc@example.com": 1}
@@ -163,7 +182,9 @@ def test_due_now_goes_once_through_a_restart(tmp_path: Path, serves: list[Serve]
 def test_second_serve_refuses_and_the_lock_dies_with_the_first(
     tmp_path: Path, serves: list[Serve], request: pytest.FixtureRequest, backend: str
 ) -> None:
-    extra = {"database_url": request.getfixturevalue("postgres_url")} if backend == "postgresql" else {}
+    extra = (
+        {"database_url": request.getfixturevalue("postgres_url")} if backend == "postgresql" else {}
+    )
     config = make_project(tmp_path, scheduler=FAST, **extra)
     first = start(serves, config)
     first.wait_for(r"serve started")
@@ -220,9 +241,15 @@ def test_pause_resume_and_run_now_from_another_terminal(
 
     ran = briefing(config, "run-now", "daily")
     assert ran.returncode == 0, ran.stderr
-    assert f"asked the running scheduler to run daily now: briefing serve pid {serve.pid}" in ran.stdout
+    assert (
+        f"asked the running scheduler to run daily now: briefing serve pid {serve.pid}"
+        in ran.stdout
+    )
     assert "done: 1 edition(s) dispatched since the request: 1 sent" in ran.stdout
     assert outbox(config) == {"due@example.com": 1, "later@example.com": 1}
-    assert re.search(r"briefing daily: run-now requested at .* done: 1 edition\(s\) dispatched, "
-                     r"1 sent", serve.text())  # fmt: skip
+    assert re.search(
+        r"briefing daily: run-now requested at .* done: 1 edition\(s\) dispatched, "
+        r"1 sent",
+        serve.text(),
+    )
     assert serve.stop() == 0

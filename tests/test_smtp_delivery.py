@@ -34,8 +34,9 @@ SIGNER = Signer([KEY])
 def run(config, database, **kwargs):  # type: ignore[no-untyped-def]
     transport = make_transport(config)
     try:
-        return deliver(config, database, SIGNER, transport, clock=kwargs.pop("clock", lambda: AT),
-                       **kwargs)  # fmt: skip
+        return deliver(
+            config, database, SIGNER, transport, clock=kwargs.pop("clock", lambda: AT), **kwargs
+        )
     finally:
         transport.close()
 
@@ -169,8 +170,9 @@ def test_the_same_refusal_for_many_in_a_row_stops_the_run_and_fails_nobody(
 ) -> None:
     handler = Handler(default=Rule(data="554 5.7.0 message looks like spam"))
     with smtp_server(handler) as server:
-        config, database = smtp_project(tmp_path, server, count=12, same_failure_limit=4,
-                                        smtp={"pool_size": 1})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path, server, count=12, same_failure_limit=4, smtp={"pool_size": 1}
+        )
         report = run(config, database)
     assert report.stopped and "4 recipients in a row" in report.stopped
     assert "554 5.7.0 message looks like spam" in report.stopped
@@ -181,8 +183,9 @@ def test_the_same_refusal_for_many_in_a_row_stops_the_run_and_fails_nobody(
 def test_a_hard_bounce_streak_lifts_its_suppressions(tmp_path: Path) -> None:
     handler = Handler(default=Rule(rcpt="550 5.1.1 no such user"))
     with smtp_server(handler) as server:
-        config, database = smtp_project(tmp_path, server, count=5, same_failure_limit=3,
-                                        smtp={"pool_size": 1})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path, server, count=5, same_failure_limit=3, smtp={"pool_size": 1}
+        )
         report = run(config, database)
     assert report.stopped and status_counts(database) == {"pending": 5}
     with database.transaction() as session:
@@ -202,8 +205,9 @@ def test_a_non_ascii_address_the_relay_cannot_take_fails_alone(tmp_path: Path) -
 
 def test_connections_are_reused_up_to_the_limit_then_replaced(tmp_path: Path) -> None:
     with smtp_server() as server:
-        config, database = smtp_project(tmp_path, server, count=9,
-                                        smtp={"pool_size": 1, "messages_per_connection": 2})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path, server, count=9, smtp={"pool_size": 1, "messages_per_connection": 2}
+        )
         assert run(config, database).sent == 9
     assert server.handler.connections == 5
 
@@ -219,12 +223,17 @@ def test_starttls_checks_the_certificate_against_the_configured_ca(tmp_path: Pat
     ca_file = tmp_path / "relay-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     with smtp_server(starttls=_tls_contexts(ca)) as server:
-        config, database = smtp_project(tmp_path / "good", server, count=2,
-                                        smtp={"security": "starttls", "ca_file": str(ca_file)})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path / "good",
+            server,
+            count=2,
+            smtp={"security": "starttls", "ca_file": str(ca_file)},
+        )
         assert run(config, database).sent == 2
         # Without the relay's CA the certificate cannot be trusted: the run stops, nobody fails.
-        config, database = smtp_project(tmp_path / "bad", server, count=2,
-                                        smtp={"security": "starttls"})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path / "bad", server, count=2, smtp={"security": "starttls"}
+        )
         report = run(config, database)
     assert report.stopped and "tls" in report.stopped and "certificate" in report.stopped
     assert status_counts(database) == {"pending": 2}
@@ -242,8 +251,9 @@ def test_implicit_tls(tmp_path: Path) -> None:
     ca_file = tmp_path / "relay-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     with smtp_server(implicit_tls=_tls_contexts(ca)) as server:
-        config, database = smtp_project(tmp_path, server, count=3,
-                                        smtp={"security": "tls", "ca_file": str(ca_file)})  # fmt: skip
+        config, database = smtp_project(
+            tmp_path, server, count=3, smtp={"security": "tls", "ca_file": str(ca_file)}
+        )
         assert run(config, database).sent == 3
     assert len(server.handler.received) == 3
 
@@ -251,9 +261,11 @@ def test_implicit_tls(tmp_path: Path) -> None:
 def test_verp_envelope_sender(tmp_path: Path) -> None:
     with smtp_server() as server:
         config, database = smtp_project(
-            tmp_path, server, count=2,
+            tmp_path,
+            server,
+            count=2,
             smtp={"envelope_sender": "bounces+{briefing}-{recipient}@news.example.org"},
-        )  # fmt: skip
+        )
         run(config, database)
     senders = {m.recipient: m.sender for m in server.handler.received}
     assert senders[reader(1)] == "bounces+daily-reader1=example.com@news.example.org"
@@ -263,8 +275,9 @@ def test_redirect_sends_everything_to_one_address_and_leaves_the_ledger_alone(
     tmp_path: Path,
 ) -> None:
     with smtp_server() as server:
-        config, database = smtp_project(tmp_path, server, count=3,
-                                        redirect_to="editor@news.example.org")  # fmt: skip
+        config, database = smtp_project(
+            tmp_path, server, count=3, redirect_to="editor@news.example.org"
+        )
         with database.transaction() as session:
             ledger_ids = set(session.scalars(select(Delivery.message_id)))
         report = run(config, database)
@@ -300,7 +313,9 @@ def test_cancel_stops_a_live_run_at_its_next_heartbeat(tmp_path: Path) -> None:
         thread.start()
         assert started.wait(10)
         with database.transaction() as session:
-            cancelled = cancel(session, parse_target("daily:2026-11-26", config), AT, "story pulled")
+            cancelled = cancel(
+                session, parse_target("daily:2026-11-26", config), AT, "story pulled"
+            )
         thread.join(30)
     counts = status_counts(database)
     # The message on the wire when the cancel landed may have been open too: it still
@@ -310,7 +325,6 @@ def test_cancel_stops_a_live_run_at_its_next_heartbeat(tmp_path: Path) -> None:
     assert counts["sent"] + counts["cancelled"] == 40
     report = outcome["report"]
     assert report.cancelled > 0  # type: ignore[attr-defined]
-
 
 
 def test_the_engine_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:

@@ -23,8 +23,18 @@ def test_sqlite_is_created_in_wal_with_every_table(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     tables = set(inspect(database.engine).get_table_names())
-    assert {"articles", "subscriptions", "suppressions", "variants", "variant_items", "editions",
-            "deliveries", "delivery_attempts", "briefing_controls", "sources"} <= tables  # fmt: skip
+    assert {
+        "articles",
+        "subscriptions",
+        "suppressions",
+        "variants",
+        "variant_items",
+        "editions",
+        "deliveries",
+        "delivery_attempts",
+        "briefing_controls",
+        "sources",
+    } <= tables
     open_database(f"sqlite:///{tmp_path / 'deep' / 'b.db'}")  # second open: already current
 
 

@@ -30,16 +30,19 @@ def subscriptions(database: Database) -> dict[str, Subscription]:
 
 
 def test_good_rows_import_and_bad_rows_are_named(project: Config, database: Database) -> None:
-    path = write_csv(project.base_dir, (
-        "a@example.com,Ann,daily,world;sport,Europe/Paris,06:30,weekdays\n"
-        "B@Example.COM,,,,,,\n"
-        "not-an-email,X,daily,,,,\n"
-        "c@example.com,,daily,weather,,,\n"
-        "d@example.com,,daily,,Nowhere/City,,\n"
-        "e@example.com,,daily,,,25:00,\n"
-        "f@example.com,,daily,,,,fortnightly\n"
-        "a@example.com,Ann again,daily,,,,\n"
-    ))  # fmt: skip
+    path = write_csv(
+        project.base_dir,
+        (
+            "a@example.com,Ann,daily,world;sport,Europe/Paris,06:30,weekdays\n"
+            "B@Example.COM,,,,,,\n"
+            "not-an-email,X,daily,,,,\n"
+            "c@example.com,,daily,weather,,,\n"
+            "d@example.com,,daily,,Nowhere/City,,\n"
+            "e@example.com,,daily,,,25:00,\n"
+            "f@example.com,,daily,,,,fortnightly\n"
+            "a@example.com,Ann again,daily,,,,\n"
+        ),
+    )
     report = import_subscribers(project, database, path, NOW)
     assert report.created == 2
     errors = {e.line: e.reason for e in report.errors}
@@ -127,5 +130,9 @@ def test_file_level_problems(project: Config, database: Database) -> None:
     path = project.base_dir / "wrong.csv"
     path.write_text("mail,name\nx@example.com,X\n")
     report = import_subscribers(project, database, path, NOW)
-    assert [str(e) for e in report.errors] == [(f"{path}:1: no 'email' column "
-        "(columns: email, name, briefing, sections, timezone, send_time, frequency)")]  # fmt: skip
+    assert [str(e) for e in report.errors] == [
+        (
+            f"{path}:1: no 'email' column "
+            "(columns: email, name, briefing, sections, timezone, send_time, frequency)"
+        )
+    ]

@@ -29,13 +29,27 @@ def run(config: Config, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config.base_dir / "config.yaml"), *args])
 
 
-def test_add_sends_a_confirmation_instead_of_activating(project: Config, database: Database) -> None:
-    result = run(project, "subscribers", "add", "Dee@Example.ORG", "--name", "Dee",
-                 "--sections", "sport,world", "--send-time", "06:45")  # fmt: skip
+def test_add_sends_a_confirmation_instead_of_activating(
+    project: Config, database: Database
+) -> None:
+    result = run(
+        project,
+        "subscribers",
+        "add",
+        "Dee@Example.ORG",
+        "--name",
+        "Dee",
+        "--sections",
+        "sport,world",
+        "--send-time",
+        "06:45",
+    )
     assert result.exit_code == 0, result.output
     assert "confirmation sent to Dee@example.org for daily; pending" in result.output
     dee = subscription_of(database, "Dee@example.org")
-    assert dee.status == "pending" and dee.sections == ["sport", "world"] and dee.send_time == "06:45"
+    assert (
+        dee.status == "pending" and dee.sections == ["sport", "world"] and dee.send_time == "06:45"
+    )
     link = links_in(message_to(project, "Dee@example.org"))["c"]
     assert link.startswith("https://news.example.org/b/c/")
     assert "Dee" not in message_to(project, "Dee@example.org").decode().split("\r\n\r\n", 1)[1]
@@ -82,7 +96,9 @@ def test_remove_deletes_personal_data_but_keeps_the_suppression(
     assert result.exit_code == 0, result.output
     assert "1 subscription(s) deleted; 1 suppression entry kept" in result.output
     with database.transaction() as session:
-        assert session.scalar(select(Subscriber).where(Subscriber.email == "ann@example.com")) is None
+        assert (
+            session.scalar(select(Subscriber).where(Subscriber.email == "ann@example.com")) is None
+        )
         rows = session.scalars(select(Suppression)).all()
         assert [(r.email_hash, r.email, r.reason) for r in rows] == [
             (address_hash("ann@example.com"), None, "removed")

@@ -16,8 +16,15 @@ from tests.factories import KEY
 from tests.web_support import Site, links_in, message_to, send_editions, serve_site, subscription_of
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is absent")
 if not CHROMIUM.exists() and not shutil.which("chromium"):
@@ -66,7 +73,10 @@ def test_preferences_then_unsubscribe_in_a_browser(site: Site, tab: Any) -> None
     assert "Saved" in status.inner_text()
     bob = subscription_of(site.database, "bob@example.com")
     assert (bob.sections, bob.send_time, bob.timezone, bob.frequency) == (
-        ["business", "sport"], "06:20", "Asia/Tokyo", "weekdays"
+        ["business", "sport"],
+        "06:20",
+        "Asia/Tokyo",
+        "weekdays",
     )
 
     tab.goto(site.url(links["u"]))

@@ -42,9 +42,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 def briefing(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "briefing", "--config", str(folder / "config.yaml"), *args],
-        capture_output=True, text=True, env=clean_env(BRIEFING_SECRET_KEY=demo_key()), cwd="/",
+        capture_output=True,
+        text=True,
+        env=clean_env(BRIEFING_SECRET_KEY=demo_key()),
+        cwd="/",
         timeout=120,
-    )  # fmt: skip
+    )
 
 
 def free_port() -> int:
@@ -70,8 +73,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(REPO / name, folder / name)
     made = subprocess.run(
         ["make", "demo", f"VENV={venv}", "-o", f"{venv}/bin/briefing"],
-        cwd=folder, capture_output=True, text=True, env=clean_env(), timeout=300,
-    )  # fmt: skip
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     assert "6 sent" in made.stdout
     return folder
@@ -94,9 +101,12 @@ def test_one_click_from_a_demo_message_on_briefing_web(demo: Path) -> None:
     config.write_text(text)
     server = subprocess.Popen(
         [sys.executable, "-m", "briefing", "--config", str(config), "web"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd="/",
         env=clean_env(BRIEFING_SECRET_KEY=demo_key()),
-    )  # fmt: skip
+    )
     try:
         origin = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -109,8 +119,12 @@ def test_one_click_from_a_demo_message_on_briefing_web(demo: Path) -> None:
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             assert time.monotonic() < deadline, "briefing web did not start"
             time.sleep(0.1)
-        response = httpx.post(origin + path_of(link), data={"List-Unsubscribe": "One-Click"},
-                              follow_redirects=False, timeout=10)  # fmt: skip
+        response = httpx.post(
+            origin + path_of(link),
+            data={"List-Unsubscribe": "One-Click"},
+            follow_redirects=False,
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
         assert "set-cookie" not in response.headers
         assert "You are unsubscribed from The Morning Briefing" in response.text

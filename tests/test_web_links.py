@@ -107,7 +107,9 @@ def test_unsubscribed_reader_is_left_out_of_the_next_edition_and_the_import(
     report = dispatch(site.config, site.database, signer, AT + timedelta(days=1))
     with site.database.transaction() as session:
         dispatched = session.scalars(
-            select(Edition.subscriber_id).where(Edition.issue_date == (AT + timedelta(days=1)).date())
+            select(Edition.subscriber_id).where(
+                Edition.issue_date == (AT + timedelta(days=1)).date()
+            )
         ).all()
     cy = subscription_of(site.database, "cy@example.com")
     assert report.dispatched == 2 and cy.subscriber_id not in dispatched
@@ -132,12 +134,22 @@ def test_bad_tokens_get_a_plain_404_and_act_on_nobody(site: Site, tmp_path: obje
     assert "not valid" in site.client.get(tampered).text
     assert "no subscription" in site.client.get(unknown).text
 
-    result = preview(site.config, site.database, site.signer, briefing="daily", at=AT,
-                     out=site.config.base_dir / "preview", subscriber="ann@example.com")  # fmt: skip
+    result = preview(
+        site.config,
+        site.database,
+        site.signer,
+        briefing="daily",
+        at=AT,
+        out=site.config.base_dir / "preview",
+        subscriber="ann@example.com",
+    )
     inert = links_in(result.eml.read_bytes())
     for route in ("u", "p", "e"):
-        response = site.client.post(site.url(inert[route]), data=ONE_CLICK) if route == "u" else (
-            site.client.get(site.url(inert[route])))  # fmt: skip
+        response = (
+            site.client.post(site.url(inert[route]), data=ONE_CLICK)
+            if route == "u"
+            else (site.client.get(site.url(inert[route])))
+        )
         assert response.status_code == 404 and "preview" in response.text
         assert_plain_page(response.text)
     for email in ("ann@example.com", "bob@example.com", "cy@example.com"):
@@ -147,14 +159,20 @@ def test_bad_tokens_get_a_plain_404_and_act_on_nobody(site: Site, tmp_path: obje
 def test_unknown_pages_and_methods_are_plain(site: Site) -> None:
     prefix = "/b"  # base_url https://news.example.org/b
     for method, path, status in (
-        ("GET", "/", 404), ("GET", f"{prefix}/nowhere", 404), ("GET", "/u/x", 404),
-        ("PUT", f"{prefix}/subscribe", 405), ("DELETE", f"{prefix}/u/{'A' * 32}", 405),
-    ):  # fmt: skip
+        ("GET", "/", 404),
+        ("GET", f"{prefix}/nowhere", 404),
+        ("GET", "/u/x", 404),
+        ("PUT", f"{prefix}/subscribe", 405),
+        ("DELETE", f"{prefix}/u/{'A' * 32}", 405),
+    ):
         response = site.client.request(method, path)
         assert response.status_code == status, (method, path)
         assert_plain_page(response.text)
-    huge = site.client.post(f"{prefix}/subscribe", content=b"x=" + b"a" * 200_000,
-                            headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    huge = site.client.post(
+        f"{prefix}/subscribe",
+        content=b"x=" + b"a" * 200_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert huge.status_code == 413
 
 

@@ -64,20 +64,33 @@ def test_saved_preferences_shape_the_next_edition_and_survive_an_import(
     site: Site, signer: Signer
 ) -> None:
     url = preferences_url(site, "ann@example.com")
-    status, text = save(site, url, sections=["sport", "business"], send_time="06:15",
-                        timezone="Europe/Paris", frequency="weekly", weekday="fri")  # fmt: skip
+    status, text = save(
+        site,
+        url,
+        sections=["sport", "business"],
+        send_time="06:15",
+        timezone="Europe/Paris",
+        frequency="weekly",
+        weekday="fri",
+    )
     assert status == 200 and "Saved. Your next edition follows these settings." in text
     ann = subscription_of(site.database, "ann@example.com")
     assert (ann.sections, ann.send_time, ann.timezone, ann.frequency) == (
-        ["business", "sport"], "06:15", "Europe/Paris", "weekly:fri"
+        ["business", "sport"],
+        "06:15",
+        "Europe/Paris",
+        "weekly:fri",
     )
     assert ann.preferences_set_at == site.clock.now and ann.status == "active"
 
     # The next edition: new articles arrive, and Friday 27 November 06:15 in Paris passes.
     for section, name in (("world", "later-w.md"), ("sport", "later-s.md")):
-        markdown_article(site.config.base_dir / "content" / section, name,
-                         title=f"Later {section} story",
-                         url=f"https://news.example.org/{section}/later")  # fmt: skip
+        markdown_article(
+            site.config.base_dir / "content" / section,
+            name,
+            title=f"Later {section} story",
+            url=f"https://news.example.org/{section}/later",
+        )
     ingest(site.config, site.database, NOW + timedelta(hours=12))
     friday = AT + timedelta(days=1)
     dispatch(site.config, site.database, signer, friday)
@@ -88,23 +101,38 @@ def test_saved_preferences_shape_the_next_edition_and_survive_an_import(
             .where(Edition.subscriber_id == ann.subscriber_id, Edition.issue_date == friday.date())
         )
         assert variant is not None and variant.sections == ["business", "sport"]
-        sections = {item.section for item in session.scalars(
-            select(VariantItem).where(VariantItem.variant_id == variant.id))}  # fmt: skip
+        sections = {
+            item.section
+            for item in session.scalars(
+                select(VariantItem).where(VariantItem.variant_id == variant.id)
+            )
+        }
         assert sections == {"sport"}  # the only new article in her sections
 
-    report = import_subscribers(site.config, site.database, site.config.base_dir / "subs.csv",
-                                friday)  # fmt: skip
+    report = import_subscribers(
+        site.config, site.database, site.config.base_dir / "subs.csv", friday
+    )
     assert any("ann@example.com set their own preferences" in line for line in report.kept)
     assert subscription_of(site.database, "ann@example.com").sections == ["business", "sport"]
 
 
 def test_bad_values_are_named_and_nothing_is_saved(site: Site) -> None:
     url = preferences_url(site, "bob@example.com")
-    status, text = save(site, url, sections=["weather"], send_time="25:00",
-                        timezone="Mars/Olympus", frequency="fortnightly")  # fmt: skip
+    status, text = save(
+        site,
+        url,
+        sections=["weather"],
+        send_time="25:00",
+        timezone="Mars/Olympus",
+        frequency="fortnightly",
+    )
     assert status == 400
-    for words in ("Choose at least one of the sections", "hours and minutes",
-                  "Choose a timezone", "one day a week"):  # fmt: skip
+    for words in (
+        "Choose at least one of the sections",
+        "hours and minutes",
+        "Choose a timezone",
+        "one day a week",
+    ):
         assert words in text
     assert 'aria-invalid="true"' in text and 'role="alert"' in text
     bob = subscription_of(site.database, "bob@example.com")
@@ -114,8 +142,13 @@ def test_bad_values_are_named_and_nothing_is_saved(site: Site) -> None:
 def test_cross_site_and_tokenless_posts_are_refused(site: Site) -> None:
     url = preferences_url(site, "bob@example.com")
     token = form_token(site.client.get(url).text)
-    fields = {"action": "leave-all", "sections": "world", "send_time": "09:00",
-              "timezone": "UTC", "frequency": "daily"}  # fmt: skip
+    fields = {
+        "action": "leave-all",
+        "sections": "world",
+        "send_time": "09:00",
+        "timezone": "UTC",
+        "frequency": "daily",
+    }
     attempts = [
         ({"form_token": token, **fields}, {"Origin": "https://evil.example"}),
         ({"form_token": token, **fields}, {"Origin": "null"}),
@@ -154,7 +187,9 @@ def test_leaving_one_briefing_or_everything(site: Site) -> None:
     assert "You are not receiving The Daily (unsubscribed on" in page.text
     assert "Save preferences" not in page.text
 
-    back = site.client.post(url, data={"form_token": form_token(page.text), "action": "resubscribe"})
+    back = site.client.post(
+        url, data={"form_token": form_token(page.text), "action": "resubscribe"}
+    )
     assert back.status_code == 200 and "Check your inbox" in back.text
     confirmation = [raw for raw in outbox(site.config) if b"Subject: Confirm" in raw]
     assert len(confirmation) == 1 and "c" in links_in(confirmation[0])

@@ -55,7 +55,9 @@ def sign_up(site: Site, email: str, name: str = "", **headers: str) -> tuple[int
 
 
 def confirmations(config: Config) -> list[bytes]:
-    return [raw for raw in outbox(config) if "Confirm your subscription" in str(parse(raw)["Subject"])]
+    return [
+        raw for raw in outbox(config) if "Confirm your subscription" in str(parse(raw)["Subject"])
+    ]
 
 
 def test_double_opt_in_end_to_end(site: Site, signer: Signer) -> None:
@@ -66,7 +68,9 @@ def test_double_opt_in_end_to_end(site: Site, signer: Signer) -> None:
         assert len(line) <= 998
     message = parse(raw)
     assert str(message["To"]) == "New.Reader@example.com"
-    assert message["Date"] and re.fullmatch(r"<[^<>@\s]+@news\.example\.org>", message["Message-ID"])
+    assert message["Date"] and re.fullmatch(
+        r"<[^<>@\s]+@news\.example\.org>", message["Message-ID"]
+    )
     assert message.get_content_type() == "multipart/alternative"
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
@@ -91,16 +95,18 @@ def test_double_opt_in_end_to_end(site: Site, signer: Signer) -> None:
     report = dispatch(site.config, site.database, signer, AT + timedelta(days=1))
     assert report.dispatched == 3  # the three imported readers, not the pending one
 
-    done = site.client.post(url, data={"form_token": form_token(page.text)},
-                            headers={"Origin": site.origin})  # fmt: skip
+    done = site.client.post(
+        url, data={"form_token": form_token(page.text)}, headers={"Origin": site.origin}
+    )
     assert done.status_code == 200 and "You are subscribed to The Daily" in done.text
     active = subscription_of(site.database, "New.Reader@example.com")
     assert active.status == "active" and active.consent_source == "double opt-in (web:subscribe)"
     assert active.consent_at == site.clock.now
     again = site.client.post(url, data={"form_token": form_token(page.text)})
     assert again.status_code == 200 and "You are subscribed" in again.text
-    report = dispatch(site.config, site.database, signer, AT + timedelta(days=1, minutes=1),
-                      force=True)  # fmt: skip
+    report = dispatch(
+        site.config, site.database, signer, AT + timedelta(days=1, minutes=1), force=True
+    )
     with site.database.transaction() as session:
         assert session.scalar(select(Edition).where(Edition.subscriber_id == active.subscriber_id))
 
@@ -126,10 +132,18 @@ def test_signups_are_limited_per_address_and_per_client(tmp_path: Path, signer: 
             assert len(confirmations(config)) == 3
             assert [sign_up(site, f"r{n}@example.com")[0] for n in range(3)] == [200, 200, 429]
             page = site.client.get(SUBSCRIBE)
-            refused = site.client.post(SUBSCRIBE, data={
-                "form_token": form_token(page.text), "email": "r9@example.com", "briefing": "daily"})  # fmt: skip
+            refused = site.client.post(
+                SUBSCRIBE,
+                data={
+                    "form_token": form_token(page.text),
+                    "email": "r9@example.com",
+                    "briefing": "daily",
+                },
+            )
             assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
-        with serve_site(config, database, [KEY], clock) as restarted:  # the limits outlive a restart
+        with serve_site(
+            config, database, [KEY], clock
+        ) as restarted:  # the limits outlive a restart
             assert sign_up(restarted, "r3@example.com")[0] == 429
             clock.now += timedelta(hours=1, minutes=1)
             assert sign_up(restarted, "r3@example.com")[0] == 200
@@ -142,11 +156,19 @@ def test_signups_are_limited_per_address_and_per_client(tmp_path: Path, signer: 
 def test_forms_refuse_cross_site_posts(site: Site) -> None:
     status, text = sign_up(site, "target@example.com", Origin="https://evil.example")
     assert status == 403 and "Nothing was changed" in text
-    response = site.client.post(SUBSCRIBE, data={"email": "target@example.com", "briefing": "daily"})
+    response = site.client.post(
+        SUBSCRIBE, data={"email": "target@example.com", "briefing": "daily"}
+    )
     assert response.status_code == 403
     assert confirmations(site.config) == []
-    bad = site.client.post(SUBSCRIBE, data={"form_token": form_token(site.client.get(SUBSCRIBE).text),
-                                            "email": "not an address", "briefing": "daily"})  # fmt: skip
+    bad = site.client.post(
+        SUBSCRIBE,
+        data={
+            "form_token": form_token(site.client.get(SUBSCRIBE).text),
+            "email": "not an address",
+            "briefing": "daily",
+        },
+    )
     assert bad.status_code == 400 and "Enter an email address" in bad.text
     assert 'aria-describedby="email-error"' in bad.text
 

@@ -51,7 +51,9 @@ def delivery_warnings(config: Config) -> list[str]:
     if delivery.transport != "smtp":
         return warnings
     if delivery.dkim is None or not os.environ.get(DKIM_KEY_ENV):
-        missing = "delivery.dkim is not set" if delivery.dkim is None else f"{DKIM_KEY_ENV} is not set"
+        missing = (
+            "delivery.dkim is not set" if delivery.dkim is None else f"{DKIM_KEY_ENV} is not set"
+        )
         warnings.append(
             f"SMTP is on without DKIM ({missing}): RFC 8058 one-click unsubscribe expects "
             "List-Unsubscribe and List-Unsubscribe-Post to be covered by a DKIM signature"

@@ -46,8 +46,10 @@ def ingest_command(app: App) -> None:
     failed = [r.label for r in reports if r.failed]
     flagged = [r.label for r in reports if r.flagged]
     if flagged:
-        click.echo(f"{len(flagged)} source(s) flagged as failing run after run: "
-                   f"{', '.join(flagged)}", err=True)  # fmt: skip
+        click.echo(
+            f"{len(flagged)} source(s) flagged as failing run after run: {', '.join(flagged)}",
+            err=True,
+        )
     if failed:
         click.echo(f"{len(failed)} of {len(reports)} sources had failures", err=True)
         sys.exit(1)
@@ -63,21 +65,32 @@ def articles_command(app: App, section: str | None, limit: int, as_json: bool) -
     query = select(Article).order_by(Article.first_seen_at.desc(), Article.id.desc()).limit(limit)
     if section:
         if section not in app.config.sections:
-            raise BriefingError(f"unknown section {section!r}",
-                                hint=f"known: {', '.join(app.config.sections)}")  # fmt: skip
+            raise BriefingError(
+                f"unknown section {section!r}", hint=f"known: {', '.join(app.config.sections)}"
+            )
         query = query.join(ArticleSection).where(ArticleSection.section == section)
     with app.database.transaction() as session:
         rows = list(session.scalars(query))
         for article in rows:
             sections = [row.section for row in article.sections]
             if as_json:
-                click.echo(json.dumps({
-                    "id": article.id, "title": article.title, "url": article.url,
-                    "sections": sections, "dek": article.dek,
-                    "published_at": article.published_at.isoformat() if article.published_at else None,
-                    "first_seen_at": article.first_seen_at.isoformat(),
-                    "words": count_words(article.body_text),
-                }, ensure_ascii=False))  # fmt: skip
+                click.echo(
+                    json.dumps(
+                        {
+                            "id": article.id,
+                            "title": article.title,
+                            "url": article.url,
+                            "sections": sections,
+                            "dek": article.dek,
+                            "published_at": article.published_at.isoformat()
+                            if article.published_at
+                            else None,
+                            "first_seen_at": article.first_seen_at.isoformat(),
+                            "words": count_words(article.body_text),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
             else:
                 published = (
                     f"{article.published_at:%Y-%m-%d %H:%M}" if article.published_at else "-"
@@ -112,8 +125,11 @@ def summarize_command(file: Path, words: int) -> None:
 @click.option("--sections", help="Or preview these sections, comma-separated.")
 @click.option("--briefing", "briefing_key", help="Briefing key (default: the first).")
 @click.option("--at", "at_text", help="Cut time, ISO 8601 (default: now; naive means UTC).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the .html, .txt and .eml [default: var/preview beside config.yaml].")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the .html, .txt and .eml [default: var/preview beside config.yaml].",
+)
 @pass_app
 def preview_command(
     app: App,

@@ -18,11 +18,17 @@ EDITION_HELP = "An edition id, or BRIEFING:YYYY-MM-DD for a briefing's issue of 
 
 @click.command("deliveries")
 @click.option("--edition", "edition_text", metavar="E", help=EDITION_HELP)
-@click.option("--failed", "show_failed", is_flag=True,
-              help="List who failed or bounced and the server's reply.")  # fmt: skip
+@click.option(
+    "--failed",
+    "show_failed",
+    is_flag=True,
+    help="List who failed or bounced and the server's reply.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_app
-def deliveries_command(app: App, edition_text: str | None, show_failed: bool, as_json: bool) -> None:
+def deliveries_command(
+    app: App, edition_text: str | None, show_failed: bool, as_json: bool
+) -> None:
     """Summarise the delivery ledger by briefing, issue date and status."""
     target = ledger.parse_target(edition_text, app.config) if edition_text else None
     with app.database.transaction() as session:
@@ -31,18 +37,30 @@ def deliveries_command(app: App, edition_text: str | None, show_failed: bool, as
     if as_json:
         data: dict[str, object] = {
             "editions": [
-                {"briefing": row.briefing, "issue_date": row.issue_date.isoformat(),
-                 "total": row.total, "counts": row.counts}
+                {
+                    "briefing": row.briefing,
+                    "issue_date": row.issue_date.isoformat(),
+                    "total": row.total,
+                    "counts": row.counts,
+                }
                 for row in rows
             ]
-        }  # fmt: skip
+        }
         if show_failed:
             data["failed"] = [
-                {"delivery": f.delivery_id, "edition": f.edition_id, "briefing": f.briefing,
-                 "issue_date": f.issue_date.isoformat(), "recipient": f.recipient,
-                 "status": f.status, "attempts": f.attempts, "code": f.code, "reply": f.reply}
+                {
+                    "delivery": f.delivery_id,
+                    "edition": f.edition_id,
+                    "briefing": f.briefing,
+                    "issue_date": f.issue_date.isoformat(),
+                    "recipient": f.recipient,
+                    "status": f.status,
+                    "attempts": f.attempts,
+                    "code": f.code,
+                    "reply": f.reply,
+                }
                 for f in failures
-            ]  # fmt: skip
+            ]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     console = Console(highlight=False, width=max(100, Console().width))
@@ -57,8 +75,12 @@ def deliveries_command(app: App, edition_text: str | None, show_failed: bool, as
         table.add_column(state, justify="right")
     table.add_column("total", justify="right")
     for row in rows:
-        table.add_row(row.briefing, row.issue_date.isoformat(),
-                      *(f"{row.counts.get(s, 0):,}" for s in states), f"{row.total:,}")  # fmt: skip
+        table.add_row(
+            row.briefing,
+            row.issue_date.isoformat(),
+            *(f"{row.counts.get(s, 0):,}" for s in states),
+            f"{row.total:,}",
+        )
     console.print(table)
     if show_failed:
         if not failures:
@@ -68,15 +90,24 @@ def deliveries_command(app: App, edition_text: str | None, show_failed: bool, as
         for column in ("edition", "recipient", "status", "attempts", "reply"):
             listing.add_column(column)
         for f in failures:
-            listing.add_row(str(f.edition_id), f.recipient or "(removed)", f.status,
-                            str(f.attempts), f.reply or "")  # fmt: skip
+            listing.add_row(
+                str(f.edition_id),
+                f.recipient or "(removed)",
+                f.status,
+                str(f.attempts),
+                f.reply or "",
+            )
         console.print(listing)
 
 
 @click.command("cancel")
 @click.argument("edition_text", metavar="EDITION-OR-BRIEFING-DATE")
-@click.option("--reason", default="cancelled by ops", show_default=True,
-              help="Recorded on each cancelled delivery.")  # fmt: skip
+@click.option(
+    "--reason",
+    default="cancelled by ops",
+    show_default=True,
+    help="Recorded on each cancelled delivery.",
+)
 @pass_app
 def cancel_command(app: App, edition_text: str, reason: str) -> None:
     """Stop any further sending of an edition (an id, or BRIEFING:YYYY-MM-DD).

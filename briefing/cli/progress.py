@@ -30,10 +30,14 @@ def live_progress(console: Console, total: int) -> Iterator[Callable[[DeliveryRe
     """Yield a progress callback: a rich bar on a terminal, a line every few seconds otherwise."""
     if console.is_terminal:
         bar = Progress(
-            TextColumn("[bold]sending"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-            console=console, transient=True,
-        )  # fmt: skip
+            TextColumn("[bold]sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         task = bar.add_task("send", total=total or None, counts="")
 
         def show(report: DeliveryReport) -> None:
@@ -47,8 +51,9 @@ def live_progress(console: Console, total: int) -> Iterator[Callable[[DeliveryRe
     def log_line(report: DeliveryReport) -> None:
         if time.monotonic() - last[0] >= LOG_EVERY:
             last[0] = time.monotonic()
-            console.print(f"sending: {report.handled}/{total} handled, {_counts(report)}",
-                          highlight=False)  # fmt: skip
+            console.print(
+                f"sending: {report.handled}/{total} handled, {_counts(report)}", highlight=False
+            )
 
     yield log_line
 
@@ -91,6 +96,9 @@ def failures_table(report: DeliveryReport) -> Table | None:
     for failure in report.failures[:FAILURES_SHOWN]:
         table.add_row(failure.recipient, failure.status, failure.reply)
     if len(report.failures) > FAILURES_SHOWN:
-        table.add_row(f"... {len(report.failures) - FAILURES_SHOWN} more", "",
-                      "see `briefing deliveries --failed`")  # fmt: skip
+        table.add_row(
+            f"... {len(report.failures) - FAILURES_SHOWN} more",
+            "",
+            "see `briefing deliveries --failed`",
+        )
     return table

@@ -54,7 +54,11 @@ def _duration(span: timedelta) -> str:
 
 def _scheduler_line(app: App) -> str:
     holder = scheduler_holder(app.database)
-    return f"scheduler: {holder}" if holder else "scheduler: no `briefing serve` is running on this database"
+    return (
+        f"scheduler: {holder}"
+        if holder
+        else "scheduler: no `briefing serve` is running on this database"
+    )
 
 
 @click.command("serve")
@@ -77,11 +81,14 @@ def _timetable_json(tables: list[BriefingTimetable], at: datetime) -> dict[str, 
                 "briefing": table.briefing,
                 "title": table.title,
                 "paused": table.control.paused,
-                "paused_at": table.control.paused_at.isoformat() if table.control.paused_at else None,
+                "paused_at": table.control.paused_at.isoformat()
+                if table.control.paused_at
+                else None,
                 "paused_by": table.control.paused_by,
                 "run_now_requested_at": (
                     table.control.run_now_requested_at.isoformat()
-                    if table.control.run_now_requested_at else None
+                    if table.control.run_now_requested_at
+                    else None
                 ),
                 "deadline_minutes": int(table.deadline.total_seconds() // 60),
                 "subscribers": table.subscribers,
@@ -103,20 +110,27 @@ def _timetable_json(tables: list[BriefingTimetable], at: datetime) -> dict[str, 
             }
             for table in tables
         ],
-    }  # fmt: skip
+    }
 
 
 def _echo_timetable(table: BriefingTimetable, at: datetime) -> None:
     control = table.control
-    state = (f"PAUSED since {_utc(control.paused_at)} by {control.paused_by or '?'}"
-             if control.paused else "active")  # fmt: skip
-    click.echo(f"{table.briefing} ({table.title}): {state}; {table.subscribers} "
-               f"subscriber(s); deadline {_duration(table.deadline)}")  # fmt: skip
+    state = (
+        f"PAUSED since {_utc(control.paused_at)} by {control.paused_by or '?'}"
+        if control.paused
+        else "active"
+    )
+    click.echo(
+        f"{table.briefing} ({table.title}): {state}; {table.subscribers} "
+        f"subscriber(s); deadline {_duration(table.deadline)}"
+    )
     if control.run_now_requested_at:
         click.echo(f"  run-now requested at {_utc(control.run_now_requested_at)}")
     if table.groups:
-        click.echo(f"  {'next send (UTC)':<16}  {'local':<22}  {'timezone':<20}  {'time':<5}  "
-                   f"{'frequency':<10}  {'subscribers':>11}")  # fmt: skip
+        click.echo(
+            f"  {'next send (UTC)':<16}  {'local':<22}  {'timezone':<20}  {'time':<5}  "
+            f"{'frequency':<10}  {'subscribers':>11}"
+        )
     for group in table.groups:
         local = group.local_next_send
         local_text = f"{local:%a %d %b %H:%M} {local.tzname() or ''}"
@@ -126,11 +140,15 @@ def _echo_timetable(table: BriefingTimetable, at: datetime) -> None:
             f"{group.send_time:<5}  {group.frequency:<10}  {group.subscribers:>11}  {when}"
         )
     if control.paused and table.due_now:
-        click.echo(f"  {table.due_now} edition(s) held back by the pause; resuming sends those "
-                   f"still before the deadline")  # fmt: skip
+        click.echo(
+            f"  {table.due_now} edition(s) held back by the pause; resuming sends those "
+            f"still before the deadline"
+        )
     if table.missed:
-        click.echo(f"  {table.missed} edition(s) missed their deadline; the next dispatch "
-                   f"records them expired")  # fmt: skip
+        click.echo(
+            f"  {table.missed} edition(s) missed their deadline; the next dispatch "
+            f"records them expired"
+        )
 
 
 @click.command("schedule")
@@ -138,8 +156,9 @@ def _echo_timetable(table: BriefingTimetable, at: datetime) -> None:
 @click.option("--at", "at_text", help="As of this time (ISO 8601; naive is UTC); default now.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @pass_app
-def schedule_command(app: App, briefing_key: str | None, at_text: str | None,
-                     as_json: bool) -> None:  # fmt: skip
+def schedule_command(
+    app: App, briefing_key: str | None, at_text: str | None, as_json: bool
+) -> None:
     """Show each briefing's next sends by timezone and send time, and whether it is paused."""
     if briefing_key:
         _known(app, briefing_key)
@@ -161,11 +180,15 @@ def pause_command(app: App, briefing: str) -> None:
     _known(app, briefing)
     before = pause(app.database, briefing, datetime.now(UTC), operator())
     if before.paused:
-        click.echo(f"{briefing} was already paused (since {_utc(before.paused_at)} by "
-                   f"{before.paused_by or '?'})")  # fmt: skip
+        click.echo(
+            f"{briefing} was already paused (since {_utc(before.paused_at)} by "
+            f"{before.paused_by or '?'})"
+        )
     else:
-        click.echo(f"paused {briefing}: nothing is dispatched or delivered until "
-                   f"`briefing resume {briefing}`")  # fmt: skip
+        click.echo(
+            f"paused {briefing}: nothing is dispatched or delivered until "
+            f"`briefing resume {briefing}`"
+        )
     click.echo(_scheduler_line(app))
 
 
@@ -211,17 +234,24 @@ def _wait_for_scheduler(app: App, briefing: str, requested_at: datetime, timeout
 
 @click.command("run-now")
 @click.argument("briefing")
-@click.option("--wait", "wait_seconds", default=120.0, show_default=True,
-              help="Seconds to wait for a running scheduler to do it; 0 returns at once.")  # fmt: skip
+@click.option(
+    "--wait",
+    "wait_seconds",
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for a running scheduler to do it; 0 returns at once.",
+)
 @pass_app
 def run_now_command(app: App, briefing: str, wait_seconds: float) -> None:
     """Dispatch today's edition now to every subscription of BRIEFING that has none."""
     _known(app, briefing)
     control = control_of(app.database, briefing)
     if control.paused:
-        raise SchedulerError(f"{briefing} is paused (since {_utc(control.paused_at)} by "
-                             f"{control.paused_by or '?'}); nothing can be sent",
-                             hint=f"`briefing resume {briefing}` first")  # fmt: skip
+        raise SchedulerError(
+            f"{briefing} is paused (since {_utc(control.paused_at)} by "
+            f"{control.paused_by or '?'}); nothing can be sent",
+            hint=f"`briefing resume {briefing}` first",
+        )
     holder = scheduler_holder(app.database)
     if holder:
         requested_at = datetime.now(UTC)
@@ -230,23 +260,32 @@ def run_now_command(app: App, briefing: str, wait_seconds: float) -> None:
         if wait_seconds <= 0:
             return
         if not _wait_for_scheduler(app, briefing, requested_at, wait_seconds):
-            click.echo(f"the scheduler has not taken the request within {wait_seconds:g} s; it "
-                       f"stays and is taken at its next poll", err=True)  # fmt: skip
+            click.echo(
+                f"the scheduler has not taken the request within {wait_seconds:g} s; it "
+                f"stays and is taken at its next poll",
+                err=True,
+            )
             sys.exit(1)
         counts = _ledger_since(app, briefing, requested_at)
         summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-        click.echo(f"done: {sum(counts.values())} edition(s) dispatched since the request"
-                   f"{': ' + summary if summary else ''}")  # fmt: skip
+        click.echo(
+            f"done: {sum(counts.values())} edition(s) dispatched since the request"
+            f"{': ' + summary if summary else ''}"
+        )
         return
     click.echo("no `briefing serve` is running on this database: running it in this process")
     ran = Service(app.config, app.database, app.signer).run_now(briefing)
     report = ran.dispatched
-    click.echo(f"dispatched {report.dispatched} edition(s) in {report.variants} variant(s): "
-               f"{report.pending} to send, {report.skipped} skipped (empty), "
-               f"{report.suppressed} suppressed")  # fmt: skip
+    click.echo(
+        f"dispatched {report.dispatched} edition(s) in {report.variants} variant(s): "
+        f"{report.pending} to send, {report.skipped} skipped (empty), "
+        f"{report.suppressed} suppressed"
+    )
     for name, delivered in ran.drain.delivered.items():
-        click.echo(f"delivered {name}: {delivered.sent} sent, {delivered.deferred} deferred, "
-                   f"{delivered.failed} failed")  # fmt: skip
+        click.echo(
+            f"delivered {name}: {delivered.sent} sent, {delivered.deferred} deferred, "
+            f"{delivered.failed} failed"
+        )
     for name, failure in ran.drain.failures.items():
         click.echo(f"problem: {name}: {failure}", err=True)
     if ran.drain.failures or any(d.failed for d in ran.drain.delivered.values()):

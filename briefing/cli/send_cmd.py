@@ -37,7 +37,9 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             err=True,
         )
 
-    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -48,9 +50,12 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @click.command("send")
 @click.option("--briefing", "briefing_key", help="Only this briefing.")
 @click.option("--at", "at_text", help="Dispatch as if it were this time (ISO 8601; naive is UTC).")
-@click.option("--now", "force", is_flag=True,
-              help="Send today's edition now to every subscription that has none, "
-              "whatever its send time.")  # fmt: skip
+@click.option(
+    "--now",
+    "force",
+    is_flag=True,
+    help="Send today's edition now to every subscription that has none, whatever its send time.",
+)
 @pass_app
 def send_command(app: App, briefing_key: str | None, at_text: str | None, force: bool) -> None:
     """Dispatch due editions into the ledger, then deliver what the ledger holds."""
@@ -72,16 +77,27 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
     transport = make_transport(config)
     clock = (lambda: at) if at_text else (lambda: datetime.now(UTC))
     if config.delivery.redirect_to:
-        click.echo(f"redirect: every message goes to {config.delivery.redirect_to} with inert "
-                   "links; the ledger is not touched")  # fmt: skip
+        click.echo(
+            f"redirect: every message goes to {config.delivery.redirect_to} with inert "
+            "links; the ledger is not touched"
+        )
     with app.database.transaction() as session:
         total = count_due(session, clock(), briefing_key)
     stop = threading.Event()
     console = Console(stderr=True, highlight=False)
     try:
         with stop_on_signals(stop), live_progress(console, total) as progress:
-            report = deliver(config, app.database, app.signer, transport, briefing=briefing_key,
-                             clock=clock, stop=stop, progress=progress, dkim=dkim)  # fmt: skip
+            report = deliver(
+                config,
+                app.database,
+                app.signer,
+                transport,
+                briefing=briefing_key,
+                clock=clock,
+                stop=stop,
+                progress=progress,
+                dkim=dkim,
+            )
     finally:
         transport.close()
     click.echo(
@@ -102,8 +118,11 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
         click.secho(f"error: the run stopped: {report.stopped}", fg="red", err=True)
         if report.stop_hint:
             click.echo(f"hint: {report.stop_hint}", err=True)
-        click.echo(f"{report.released} delivery(ies) left pending, none marked failed for it; "
-                   "run `briefing send` again once fixed", err=True)  # fmt: skip
+        click.echo(
+            f"{report.released} delivery(ies) left pending, none marked failed for it; "
+            "run `briefing send` again once fixed",
+            err=True,
+        )
         sys.exit(1)
     if report.failed or report.bounced:
         sys.exit(1)

@@ -91,10 +91,14 @@ def sources_command(app: App, as_json: bool) -> None:
         f"{'items':>6}  validators"
     )
     for item in health:
-        validators = ", ".join(
-            name for name, present in (("ETag", item.etag), ("Last-Modified", item.last_modified))
-            if present
-        ) or "-"  # fmt: skip
+        validators = (
+            ", ".join(
+                name
+                for name, present in (("ETag", item.etag), ("Last-Modified", item.last_modified))
+                if present
+            )
+            or "-"
+        )
         click.echo(
             f"{item.kind:<8}  {item.label:<{width}}  {_when(item.last_success_at):<20}  "
             f"{item.consecutive_failures:>5}  {item.items_seen:>6}  {validators}"

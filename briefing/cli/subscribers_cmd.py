@@ -63,14 +63,26 @@ def _address(text: str) -> str:
 @click.option("--frequency", help="daily, weekdays or weekly:<day>.")
 @pass_app
 def add_command(
-    app: App, email: str, name: str | None, briefing_key: str | None, sections: str | None,
-    timezone: str | None, send_time: str | None, frequency: str | None,
-) -> None:  # fmt: skip
+    app: App,
+    email: str,
+    name: str | None,
+    briefing_key: str | None,
+    sections: str | None,
+    timezone: str | None,
+    send_time: str | None,
+    frequency: str | None,
+) -> None:
     """Sign an address up: it gets a confirmation link and is pending until it follows it."""
     config = app.config
-    raw = {"email": email, "name": name, "briefing": briefing_key,
-           "sections": (sections or "").replace(",", ";"), "timezone": timezone,
-           "send_time": send_time, "frequency": frequency}  # fmt: skip
+    raw = {
+        "email": email,
+        "name": name,
+        "briefing": briefing_key,
+        "sections": (sections or "").replace(",", ";"),
+        "timezone": timezone,
+        "send_time": send_time,
+        "frequency": frequency,
+    }
     try:
         row = parse_row(config, "briefing subscribers add", 0, raw)
     except SubscriberRowError as exc:
@@ -85,9 +97,16 @@ def add_command(
     signer = app.signer
     now = datetime.now(UTC)
     with app.database.transaction() as session:
-        signup = start_signup(session, config, email=row.email, briefing=row.briefing,
-                              source="cli:add", now=now, name=row.name,
-                              preferences=preferences)  # fmt: skip
+        signup = start_signup(
+            session,
+            config,
+            email=row.email,
+            briefing=row.briefing,
+            source="cli:add",
+            now=now,
+            name=row.name,
+            preferences=preferences,
+        )
     if signup.kind == "active":
         click.echo(f"{row.email} already receives {row.briefing}; nothing sent")
         return
@@ -98,8 +117,10 @@ def add_command(
         f"(the link expires {signup.expires_at:%Y-%m-%d %H:%M} UTC)"
     )
     if signup.suppressed:
-        click.echo(f"note: {row.email} is suppressed ({signup.suppressed}) and stays so "
-                   "unless they confirm")  # fmt: skip
+        click.echo(
+            f"note: {row.email} is suppressed ({signup.suppressed}) and stays so "
+            "unless they confirm"
+        )
 
 
 @subscribers_group.command("remove")
@@ -159,32 +180,47 @@ def show_command(app: App, email: str, as_json: bool) -> None:
     with app.database.transaction() as session:
         record = describe_subscriber(session, address)
     if record is None:
-        raise BriefingError(f"nothing is stored about {address}",
-                            hint="`briefing subscribers list` shows who is subscribed")  # fmt: skip
+        raise BriefingError(
+            f"nothing is stored about {address}",
+            hint="`briefing subscribers list` shows who is subscribed",
+        )
     if as_json:
         click.echo(json.dumps(record, ensure_ascii=False, indent=2))
         return
     click.echo(f"{record['email']}" + (f" ({record['name']})" if record.get("name") else ""))
     for sub in record["subscriptions"]:
-        click.echo(f"  {sub['briefing']}: {sub['status']} since {sub['status_changed_at']} "
-                   f"({sub['status_source']})")  # fmt: skip
-        click.echo(f"    sections {','.join(sub['sections'] or ['(briefing default)'])}; "
-                   f"{sub['send_time']} {sub['timezone']}; {sub['frequency']}")  # fmt: skip
-        click.echo(f"    consent: {sub['consent_source']} at {sub['consent_at']}; "
-                   f"own preferences: {sub['preferences_set_at'] or 'never set'}; "
-                   f"editions: {sub['editions']}")  # fmt: skip
+        click.echo(
+            f"  {sub['briefing']}: {sub['status']} since {sub['status_changed_at']} "
+            f"({sub['status_source']})"
+        )
+        click.echo(
+            f"    sections {','.join(sub['sections'] or ['(briefing default)'])}; "
+            f"{sub['send_time']} {sub['timezone']}; {sub['frequency']}"
+        )
+        click.echo(
+            f"    consent: {sub['consent_source']} at {sub['consent_at']}; "
+            f"own preferences: {sub['preferences_set_at'] or 'never set'}; "
+            f"editions: {sub['editions']}"
+        )
         for event in sub["events"]:
-            click.echo(f"    {event['at']}  {event['from'] or '-'} -> {event['to']}  "
-                       f"({event['source']})")  # fmt: skip
+            click.echo(
+                f"    {event['at']}  {event['from'] or '-'} -> {event['to']}  ({event['source']})"
+            )
     for row in record["suppressions"]:
-        click.echo(f"  suppressed for {row['briefing']}: {row['reason']} since {row['since']} "
-                   f"({row['source']})")  # fmt: skip
+        click.echo(
+            f"  suppressed for {row['briefing']}: {row['reason']} since {row['since']} "
+            f"({row['source']})"
+        )
 
 
 @subscribers_group.command("export")
 @click.option("--briefing", "briefing_key", help="Only this briefing.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of standard output.")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
 @pass_app
 def export_command(app: App, briefing_key: str | None, output: Path | None) -> None:
     """Write the active subscriptions as CSV in the import's columns (re-importable)."""

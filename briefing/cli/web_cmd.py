@@ -13,8 +13,9 @@ from briefing.config import signing_keys
 
 @click.command("web")
 @click.option("--host", help="Address to listen on [default: web.host, 127.0.0.1].")
-@click.option("--port", type=click.IntRange(0, 65535),
-              help="Port to listen on [default: web.port, 8080].")  # fmt: skip
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port to listen on [default: web.port, 8080]."
+)
 @pass_app
 def web_command(app: App, host: str | None, port: int | None) -> None:
     """Serve one-click unsubscribe, preferences, sign-up and browser copies over HTTP."""

@@ -33,7 +33,9 @@ _HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
 def _openssl_key(
     modulus: int, public: int, private: int, p: int, q: int, dp: int, dq: int, qinv: int
 ) -> rsa.RSAPrivateKey:
-    numbers = rsa.RSAPrivateNumbers(p, q, private, dp, dq, qinv, rsa.RSAPublicNumbers(public, modulus))
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, private, dp, dq, qinv, rsa.RSAPublicNumbers(public, modulus)
+    )
     return numbers.private_key()
 
 
@@ -45,9 +47,15 @@ def _rsa_sign_with_openssl(digest: Any, key: Mapping[str, int]) -> bytes:
     the canonicalisation, hashing and header; only this primitive changes.
     """
     private_key = _openssl_key(
-        key["modulus"], key["publicExponent"], key["privateExponent"], key["prime1"],
-        key["prime2"], key["exponent1"], key["exponent2"], key["coefficient"],
-    )  # fmt: skip
+        key["modulus"],
+        key["publicExponent"],
+        key["privateExponent"],
+        key["prime1"],
+        key["prime2"],
+        key["exponent1"],
+        key["exponent2"],
+        key["coefficient"],
+    )
     algorithm = _HASHES[digest.name.lower()]()
     return private_key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(algorithm))
 

@@ -205,10 +205,17 @@ def deliver(
     that address instead and the ledger is only read.
     """
     run = _Run(
-        config, database, signer, transport,
-        briefing=briefing, clock=clock, owner=owner or new_owner(),
-        stop=stop or threading.Event(), progress=progress, dkim=dkim,
-    )  # fmt: skip
+        config,
+        database,
+        signer,
+        transport,
+        briefing=briefing,
+        clock=clock,
+        owner=owner or new_owner(),
+        stop=stop or threading.Event(),
+        progress=progress,
+        dkim=dkim,
+    )
     return run.execute()
 
 
@@ -344,13 +351,20 @@ class _Run:
         now = self.clock()
         with self.database.transaction() as session:
             if self.redirect_to:
-                ids = ledger.due_ids(session, now, self.last_seen, self.delivery.batch_size,
-                                     self.briefing)  # fmt: skip
+                ids = ledger.due_ids(
+                    session, now, self.last_seen, self.delivery.batch_size, self.briefing
+                )
                 if ids:
                     self.last_seen = ids[-1]
             else:
-                ids = ledger.claim(session, self.owner, now, self.delivery.batch_size,
-                                   self.briefing, lease=self.lease)  # fmt: skip
+                ids = ledger.claim(
+                    session,
+                    self.owner,
+                    now,
+                    self.delivery.batch_size,
+                    self.briefing,
+                    lease=self.lease,
+                )
             if not ids:
                 return False
             outgoing, settled = ledger.load(session, self.config, ids, now)
@@ -374,9 +388,13 @@ class _Run:
     def _count_settlement(self, settlement: Settlement) -> None:
         setattr(self.report, settlement.status, getattr(self.report, settlement.status) + 1)
         if settlement.status != "suppressed":
-            logger.info("delivery %d%s: %s (%s)", settlement.delivery_id,
-                        f" to {settlement.recipient}" if settlement.recipient else "",
-                        settlement.status, settlement.reason)  # fmt: skip
+            logger.info(
+                "delivery %d%s: %s (%s)",
+                settlement.delivery_id,
+                f" to {settlement.recipient}" if settlement.recipient else "",
+                settlement.status,
+                settlement.reason,
+            )
 
     def _hand_out(self, job: _Job) -> None:
         self.active += 1
@@ -395,9 +413,14 @@ class _Run:
                 continue
             if self.clock() > job.outgoing.deadline:
                 self.outstanding.pop(delivery_id)
-                expired.append(Settlement(delivery_id, "expired",
-                                          "not sent before the briefing's deadline",
-                                          job.outgoing.recipient))  # fmt: skip
+                expired.append(
+                    Settlement(
+                        delivery_id,
+                        "expired",
+                        "not sent before the briefing's deadline",
+                        job.outgoing.recipient,
+                    )
+                )
                 continue
             self._hand_out(job)
         if expired and not self.redirect_to:
@@ -457,8 +480,9 @@ class _Run:
             ready = self.transport.wire_form and not signing
             template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
             if self.redirect_to:
-                message = redirected_message(self.config, self.signer, template, outgoing,
-                                             started, self.redirect_to)  # fmt: skip
+                message = redirected_message(
+                    self.config, self.signer, template, outgoing, started, self.redirect_to
+                )
                 recipient = self.redirect_to
             else:
                 message = message_for(self.config, self.signer, template, outgoing, started)
@@ -471,11 +495,14 @@ class _Run:
             # Bad data for this one recipient (a name or address the header cannot hold).
             reason = str(exc)
             if isinstance(exc, UnicodeEncodeError):
-                reason = (f"{exc.object[exc.start:exc.end]!r} cannot be written in the "
-                          "message's ASCII headers (an internationalised mailbox name needs "
-                          "SMTPUTF8)")  # fmt: skip
-            result = TransportResult("failed", reply=f"cannot build the message: {reason}",
-                                     stage="compose")  # fmt: skip
+                reason = (
+                    f"{exc.object[exc.start : exc.end]!r} cannot be written in the "
+                    "message's ASCII headers (an internationalised mailbox name needs "
+                    "SMTPUTF8)"
+                )
+            result = TransportResult(
+                "failed", reply=f"cannot build the message: {reason}", stage="compose"
+            )
             return _Done(job, started, self.clock(), result=result)
         try:
             result = self.transport.send(envelope_sender(self.config, outgoing), recipient, message)
@@ -566,10 +593,13 @@ class _Run:
         elif result.outcome == "deferred":
             if job.attempt < self.delivery.retry.attempts_per_run and not self.stopping:
                 status = "sending"  # still ours: retried in this run after a backoff
-                delay = _retry_delay(self.delivery.retry.backoff, self.delivery.retry.max_backoff,
-                                     job.attempt)  # fmt: skip
-                heapq.heappush(self.retries, (time.monotonic() + delay, delivery_id,
-                                              _Job(outgoing, job.attempt + 1)))  # fmt: skip
+                delay = _retry_delay(
+                    self.delivery.retry.backoff, self.delivery.retry.max_backoff, job.attempt
+                )
+                heapq.heappush(
+                    self.retries,
+                    (time.monotonic() + delay, delivery_id, _Job(outgoing, job.attempt + 1)),
+                )
                 self.report.retries += 1
             elif now >= outgoing.deadline:
                 status = "expired"
@@ -583,12 +613,25 @@ class _Run:
                 reply = result.reply or ""
                 self.report.failures.append(Failure(outgoing.recipient, status, reply))
                 self.report.problems.append(f"{outgoing.recipient}: {status}: {reply}")
-                logger.warning("delivery %d to %s: %s at %s: %s", delivery_id,
-                               outgoing.recipient, status, result.stage, reply)  # fmt: skip
+                logger.warning(
+                    "delivery %d to %s: %s at %s: %s",
+                    delivery_id,
+                    outgoing.recipient,
+                    status,
+                    result.stage,
+                    reply,
+                )
         return Outcome(
-            delivery_id, status, result.outcome, done.started, done.finished, code=result.code,
-            reply=result.reply, stage=result.stage, next_attempt_at=next_attempt,
-        )  # fmt: skip
+            delivery_id,
+            status,
+            result.outcome,
+            done.started,
+            done.finished,
+            code=result.code,
+            reply=result.reply,
+            stage=result.stage,
+            next_attempt_at=next_attempt,
+        )
 
     def _stop_for(self, error: SessionError) -> None:
         if not self.stopping:
@@ -605,18 +648,22 @@ class _Run:
             if failure.status in ("failed", "bounced"):
                 setattr(self.report, failure.status, getattr(self.report, failure.status) - 1)
         self.report.failures = [f for f in self.report.failures if f.recipient not in recipients]
-        self.report.problems = [p for p in self.report.problems
-                                if p.partition(":")[0] not in recipients]  # fmt: skip
+        self.report.problems = [
+            p for p in self.report.problems if p.partition(":")[0] not in recipients
+        ]
         self.report.released += count
         stage, code, status = self.streak_key or (None, None, None)
         reply = moved[-1].reply if moved else f"{code} {status}"
-        self._stop_for(SessionError(
-            getattr(self.transport, "host", self.transport.name), stage or "send",
-            f"{count} recipients in a row were refused with the same reply ({reply}); "
-            "that is the relay or the message, not the recipients, so they are left pending",
-            hint="Read the reply, fix the cause (content filter, sender, relay rules), then "
-            "run `briefing send` again.",
-        ))  # fmt: skip
+        self._stop_for(
+            SessionError(
+                getattr(self.transport, "host", self.transport.name),
+                stage or "send",
+                f"{count} recipients in a row were refused with the same reply ({reply}); "
+                "that is the relay or the message, not the recipients, so they are left pending",
+                hint="Read the reply, fix the cause (content filter, sender, relay rules), then "
+                "run `briefing send` again.",
+            )
+        )
         self.streak, self.streak_key = [], None
 
 

@@ -141,9 +141,10 @@ def claim(
     session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids), _due(now))
-        .values(status="sending", owner=owner, lease_until=now + lease, heartbeat_at=now,
-                updated_at=now)
-    )  # fmt: skip
+        .values(
+            status="sending", owner=owner, lease_until=now + lease, heartbeat_at=now, updated_at=now
+        )
+    )
     return list(
         session.scalars(
             select(Delivery.id)
@@ -217,9 +218,16 @@ def load(
     """
     rows = session.execute(
         select(
-            Delivery.id, Delivery.message_id, Edition.id, Edition.briefing,
-            Edition.scheduled_at, Edition.variant_id, Subscription.id, Subscription.status,
-            Subscriber.email, Subscriber.name,
+            Delivery.id,
+            Delivery.message_id,
+            Edition.id,
+            Edition.briefing,
+            Edition.scheduled_at,
+            Edition.variant_id,
+            Subscription.id,
+            Subscription.status,
+            Subscriber.email,
+            Subscriber.name,
         )
         .join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Subscription, Subscription.id == Edition.subscription_id)
@@ -238,24 +246,57 @@ def load(
             suppressed[(email_hash, briefing)] = reason
     outgoing: list[Outgoing] = []
     settled: list[Settlement] = []
-    for (delivery_id, message_id, edition_id, briefing, scheduled_at, variant_id,
-         subscription_id, subscription_status, email, name) in rows:  # fmt: skip
+    for (
+        delivery_id,
+        message_id,
+        edition_id,
+        briefing,
+        scheduled_at,
+        variant_id,
+        subscription_id,
+        subscription_status,
+        email,
+        name,
+    ) in rows:
         settings = config.briefings.get(briefing)
         deadline = scheduled_at + (settings.deadline if settings else timedelta(0))
         if email is None or subscription_id is None:
-            settled.append(Settlement(delivery_id, "cancelled", "subscriber was removed before sending"))
+            settled.append(
+                Settlement(delivery_id, "cancelled", "subscriber was removed before sending")
+            )
         elif subscription_status != "active":
-            settled.append(Settlement(delivery_id, "cancelled", f"subscription is {subscription_status}", email))
+            settled.append(
+                Settlement(
+                    delivery_id, "cancelled", f"subscription is {subscription_status}", email
+                )
+            )
         elif variant_id is None:
             settled.append(Settlement(delivery_id, "cancelled", "edition has no content", email))
         elif now > deadline:
-            settled.append(Settlement(delivery_id, "expired", "not sent before the briefing's deadline", email))
-        elif hit := (suppressed.get((address_hash(email), briefing))
-                     or suppressed.get((address_hash(email), "*"))):  # fmt: skip
-            settled.append(Settlement(delivery_id, "suppressed", f"address suppressed ({hit})", email))
+            settled.append(
+                Settlement(delivery_id, "expired", "not sent before the briefing's deadline", email)
+            )
+        elif hit := (
+            suppressed.get((address_hash(email), briefing))
+            or suppressed.get((address_hash(email), "*"))
+        ):
+            settled.append(
+                Settlement(delivery_id, "suppressed", f"address suppressed ({hit})", email)
+            )
         else:
-            outgoing.append(Outgoing(delivery_id, edition_id, subscription_id, briefing, email,
-                                     name, message_id, variant_id, deadline))  # fmt: skip
+            outgoing.append(
+                Outgoing(
+                    delivery_id,
+                    edition_id,
+                    subscription_id,
+                    briefing,
+                    email,
+                    name,
+                    message_id,
+                    variant_id,
+                    deadline,
+                )
+            )
     return outgoing, settled
 
 
@@ -269,10 +310,16 @@ def settle(session: Session, owner: str, settlements: Iterable[Settlement], now:
     session.connection().execute(
         update(_DELIVERIES)
         .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.owner == owner)
-        .values(status=bindparam("b_status"), reason=bindparam("b_reason"), owner=None,
-                lease_until=None, next_attempt_at=None, updated_at=now),
+        .values(
+            status=bindparam("b_status"),
+            reason=bindparam("b_reason"),
+            owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+            updated_at=now,
+        ),
         params,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -346,12 +393,19 @@ def write_outcomes(
     connection.execute(
         _INSERT_ATTEMPT,
         [
-            {"delivery_id": o.delivery_id, "owner": owner, "started_at": o.started,
-             "finished_at": o.finished, "outcome": o.attempt, "stage": o.stage, "code": o.code,
-             "reply": o.reply}
+            {
+                "delivery_id": o.delivery_id,
+                "owner": owner,
+                "started_at": o.started,
+                "finished_at": o.finished,
+                "outcome": o.attempt,
+                "stage": o.stage,
+                "code": o.code,
+                "reply": o.reply,
+            }
             for o in outcomes
         ],
-    )  # fmt: skip
+    )
 
 
 def bounce_source(delivery_id: int) -> str:
@@ -394,9 +448,12 @@ def release(session: Session, owner: str, ids: Sequence[int], now: datetime) -> 
         .where(Delivery.id.in_(ids), Delivery.owner == owner, Delivery.status == "sending")
         .values(
             status=case((Delivery.attempts == 0, "pending"), else_="deferred"),
-            owner=None, lease_until=None, next_attempt_at=None, updated_at=now,
+            owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+            updated_at=now,
         )
-    )  # fmt: skip
+    )
 
 
 def heartbeat(session: Session, owner: str, now: datetime, lease: timedelta) -> set[int]:
@@ -519,14 +576,22 @@ class FailedRow:
 def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
     """List failed and bounced deliveries with the last reply."""
     query = (
-        select(Delivery.id, Edition.id, Edition.briefing, Edition.issue_date, Subscriber.email,
-               Delivery.status, Delivery.attempts, Delivery.last_code,
-               func.coalesce(Delivery.last_reply, Delivery.reason))
+        select(
+            Delivery.id,
+            Edition.id,
+            Edition.briefing,
+            Edition.issue_date,
+            Subscriber.email,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.last_code,
+            func.coalesce(Delivery.last_reply, Delivery.reason),
+        )
         .join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
         .where(Delivery.status.in_(("failed", "bounced")))
         .order_by(Edition.issue_date.desc(), Delivery.id)
-    )  # fmt: skip
+    )
     if target is not None:
         query = query.where(target.where())
     return [FailedRow(*row) for row in session.execute(query)]

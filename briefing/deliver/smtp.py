@@ -82,8 +82,7 @@ def envelope_problem(address: str, smtputf8: bool) -> str | None:
         return f"address {address!r} cannot be used in an SMTP envelope"
     if not address.isascii() and not smtputf8:
         return (
-            f"address {address!r} has a non-ASCII local part and the relay does not offer "
-            "SMTPUTF8"
+            f"address {address!r} has a non-ASCII local part and the relay does not offer SMTPUTF8"
         )
     return None
 
@@ -137,14 +136,19 @@ class SmtpConnection:
         try:
             if settings.security == "tls":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    settings.host, settings.port, local_hostname=self._helo,
-                    timeout=settings.connect_timeout, context=self._context,
-                )  # fmt: skip
+                    settings.host,
+                    settings.port,
+                    local_hostname=self._helo,
+                    timeout=settings.connect_timeout,
+                    context=self._context,
+                )
             else:
                 smtp = smtplib.SMTP(
-                    settings.host, settings.port, local_hostname=self._helo,
+                    settings.host,
+                    settings.port,
+                    local_hostname=self._helo,
                     timeout=settings.connect_timeout,
-                )  # fmt: skip
+                )
         except ssl.SSLError as exc:
             raise self._tls_error(exc) from exc
         except smtplib.SMTPConnectError as exc:
@@ -161,19 +165,22 @@ class SmtpConnection:
             if settings.security == "starttls":
                 if not smtp.has_extn("starttls"):
                     raise SessionError(
-                        self.host, "starttls", "the relay does not offer STARTTLS",
+                        self.host,
+                        "starttls",
+                        "the relay does not offer STARTTLS",
                         hint="Use security: tls for an implicit-TLS port (465), or none only "
                         "for a relay on this machine.",
-                    )  # fmt: skip
+                    )
                 try:
                     smtp.starttls(context=self._context)
                 except ssl.SSLError as exc:
                     raise self._tls_error(exc) from exc
                 except smtplib.SMTPResponseException as exc:
                     raise SessionError(
-                        self.host, "starttls",
+                        self.host,
+                        "starttls",
                         f"STARTTLS refused: {Reply(exc.smtp_code, _text(exc.smtp_error))}",
-                    ) from exc  # fmt: skip
+                    ) from exc
                 self._set_timeout(settings.command_timeout)
                 self._ehlo()
             if settings.username:
@@ -189,10 +196,12 @@ class SmtpConnection:
 
     def _tls_error(self, exc: ssl.SSLError) -> SessionError:
         return SessionError(
-            self.host, "tls", f"TLS failed: {exc}",
+            self.host,
+            "tls",
+            f"TLS failed: {exc}",
             hint="Check smtp.host matches the relay's certificate; for a relay with its own "
             "CA set smtp.ca_file.",
-        )  # fmt: skip
+        )
 
     def _ehlo(self) -> None:
         assert self._smtp is not None
@@ -207,9 +216,11 @@ class SmtpConnection:
         assert self._smtp is not None
         if not self._smtp.has_extn("auth"):
             raise SessionError(
-                self.host, "auth", "the relay does not offer AUTH (after STARTTLS, if configured)",
+                self.host,
+                "auth",
+                "the relay does not offer AUTH (after STARTTLS, if configured)",
                 hint="Remove smtp.username for a relay that needs no login.",
-            )  # fmt: skip
+            )
         try:
             self._smtp.login(username, password)
         except smtplib.SMTPAuthenticationError as exc:
@@ -217,9 +228,11 @@ class SmtpConnection:
             if reply.code == 421 or 400 <= reply.code < 500:
                 raise _ConnectFailed(f"AUTH answered {reply}") from exc
             raise SessionError(
-                self.host, "auth", f"AUTH refused for {username!r}: {reply}",
+                self.host,
+                "auth",
+                f"AUTH refused for {username!r}: {reply}",
                 hint="Check smtp.username and BRIEFING_SMTP_PASSWORD.",
-            ) from exc  # fmt: skip
+            ) from exc
         except smtplib.SMTPException as exc:
             raise SessionError(self.host, "auth", f"AUTH failed: {_describe(exc)}") from exc
 
@@ -241,7 +254,9 @@ class SmtpConnection:
         try:
             code, text = self._smtp.getreply()
         except (OSError, smtplib.SMTPException) as exc:
-            raise _Dropped(stage, f"connection lost waiting for the reply: {_describe(exc)}") from exc
+            raise _Dropped(
+                stage, f"connection lost waiting for the reply: {_describe(exc)}"
+            ) from exc
         return Reply(code, _text(text))
 
     def transact(self, sender: str, recipient: str, payload: bytes) -> _Answer:
@@ -250,7 +265,11 @@ class SmtpConnection:
         utf8 = b" SMTPUTF8" if self.smtputf8 and not (sender + recipient).isascii() else b""
         mail = b"MAIL FROM:<" + sender.encode() + b">" + utf8 + b"\r\n"
         rcpt = b"RCPT TO:<" + recipient.encode() + b">\r\n"
-        stages: tuple[tuple[Stage, bytes], ...] = (("mail", mail), ("rcpt", rcpt), ("data", b"DATA\r\n"))
+        stages: tuple[tuple[Stage, bytes], ...] = (
+            ("mail", mail),
+            ("rcpt", rcpt),
+            ("data", b"DATA\r\n"),
+        )
         if self.pipelining:
             self._write("mail", mail + rcpt + b"DATA\r\n")
             replies = [(stage, self._read(stage)) for stage, _ in stages]
@@ -387,8 +406,13 @@ class SmtpTransport:
             raise SessionError(self.host, answer.stage, str(reply), hint=hint)
         if answer.classified.slow_down:
             rate = self.limiter.slow_down()
-            logger.warning("SMTP %s asked to slow down (%s): %.1f messages/s for %.0f s",
-                           self.host, reply, rate, self.limiter.slow_down_period)  # fmt: skip
+            logger.warning(
+                "SMTP %s asked to slow down (%s): %.1f messages/s for %.0f s",
+                self.host,
+                reply,
+                rate,
+                self.limiter.slow_down_period,
+            )
         if answer.classified.close or not connection.usable:
             connection.abandon()
             self._dropped()
@@ -397,8 +421,13 @@ class SmtpTransport:
                 with self._lock:
                     self._drops_in_row = 0
             self._checkin(connection)
-        return TransportResult(verdict, code=reply.code, reply=str(reply), stage=answer.stage,
-                               slow_down=answer.classified.slow_down)  # fmt: skip
+        return TransportResult(
+            verdict,
+            code=reply.code,
+            reply=str(reply),
+            stage=answer.stage,
+            slow_down=answer.classified.slow_down,
+        )
 
     def _dropped(self) -> None:
         with self._lock:
@@ -415,14 +444,19 @@ class SmtpTransport:
         last = ""
         for attempt in range(1, self.settings.connect_attempts + 1):
             connection = SmtpConnection(
-                self.settings, context=self._context, password=self._password,
-                helo=self._helo, rate_limit=self._connection_rate,
-            )  # fmt: skip
+                self.settings,
+                context=self._context,
+                password=self._password,
+                helo=self._helo,
+                rate_limit=self._connection_rate,
+            )
             try:
                 connection.open()
             except _ConnectFailed as exc:
                 last = str(exc)
-                logger.warning("SMTP %s: connection attempt %d failed: %s", self.host, attempt, last)
+                logger.warning(
+                    "SMTP %s: connection attempt %d failed: %s", self.host, attempt, last
+                )
                 if attempt < self.settings.connect_attempts:
                     self._sleep(_backoff(self.settings.reconnect_backoff, attempt))
                 continue
@@ -430,10 +464,11 @@ class SmtpTransport:
                 self.opened += 1
             return connection
         raise SessionError(
-            self.host, "connect",
+            self.host,
+            "connect",
             f"cannot open a connection after {self.settings.connect_attempts} attempt(s): {last}",
             hint="Check smtp.host and smtp.port, and that the relay is running and reachable.",
-        )  # fmt: skip
+        )
 
     def _checkin(self, connection: SmtpConnection) -> None:
         if connection.used >= self.settings.messages_per_connection:

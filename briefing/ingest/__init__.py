@@ -180,8 +180,13 @@ def _ingest_files(
             continue
         except Exception as exc:  # a reader bug must cost one document, never the run
             report.failures.append(f"{name}: unexpected error while reading: {_brief(exc)}")
-            logger.error("source %s: %s: unexpected error: %s", planned.label, name, _brief(exc),
-                         exc_info=logger.isEnabledFor(logging.DEBUG))  # fmt: skip
+            logger.error(
+                "source %s: %s: unexpected error: %s",
+                planned.label,
+                name,
+                _brief(exc),
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
             continue
         _store(database, planned, result, report, now)
         _note(report, name, result)
@@ -221,8 +226,12 @@ def _ingest_url(
         return
     except Exception as exc:  # a fetch or reader bug must cost one source, never the run
         report.failures.append(f"{url}: unexpected error: {_brief(exc)}")
-        logger.error("source %s: unexpected error: %s", planned.label, _brief(exc),
-                     exc_info=logger.isEnabledFor(logging.DEBUG))  # fmt: skip
+        logger.error(
+            "source %s: unexpected error: %s",
+            planned.label,
+            _brief(exc),
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
         return
     _store(database, planned, result, report, now, validators=fetched.validators)
     _note(report, url, result)
@@ -325,8 +334,12 @@ def ingest(
             try:
                 reports.append(ingest_source(config, database, planned, now, fetcher))
             except Exception as exc:  # one source must never stop the run
-                logger.error("source %s: unexpected error: %s", planned.label, _brief(exc),
-                             exc_info=logger.isEnabledFor(logging.DEBUG))  # fmt: skip
+                logger.error(
+                    "source %s: unexpected error: %s",
+                    planned.label,
+                    _brief(exc),
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
                 report = SourceReport(label=planned.label)
                 report.failures.append(f"unexpected error: {_brief(exc)}")
                 reports.append(report)

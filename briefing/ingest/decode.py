@@ -91,7 +91,9 @@ def _codec(label: str | None) -> str | None:
         name = codecs.lookup(label.strip()).name
     except LookupError:
         return None
-    return "cp1252" if name in WINDOWS_1252_ALIASES or label.lower() in WINDOWS_1252_ALIASES else name
+    return (
+        "cp1252" if name in WINDOWS_1252_ALIASES or label.lower() in WINDOWS_1252_ALIASES else name
+    )
 
 
 def _is_utf8(name: str | None) -> bool:
@@ -152,7 +154,7 @@ def decode_document(data: bytes, name: str, http_charset: str | None = None) -> 
     warnings: list[str] = []
     for bom, encoding in BOMS:
         if data.startswith(bom):
-            body = data[len(bom):]
+            body = data[len(bom) :]
             try:
                 return Decoded(body.decode(encoding), encoding, warnings)
             except UnicodeDecodeError as exc:
@@ -169,8 +171,11 @@ def decode_document(data: bytes, name: str, http_charset: str | None = None) -> 
             pass
     declared_match = _DECLARED_ENCODING.search(data[:1024])
     xml_label = declared_match.group(1).decode("ascii") if declared_match else None
-    labels = [(label, where) for label, where in ((http_charset, "the HTTP header"),
-              (xml_label, "the XML declaration")) if label]  # fmt: skip
+    labels = [
+        (label, where)
+        for label, where in ((http_charset, "the HTTP header"), (xml_label, "the XML declaration"))
+        if label
+    ]
     for label, where in labels:
         if _codec(label) is None:
             warnings.append(f"{where} names an unknown charset {label!r}; ignored")
@@ -262,8 +267,9 @@ def replace_html_entities(text: str, warnings: list[str]) -> str:
         part if part.startswith("<![CDATA[") else _ENTITY.sub(numeric, part) for part in parts
     )
     if replaced:
-        names = ", ".join(f"&{name};" for name in sorted(replaced, key=replaced.__getitem__,
-                                                             reverse=True)[:3])  # fmt: skip
+        names = ", ".join(
+            f"&{name};" for name in sorted(replaced, key=replaced.__getitem__, reverse=True)[:3]
+        )
         warnings.append(
             f"{sum(replaced.values())} HTML entities that XML does not define ({names}) read "
             "as characters"
@@ -286,7 +292,7 @@ def xml_as_utf8(text: str) -> bytes:
             fixed = _ENCODING_ATTRIBUTE.sub(r"\1\2utf-8\2", declaration, count=1)
         else:
             fixed = declaration[:-2].rstrip() + ' encoding="utf-8"?>'
-        text = fixed + text[match.end():]
+        text = fixed + text[match.end() :]
     return unicodedata.normalize("NFC", text).encode("utf-8", errors="surrogatepass")
 
 
@@ -328,7 +334,9 @@ _HTML_START = re.compile(
     r"<(!doctype\s+html|html|head|body|title|div|p|img|a|span|table|h[1-6]|br)\b",
     re.IGNORECASE | re.DOTALL,
 )
-_ROOT = re.compile(r"^(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<([A-Za-z_][\w:.-]*)", re.DOTALL)
+_ROOT = re.compile(
+    r"^(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<([A-Za-z_][\w:.-]*)", re.DOTALL
+)
 
 
 def describe_non_feed(text: str) -> str | None:

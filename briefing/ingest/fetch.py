@@ -135,12 +135,16 @@ class Fetcher:
         while True:
             if time.monotonic() > deadline:
                 seconds = self.settings.total_timeout.total_seconds()
-                raise SourceError(url, f"fetch took longer than {seconds:g}s in all (total timeout)")
+                raise SourceError(
+                    url, f"fetch took longer than {seconds:g}s in all (total timeout)"
+                )
             try:
                 outcome = self._get(current, headers, deadline)
             except httpx.TimeoutException as exc:
                 raise SourceError(url, self._timeout_reason(exc, current, url)) from exc
-            except httpx.TooManyRedirects as exc:  # pragma: no cover - we follow redirects ourselves
+            except (
+                httpx.TooManyRedirects
+            ) as exc:  # pragma: no cover - we follow redirects ourselves
                 raise SourceError(url, str(exc)) from exc
             except httpx.InvalidURL as exc:
                 raise SourceError(url, f"invalid URL {current}: {exc}") from exc
@@ -154,7 +158,7 @@ class Fetcher:
             if urlsplit(target).scheme not in ("http", "https"):
                 raise SourceError(url, f"redirected to {target}, which is not an http(s) URL")
             if target in visited:
-                loop = " -> ".join([*visited[visited.index(target):], target])
+                loop = " -> ".join([*visited[visited.index(target) :], target])
                 raise SourceError(url, f"redirect loop: {loop}")
             if len(visited) > self.settings.max_redirects:
                 raise SourceError(
@@ -177,9 +181,7 @@ class Fetcher:
         seconds = self.settings.read_timeout.total_seconds()
         return f"the server sent nothing for {seconds:g}s (read timeout){where}"
 
-    def _get(
-        self, url: str, headers: dict[str, str], deadline: float
-    ) -> Fetched | tuple[int, str]:
+    def _get(self, url: str, headers: dict[str, str], deadline: float) -> Fetched | tuple[int, str]:
         """GET one URL: a Fetched result, or (status, Location) for a redirect to follow."""
         with self._client.stream("GET", url, headers=headers) as response:
             status = response.status_code
@@ -247,7 +249,9 @@ class _Body:
         elif encoding in ("identity", ""):
             self.decompressor = None
         else:
-            raise SourceError(url, f"the body is compressed with {encoding!r}, which was not asked for")
+            raise SourceError(
+                url, f"the body is compressed with {encoding!r}, which was not asked for"
+            )
 
     def feed(self, chunk: bytes) -> None:
         """Take the next raw bytes of the body."""

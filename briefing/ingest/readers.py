@@ -359,8 +359,9 @@ class FeedReader:
         data = _unwrap(data, name, context)
         decoded = decode_document(data, name, charset)
         if decoded.text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
-            result = JSON_FEED.parse_text(decoded.text.lstrip("\ufeff"), name, context,
-                                          base_url=base_url)  # fmt: skip
+            result = JSON_FEED.parse_text(
+                decoded.text.lstrip("\ufeff"), name, context, base_url=base_url
+            )
             result.warnings[:0] = decoded.warnings
             return result
         text = strip_leading_junk(decoded.text, decoded.warnings)

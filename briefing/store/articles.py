@@ -118,8 +118,9 @@ def upsert_article(
     stay; None replaces them all. Another source carrying the same story only
     adds its sections, so two sources never overwrite each other run after run.
     """
-    return _apply(session, _find(session, draft, source_id), draft, source_id, now,
-                  owned_sections)[0]  # fmt: skip
+    return _apply(session, _find(session, draft, source_id), draft, source_id, now, owned_sections)[
+        0
+    ]
 
 
 def _apply(

@@ -54,9 +54,11 @@ _HEADINGS = {
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     context = context_of(request)
-    detail = exc.detail if exc.status_code != 404 else (
-        f"There is nothing at this address. To sign up, go to {context.path('subscribe')}."
-    )  # fmt: skip
+    detail = (
+        exc.detail
+        if exc.status_code != 404
+        else (f"There is nothing at this address. To sign up, go to {context.path('subscribe')}.")
+    )
     heading = _HEADINGS.get(exc.status_code, "That request could not be served")
     response = message(context.config.site, heading, str(detail), status=exc.status_code)
     if exc.headers:
@@ -71,12 +73,9 @@ async def _token_error(request: Request, exc: Exception) -> Response:
     explanation = (
         "Links in previews and test sends show where a reader's link goes; they act on nobody."
         if isinstance(exc, InertTokenError)
-        else "Nothing was changed. Please use the link from your most recent email, "
-        "copied in full."
+        else "Nothing was changed. Please use the link from your most recent email, copied in full."
     )
-    return message(
-        context.config.site, f"This link does not work: {exc}", explanation, status=404
-    )
+    return message(context.config.site, f"This link does not work: {exc}", explanation, status=404)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

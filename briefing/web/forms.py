@@ -60,9 +60,7 @@ class FormGuard:
         age = now.timestamp() - stamp
         if not 0 <= age <= FORM_MAX_AGE.total_seconds():
             return False
-        return any(
-            hmac.compare_digest(self._tag(key, action, stamp), tag) for key in self._keys
-        )
+        return any(hmac.compare_digest(self._tag(key, action, stamp), tag) for key in self._keys)
 
     def cross_site(self, request: Request) -> str | None:
         """Return why a POST looks cross-site, or None when it comes from our own pages."""

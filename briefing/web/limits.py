@@ -66,11 +66,21 @@ class SignupLimiter:
         """Return why a sign-up must wait, or None if it is within both limits."""
         settings = self.settings
         limits = (
-            (SignupAttempt.address_hash, self._hash("address", email),
-             settings.signups_per_address, settings.address_window, "this address"),
-            (SignupAttempt.client_hash, self._hash("client", network_of(client)),
-             settings.signups_per_client, settings.client_window, "your network"),
-        )  # fmt: skip
+            (
+                SignupAttempt.address_hash,
+                self._hash("address", email),
+                settings.signups_per_address,
+                settings.address_window,
+                "this address",
+            ),
+            (
+                SignupAttempt.client_hash,
+                self._hash("client", network_of(client)),
+                settings.signups_per_client,
+                settings.client_window,
+                "your network",
+            ),
+        )
         for column, value, most, window, who in limits:
             count, oldest = self._count(session, column, value, now - window)
             if count >= most and oldest is not None:

@@ -72,8 +72,11 @@ async def unsubscribe_page(request: Request) -> Response:
             subscription = session.get(Subscription, ident)
             if subscription is None:
                 return unknown_subscription(context)
-            title = context.config.briefings[subscription.briefing].title if (
-                subscription.briefing in context.config.briefings) else subscription.briefing  # fmt: skip
+            title = (
+                context.config.briefings[subscription.briefing].title
+                if (subscription.briefing in context.config.briefings)
+                else subscription.briefing
+            )
             status, email = subscription.status, subscription.subscriber.email
         if status in ENDED:
             return _left(context, title)
@@ -180,9 +183,11 @@ def _preferences_view(
     briefing = subscription.briefing
     settings = config.briefings[briefing]
     current = shown or Preferences.of(subscription)
-    checked = chosen_sections if chosen_sections is not None else set(
-        current.sections or settings.sections
-    )  # fmt: skip
+    checked = (
+        chosen_sections
+        if chosen_sections is not None
+        else set(current.sections or settings.sections)
+    )
     frequency, _, weekday = current.frequency.partition(":")
     zones = timezone_choices()
     if current.timezone not in zones:
@@ -262,13 +267,16 @@ async def preferences_post(request: Request) -> Response:
                 preferences, errors = parse_preferences(context, subscription.briefing, form)
                 if preferences is None:
                     submitted = {v for v in form.getlist("sections") if isinstance(v, str)}
-                    return _preferences_view(context, request, subscription, errors=errors,
-                                             chosen_sections=submitted)  # fmt: skip
+                    return _preferences_view(
+                        context, request, subscription, errors=errors, chosen_sections=submitted
+                    )
                 set_preferences(session, subscription, preferences, now=now)
                 return _preferences_view(
-                    context, request, subscription,
+                    context,
+                    request,
+                    subscription,
                     notice="Saved. Your next edition follows these settings.",
-                )  # fmt: skip
+                )
             if action == "leave":
                 unsubscribe(session, subscription, source="web:preferences", now=now)
                 return _left(context, title)
@@ -277,10 +285,15 @@ async def preferences_post(request: Request) -> Response:
                 return _left(context, title, everything=True)
             email, briefing = subscription.subscriber.email, subscription.briefing
         if action == "resubscribe":
-            return signup_response(context, email=email, briefing=briefing, client=client,
-                                   source="web:preferences")  # fmt: skip
-        return message(context.config.site, "That request could not be understood",
-                       "Nothing was changed.", status=400)  # fmt: skip
+            return signup_response(
+                context, email=email, briefing=briefing, client=client, source="web:preferences"
+            )
+        return message(
+            context.config.site,
+            "That request could not be understood",
+            "Nothing was changed.",
+            status=400,
+        )
 
     return await run_in_threadpool(act)
 
@@ -309,4 +322,3 @@ async def view_edition(request: Request) -> Response:
         return HTMLResponse(html, headers=private_headers(EDITION_POLICY))
 
     return await run_in_threadpool(show)
-

@@ -85,9 +85,14 @@ async def subscribe_page(request: Request) -> Response:
 
 
 def signup_response(
-    context: WebContext, *, email: str, briefing: str, client: str, source: str,
+    context: WebContext,
+    *,
+    email: str,
+    briefing: str,
+    client: str,
+    source: str,
     name: str | None = None,
-) -> Response:  # fmt: skip
+) -> Response:
     """Start a sign-up within the limits, mail its confirmation, and say what happens next."""
     config = context.config
     now = context.clock()
@@ -95,8 +100,9 @@ def signup_response(
         refusal = context.limiter.check(session, email, client, now)
         if refusal is None:
             context.limiter.record(session, email, client, now)
-            signup = start_signup(session, config, email=email, briefing=briefing,
-                                  source=source, now=now, name=name)  # fmt: skip
+            signup = start_signup(
+                session, config, email=email, briefing=briefing, source=source, now=now, name=name
+            )
     if refusal is not None:
         logger.info("sign-up to %s refused: %s", briefing, refusal.reason)
         response = message(
@@ -111,8 +117,9 @@ def signup_response(
         try:
             send_confirmation(config, context.signer, signup, now)
         except DeliveryError as exc:
-            logger.warning("confirmation for subscription %d not sent: %s",
-                           signup.subscription_id, exc.reason)  # fmt: skip
+            logger.warning(
+                "confirmation for subscription %d not sent: %s", signup.subscription_id, exc.reason
+            )
             return message(
                 config.site,
                 "We could not send the confirmation just now",
@@ -150,9 +157,15 @@ async def subscribe_post(request: Request) -> Response:
     name = one_line(values["name"])[:200] or None
     client = request.client.host if request.client else "unknown"
     return await run_in_threadpool(
-        lambda: signup_response(context, email=email, briefing=values["briefing"], client=client,
-                                source="web:subscribe", name=name)
-    )  # fmt: skip
+        lambda: signup_response(
+            context,
+            email=email,
+            briefing=values["briefing"],
+            client=client,
+            source="web:subscribe",
+            name=name,
+        )
+    )
 
 
 def _expired(context: WebContext) -> HTMLResponse:
@@ -238,8 +251,9 @@ async def confirm_post(request: Request) -> Response:
             return _expired(context)
         assert confirmed.subscription_id is not None and confirmed.briefing is not None
         if confirmed.outcome == "confirmed":
-            logger.info("subscription %d to %s confirmed", confirmed.subscription_id,
-                        confirmed.briefing)  # fmt: skip
+            logger.info(
+                "subscription %d to %s confirmed", confirmed.subscription_id, confirmed.briefing
+            )
         return _subscribed(context, confirmed.subscription_id, confirmed.briefing)
 
     return await run_in_threadpool(act)
