@@ -21,7 +21,7 @@ the articles and for the other half.
 Last, the settings the email uses by default (``BriefingConfig``'s
 ``fold_threshold``, ``related_threshold`` and ``related_links``): folding
 precision/recall/F1 at the email's threshold, and the related links
-``briefing.relate.related_links`` gives each BBC article from the rest of the
+``briefing.pipeline.relate.related_links`` gives each BBC article from the rest of the
 set (other stories only), with the share of links in the article's own section.
 """
 
@@ -46,10 +46,10 @@ from rouge_score import rouge_scorer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from briefing.config import BriefingConfig
-from briefing.models import SelectedArticle
-from briefing.relate import Archive, related_links
-from briefing.similarity import Doc, SimilarityIndex, fold
-from briefing.summarise import count_words, split_sentences, summarise
+from briefing.domain.models import SelectedArticle
+from briefing.pipeline.relate import Archive, related_links
+from briefing.pipeline.similarity import Doc, SimilarityIndex, fold
+from briefing.pipeline.summarise import count_words, split_sentences, summarise
 
 BUDGET = 60
 RELATED_K = 2

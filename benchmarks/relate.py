@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import load_allsides, load_bbc
 
 from briefing.config import BriefingConfig, Config
-from briefing.models import Link, SelectedArticle, Selection
-from briefing.relate import Archive, as_link, fold_candidates, related_links
-from briefing.select import newest_first, select_articles
-from briefing.variants import CANDIDATE_SLACK, VariantInputs, VariantSpec, build_variant
-from tests.factories import NOW, config_dict, make_config
+from briefing.domain.models import Link, SelectedArticle, Selection
+from briefing.editions.variants import CANDIDATE_SLACK, VariantInputs, VariantSpec, build_variant
+from briefing.pipeline.relate import Archive, as_link, fold_candidates, related_links
+from briefing.pipeline.select import newest_first, select_articles
+from tests.support.factories import NOW, config_dict, make_config
 
 SECTIONS = ("world", "business", "politics", "tech", "sport", "entertainment")
 WINDOW = timedelta(days=3)

@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from briefing.compose import compose_variant, fill_links
-from briefing.models import Digest, DigestItem, DigestSection, Link
-from briefing.render import new_placeholders, render_digest
-from briefing.summarise import summarise
-from briefing.tokens import Purpose, Signer
-from tests.factories import NOW, make_config, make_selected
+from briefing.domain.models import Digest, DigestItem, DigestSection, Link
+from briefing.domain.tokens import Purpose, Signer
+from briefing.pipeline.compose import compose_variant, fill_links
+from briefing.pipeline.render import new_placeholders, render_digest
+from briefing.pipeline.summarise import summarise
+from tests.support.factories import NOW, make_config, make_selected
 
 BODY = " ".join(
     f"Sentence {n} of the story adds a fact, a number like {n}.5% and a quote from an official."

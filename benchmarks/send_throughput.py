@@ -47,15 +47,15 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import delete, update  # noqa: E402
 
+from briefing.audience.imports import import_subscribers  # noqa: E402
 from briefing.config import DkimConfig, load_config  # noqa: E402
 from briefing.deliver import DkimSigner, deliver, make_transport  # noqa: E402
 from briefing.deliver.engine import DeliveryReport  # noqa: E402
-from briefing.dispatch import dispatch  # noqa: E402
+from briefing.domain.tokens import Signer  # noqa: E402
+from briefing.editions.dispatch import dispatch  # noqa: E402
 from briefing.ingest import ingest  # noqa: E402
 from briefing.store import Database, open_database  # noqa: E402
 from briefing.store.schema import Delivery, DeliveryAttempt  # noqa: E402
-from briefing.subscribers import import_subscribers  # noqa: E402
-from briefing.tokens import Signer  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "postfix"
 AT = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)

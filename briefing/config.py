@@ -259,7 +259,7 @@ class BriefingConfig(StrictModel):
         default=0.08,
         ge=0.0,
         lt=1.0,
-        description="Least similarity (briefing.similarity, 0 to 1) for a related link; below "
+        description="Least similarity (briefing.pipeline.similarity, 0 to 1) for a related link; below "
         "it an item gets fewer links or none. Must be below fold_threshold.",
     )
     fold_threshold: float = Field(

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from briefing.config import Config
+from briefing.domain.tokens import Signer
 from briefing.store import Database, open_database
-from briefing.tokens import Signer
-from tests.factories import KEY, make_project
+from tests.support.factories import KEY, make_project
 
 POSTGRES_ADMIN = os.environ.get(
     "BRIEFING_TEST_POSTGRES", "postgresql+psycopg://postgres@localhost/postgres"

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from briefing.config import Config, load_config, signing_keys
+from briefing.domain.tokens import Signer
 from briefing.errors import BriefingError
 from briefing.store import Database, open_database
-from briefing.tokens import Signer
 
 
 @dataclass

@@ -11,11 +11,11 @@ import click
 from sqlalchemy import select
 
 from briefing.cli.app import App, parse_at, pass_app
+from briefing.editions.preview import preview
 from briefing.errors import BriefingError
 from briefing.ingest import ingest
-from briefing.preview import preview
+from briefing.pipeline.summarise import count_words, summarise
 from briefing.store.schema import Article, ArticleSection
-from briefing.summarise import count_words, summarise
 
 
 @click.command("ingest")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from briefing.cli.app import App, pass_app
-from briefing.deliver import ledger
+from briefing.store import ledger
 from briefing.store.schema import DELIVERY_STATES
 
 EDITION_HELP = "An edition id, or BRIEFING:YYYY-MM-DD for a briefing's issue of that date."

@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.config import format_duration
-from briefing.controls import control_of, operator, pause, request_run_now, resume
 from briefing.errors import BriefingError, SchedulerError
-from briefing.locks import scheduler_holder
-from briefing.scheduler import Service, serve
+from briefing.ops.controls import control_of, operator, pause, request_run_now, resume
+from briefing.ops.locks import scheduler_holder
+from briefing.ops.scheduler import Service, serve
+from briefing.ops.timetable import BriefingTimetable, timetable
 from briefing.store.schema import Delivery, Edition
-from briefing.timetable import BriefingTimetable, timetable
 
 RUN_NOW_POLL_SECONDS = 0.5
 

@@ -16,8 +16,8 @@ from rich.console import Console
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.cli.progress import failures_table, live_progress, report_table
 from briefing.deliver import DkimSigner, deliver, make_transport
-from briefing.deliver.ledger import count_due
-from briefing.dispatch import dispatch
+from briefing.editions.dispatch import dispatch
+from briefing.store.ledger import count_due
 
 
 @contextmanager

@@ -10,14 +10,14 @@ from typing import Any
 
 import click
 
-from briefing.addresses import AddressError, normalise_address
+from briefing.audience.confirmations import send_confirmation
+from briefing.audience.imports import import_subscribers, parse_row
+from briefing.audience.lifecycle import Preferences, remove_subscriber, start_signup
+from briefing.audience.roster import describe_subscriber, export_csv, list_subscriptions
 from briefing.cli.app import App, pass_app
-from briefing.confirmation import send_confirmation
+from briefing.domain.addresses import AddressError, normalise_address
 from briefing.errors import BriefingError, SubscriberRowError
-from briefing.lifecycle import Preferences, remove_subscriber, start_signup
-from briefing.roster import describe_subscriber, export_csv, list_subscriptions
 from briefing.store.schema import SUBSCRIPTION_STATES
-from briefing.subscribers import import_subscribers, parse_row
 
 
 @click.group("subscribers")

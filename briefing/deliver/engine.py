@@ -39,18 +39,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr
 
-from briefing.compose import MessageTemplate
 from briefing.config import Config
-from briefing.deliver import ledger
 from briefing.deliver.dkim import DkimSigner
-from briefing.deliver.ledger import Outcome, Outgoing, Settlement, new_owner
 from briefing.deliver.smtp import to_wire, wire_template
 from briefing.deliver.transports import Transport, TransportResult
+from briefing.domain.tokens import Purpose, Signer
 from briefing.errors import BriefingError, SessionError
-from briefing.render import personal_link
-from briefing.store import Database
+from briefing.pipeline.compose import MessageTemplate
+from briefing.pipeline.render import personal_link
+from briefing.store import Database, ledger
+from briefing.store.ledger import Outcome, Outgoing, Settlement, new_owner
 from briefing.store.schema import Variant
-from briefing.tokens import Purpose, Signer
 
 logger = logging.getLogger(__name__)
 

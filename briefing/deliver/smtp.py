@@ -32,12 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from briefing.compose import MessageTemplate, ascii_address
 from briefing.config import SmtpConfig
 from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.replies import Classified, Reply, Stage, classify
 from briefing.deliver.transports import TransportResult
 from briefing.errors import SessionError
+from briefing.pipeline.compose import MessageTemplate, ascii_address
 
 logger = logging.getLogger(__name__)
 

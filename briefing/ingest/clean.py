@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
+
+from briefing.domain.text import one_line
 
 ALLOWED_TAGS = {
     "a",
@@ -63,8 +64,6 @@ TRACKING_PARAMETERS = re.compile(
 )
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-_SPACES = re.compile(r"\s+")
 _BLOCK_TAGS = {
     "p",
     "div",
@@ -143,15 +142,6 @@ def html_to_text(fragment: str) -> str:
     extractor.close()
     lines = [one_line(line) for line in "".join(extractor.parts).split("\n")]
     return "\n".join(line for line in lines if line)
-
-
-def one_line(text: str | None) -> str:
-    """Collapse text to one clean line: no control characters, single spaces, NFC."""
-    if not text:
-        return ""
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
 
 
 def plain_paragraphs(text: str) -> str:

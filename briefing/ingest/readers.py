@@ -27,6 +27,7 @@ import frontmatter
 import yaml
 from markdown_it import MarkdownIt
 
+from briefing.domain.models import ArticleDraft
 from briefing.errors import ArticleError, SourceError
 from briefing.ingest.clean import (
     absolute_url,
@@ -47,7 +48,6 @@ from briefing.ingest.decode import (
     strip_leading_junk,
     xml_as_utf8,
 )
-from briefing.models import ArticleDraft
 
 DEFAULT_MAX_BYTES = 10_000_000
 FRONT_MATTER_KEYS = {

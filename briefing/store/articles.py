@@ -11,7 +11,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from briefing.models import ArticleDraft
+from briefing.domain.models import ArticleDraft
 from briefing.store.schema import Article, ArticleSection, Source
 
 Outcome = Literal["new", "updated", "unchanged"]

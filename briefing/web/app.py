@@ -29,9 +29,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from briefing.config import Config
+from briefing.domain.tokens import InertTokenError, Signer
 from briefing.errors import TokenError
 from briefing.store import Database
-from briefing.tokens import InertTokenError, Signer
 from briefing.web import links, signup
 from briefing.web.context import WebContext, context_of, utc_now
 from briefing.web.forms import MAX_BODY_BYTES, FormGuard

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 
 from briefing.config import Config
+from briefing.domain.tokens import Purpose, Signer
 from briefing.store import Database
-from briefing.tokens import Purpose, Signer
 from briefing.web.forms import FormGuard
 from briefing.web.limits import SignupLimiter
 

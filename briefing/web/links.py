@@ -18,14 +18,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from briefing.compose import fill_links
+from briefing.audience.imports import ENDED
+from briefing.audience.lifecycle import Preferences, leave_all, set_preferences, unsubscribe
 from briefing.config import WEEKDAYS, check_frequency, check_timezone, parse_send_time
 from briefing.deliver.engine import personal_tokens
-from briefing.lifecycle import Preferences, leave_all, set_preferences, unsubscribe
+from briefing.domain.tokens import Purpose
+from briefing.editions.variants import ordered_sections
+from briefing.pipeline.compose import fill_links
 from briefing.store.schema import Edition, Subscription
-from briefing.subscribers import ENDED
-from briefing.tokens import Purpose
-from briefing.variants import ordered_sections
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form
 from briefing.web.pages import EDITION_POLICY, mask, message, page, private_headers

@@ -18,13 +18,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from briefing.addresses import AddressError, normalise_address
-from briefing.confirmation import send_confirmation
+from briefing.audience.confirmations import send_confirmation
+from briefing.audience.lifecycle import confirm, start_signup
+from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.text import one_line
+from briefing.domain.tokens import Purpose
 from briefing.errors import DeliveryError
-from briefing.ingest.clean import one_line
-from briefing.lifecycle import confirm, start_signup
 from briefing.store.schema import Confirmation, Subscription
-from briefing.tokens import Purpose
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form
 from briefing.web.pages import mask, message, page

@@ -1,0 +1,1 @@
+"""Who gets what: list imports, the subscription lifecycle, the roster, confirmation mails."""

@@ -1,0 +1,83 @@
+"""Compose and send the double opt-in message: one link that confirms one sign-up.
+
+It is a single transactional message, so Python's email package builds it
+directly: ``multipart/alternative`` (text/plain then text/html, UTF-8,
+quoted-printable), Date, Message-ID, and nothing taken from the sign-up form
+but the address itself. Its templates are ``confirmation.txt.j2`` and
+``confirmation.html.j2``, looked up like the digest's (a site's own
+``templates/`` folder first). The submitted name is never echoed, so the message
+cannot carry someone else's words to a victim (subscription bombing).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from typing import cast
+
+from briefing.audience.lifecycle import Signup
+from briefing.config import Config
+from briefing.deliver import make_transport
+from briefing.domain.tokens import Purpose, Signer
+from briefing.editions.variants import templates_folder
+from briefing.errors import DeliveryError
+from briefing.pipeline.compose import ascii_address, clean_header
+from briefing.pipeline.render import environment
+
+CONFIRM_ROUTE = "c"
+
+
+def confirm_link(config: Config, signer: Signer, confirmation_id: int) -> str:
+    """Return the URL of a confirmation link: ``<base_url>/c/<token>``."""
+    return f"{config.site.base_url}/{CONFIRM_ROUTE}/{signer.sign(Purpose.CONFIRM, confirmation_id)}"
+
+
+def compose_confirmation(config: Config, signup: Signup, link: str, now: datetime) -> bytes:
+    """Build the confirmation message for one sign-up."""
+    assert signup.expires_at is not None
+    site = config.site
+    briefing = config.briefings[signup.briefing]
+    context = {
+        "site": site,
+        "title": briefing.title,
+        "link": link,
+        "expires": f"{signup.expires_at:%d %B %Y, %H:%M} UTC",
+    }
+    templates = environment(templates_folder(config))
+    text = templates.get_template("confirmation.txt.j2").render(context)
+    html = templates.get_template("confirmation.html.j2").render(context)
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(
+        display_name=clean_header(site.from_name or site.name), addr_spec=site.from_address
+    )
+    message["To"] = ascii_address(clean_header(signup.email))
+    if site.reply_to:
+        message["Reply-To"] = site.reply_to
+    message["Subject"] = clean_header(f"Confirm your subscription to {briefing.title}")
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=site.from_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    html_part = cast(list[EmailMessage], message.get_payload())[1]
+    del html_part["MIME-Version"]  # add_alternative repeats it on the part
+    return message.as_bytes(policy=SMTP)
+
+
+def send_confirmation(config: Config, signer: Signer, signup: Signup, now: datetime) -> None:
+    """Send a sign-up's confirmation through the configured transport, or raise DeliveryError."""
+    assert signup.confirmation_id is not None
+    link = confirm_link(config, signer, signup.confirmation_id)
+    message = compose_confirmation(config, signup, link, now)
+    transport = make_transport(config)
+    try:
+        result = transport.send(config.site.from_address, signup.email, message)
+    finally:
+        transport.close()
+    if result.outcome != "sent":
+        raise DeliveryError(
+            signup.email, f"confirmation not sent ({result.outcome}): {result.reply}"
+        )

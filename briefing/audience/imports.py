@@ -1,0 +1,308 @@
+"""Import subscriber lists: validate each row, create or update subscriptions.
+
+CSV columns: ``email, name, briefing, sections, timezone, send_time,
+frequency``; only ``email`` is required, the rest default to the briefing's
+settings. Sections are separated by ``;`` (or ``|``). A bad row is reported
+with its line number and the reason while the good rows import. Importing
+again changes nothing; preferences a subscriber set themselves are never
+overwritten; an unsubscribed, bounced or suppressed address is never revived.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from briefing.config import Config, check_frequency, check_timezone, parse_send_time
+from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.text import one_line
+from briefing.errors import SubscriberRowError
+from briefing.store import Database
+from briefing.store.schema import Subscriber, Subscription, SubscriptionEvent
+from briefing.store.suppressions import suppression_for
+
+COLUMNS = ("email", "name", "briefing", "sections", "timezone", "send_time", "frequency")
+Outcome = Literal["created", "updated", "unchanged", "kept", "refused"]
+ENDED = ("unsubscribed", "bounced", "complained")
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    """One validated row of a subscriber list."""
+
+    line: int
+    email: str
+    name: str | None
+    briefing: str
+    sections: tuple[str, ...] | None
+    timezone: str | None
+    send_time: str | None
+    frequency: str | None
+
+
+@dataclass
+class ImportReport:
+    """What an import did, row by row."""
+
+    file: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    kept: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    errors: list[SubscriberRowError] = field(default_factory=list)
+
+
+def _split_sections(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in re.split(r"[;|]", value) if part.strip())
+
+
+def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) -> SubscriberRow:
+    """Validate one CSV row against the config, or raise :class:`SubscriberRowError`."""
+
+    def value(column: str) -> str:
+        return (raw.get(column) or "").strip()
+
+    try:
+        email = normalise_address(value("email"))
+    except AddressError as exc:
+        shown = value("email") or "(empty)"
+        raise SubscriberRowError(file, line, f"email {shown!r}: {exc}") from None
+    briefing = value("briefing")
+    if not briefing:
+        if len(config.briefings) != 1:
+            raise SubscriberRowError(
+                file, line, f"briefing is empty (choose one of {', '.join(config.briefings)})"
+            )
+        briefing = next(iter(config.briefings))
+    if briefing not in config.briefings:
+        raise SubscriberRowError(
+            file, line, f"briefing {briefing!r} is not configured ({', '.join(config.briefings)})"
+        )
+    sections = _split_sections(value("sections")) or None
+    for section in sections or ():
+        if section not in config.sections:
+            raise SubscriberRowError(
+                file, line, f"section {section!r} is not configured ({', '.join(config.sections)})"
+            )
+    checks = {
+        "timezone": check_timezone,
+        "send_time": lambda v: parse_send_time(v).strftime("%H:%M"),
+        "frequency": check_frequency,
+    }
+    cleaned: dict[str, str | None] = {}
+    for column, check in checks.items():
+        given = value(column)
+        try:
+            cleaned[column] = check(given) if given else None
+        except (ValueError, ValidationError) as exc:
+            raise SubscriberRowError(file, line, f"{column}: {exc}") from None
+    name = one_line(value("name"))[:200] or None
+    return SubscriberRow(
+        line=line,
+        email=email,
+        name=name,
+        briefing=briefing,
+        sections=sections,
+        timezone=cleaned["timezone"],
+        send_time=cleaned["send_time"],
+        frequency=cleaned["frequency"],
+    )
+
+
+def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[SubscriberRowError]]:
+    """Read and validate every row of a CSV file; bad rows come back as errors."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [SubscriberRowError(file, 0, f"cannot read the file: {exc}")]
+    reader = csv.DictReader(io.StringIO(text))
+    header = [column.strip().lower() for column in reader.fieldnames or []]
+    if "email" not in header:
+        return [], [
+            SubscriberRowError(file, 1, f"no 'email' column (columns: {', '.join(COLUMNS)})")
+        ]
+    unknown = [column for column in header if column not in COLUMNS]
+    if unknown:
+        return [], [
+            SubscriberRowError(
+                file, 1, f"unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})"
+            )
+        ]
+    reader.fieldnames = header
+    rows: list[SubscriberRow] = []
+    errors: list[SubscriberRowError] = []
+    seen: dict[tuple[str, str], int] = {}
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            errors.append(SubscriberRowError(file, line, "more fields than columns"))
+            continue
+        if not any((v or "").strip() for v in raw.values()):
+            continue
+        try:
+            row = parse_row(config, file, line, raw)
+        except SubscriberRowError as exc:
+            errors.append(exc)
+            continue
+        first = seen.setdefault((row.email, row.briefing), line)
+        if first != line:
+            errors.append(
+                SubscriberRowError(
+                    file,
+                    line,
+                    f"{row.email} is already on line {first} for briefing {row.briefing}",
+                )
+            )
+            continue
+        rows.append(row)
+    return rows, errors
+
+
+def _event(
+    session: Session,
+    subscription: Subscription,
+    to: str,
+    source: str,
+    now: datetime,
+    previous: str | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        SubscriptionEvent(
+            subscription_id=subscription.id,
+            at=now,
+            status_from=previous,
+            status_to=to,
+            source=source,
+            detail=detail,
+        )
+    )
+
+
+def create_subscription(
+    session: Session,
+    subscriber_id: int,
+    briefing: str,
+    preferences: Mapping[str, Any],
+    *,
+    status: str,
+    source: str,
+    now: datetime,
+    detail: str | None = None,
+) -> Subscription:
+    """Create a subscription in ``status`` with its consent record and first event.
+
+    ``preferences`` holds ``sections``, ``timezone``, ``send_time`` and ``frequency``.
+    """
+    subscription = Subscription(
+        subscriber_id=subscriber_id,
+        briefing=briefing,
+        status=status,
+        status_changed_at=now,
+        status_source=source,
+        consent_source=source,
+        consent_at=now,
+        created_at=now,
+        updated_at=now,
+        **preferences,
+    )
+    session.add(subscription)
+    session.flush()
+    _event(session, subscription, status, source, now, detail=detail)
+    return subscription
+
+
+def apply_row(
+    session: Session, config: Config, row: SubscriberRow, source: str, now: datetime
+) -> tuple[Outcome, str | None]:
+    """Create or update the subscription of one row; return the outcome and a note."""
+    if (suppressed := suppression_for(session, row.email, row.briefing)) is not None:
+        return (
+            "refused",
+            f"{row.email} is suppressed ({suppressed.reason}); import does not revive it",
+        )
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == row.email))
+    if subscriber is None:
+        subscriber = Subscriber(email=row.email, name=row.name, created_at=now)
+        session.add(subscriber)
+        session.flush()
+    elif row.name and not subscriber.name:
+        subscriber.name = row.name
+    subscription = session.scalar(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber.id, Subscription.briefing == row.briefing
+        )
+    )
+    briefing = config.briefings[row.briefing]
+    wanted = {
+        "sections": list(row.sections) if row.sections else None,
+        "timezone": row.timezone or briefing.timezone,
+        "send_time": row.send_time or briefing.send_time.strftime("%H:%M"),
+        "frequency": row.frequency or briefing.frequency,
+    }
+    if subscription is None:
+        create_subscription(
+            session,
+            subscriber.id,
+            row.briefing,
+            wanted,
+            status="active",
+            source=source,
+            now=now,
+            detail=f"line {row.line}",
+        )
+        return "created", None
+    if subscription.status in ENDED:
+        return "refused", (
+            f"{row.email} left {row.briefing} ({subscription.status}); import does not revive it"
+        )
+    outcome: Outcome = "unchanged"
+    if subscription.status == "pending":
+        _event(session, subscription, "active", source, now, previous="pending")
+        subscription.status, subscription.status_changed_at = "active", now
+        subscription.status_source = subscription.consent_source = source
+        subscription.consent_at = now
+        outcome = "updated"
+    if subscription.preferences_set_at is not None:
+        differs = any(getattr(subscription, k) != v for k, v in wanted.items())
+        if differs:
+            return "kept", f"{row.email} set their own preferences; import leaves them"
+        return outcome, None
+    for key, value in wanted.items():
+        if getattr(subscription, key) != value:
+            setattr(subscription, key, value)
+            outcome = "updated"
+    if outcome == "updated":
+        subscription.updated_at = now
+    return outcome, None
+
+
+def import_subscribers(
+    config: Config, database: Database, path: Path, now: datetime
+) -> ImportReport:
+    """Import a CSV file of subscribers; bad rows are reported, good rows land."""
+    rows, errors = read_rows(config, path)
+    report = ImportReport(file=str(path), errors=errors)
+    source = f"import:{path.name}"
+    with database.transaction() as session:
+        for row in rows:
+            outcome, note = apply_row(session, config, row, source, now)
+            if outcome == "kept":
+                report.kept.append(f"line {row.line}: {note}")
+            elif outcome == "refused":
+                report.refused.append(f"line {row.line}: {note}")
+            else:
+                setattr(report, outcome, getattr(report, outcome) + 1)
+    return report

@@ -1,0 +1,1 @@
+"""Pure values and rules: states, the values passed between stages, addresses, tokens."""

@@ -1,0 +1,1 @@
+"""Run the service: the scheduler, ops' controls, the scheduler lock, the timetable."""

@@ -1,0 +1,598 @@
+"""Read and write the delivery ledger: claims, leases, outcomes, cancels and summaries.
+
+The ledger is the queue's truth (DESIGN.md). A run *claims* due rows
+(``pending``, or ``deferred`` whose ``next_attempt_at`` has come) by setting
+``status = 'sending'`` with its ``owner`` and a ``lease_until``; it renews the
+lease with a heartbeat while it lives, so a live run's claims are never taken.
+A claim whose lease has lapsed is claimable again, and so, at once, is one whose
+owner was a process on this host that no longer exists (``kill -9``): an owner
+is named ``host:pid:random``. On PostgreSQL claims use ``FOR UPDATE SKIP
+LOCKED`` so concurrent runs never wait on or take each other's rows.
+
+Outcomes are written in batches with ``executemany``, each guarded by the
+owner, so a run that lost its claim never overwrites another run's state. A
+``sent`` is always written (it is the truth about a message the relay took,
+even if the delivery was cancelled meanwhile); other outcomes only while the
+row is still ours and ``sending``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from briefing.config import Config
+from briefing.domain.addresses import address_hash
+from briefing.errors import BriefingError
+from briefing.store.schema import (
+    BriefingControl,
+    Delivery,
+    DeliveryAttempt,
+    Edition,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
+from briefing.store.suppressions import suppress
+
+logger = logging.getLogger(__name__)
+
+CLAIMABLE = ("pending", "deferred")
+OPEN = ("pending", "deferred", "sending")
+_DELIVERIES = cast(Table, Delivery.__table__)
+_ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+
+
+def new_owner() -> str:
+    """Name this run in claims: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Tell whether ``owner`` was a process on this host that has gone.
+
+    Only a same-host owner can be judged; any other is alive until its lease
+    lapses. Host names must differ between hosts (and containers) that share
+    a database, which they do by default.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
+
+
+def release_dead_claims(session: Session, now: datetime) -> int:
+    """End the leases of claims whose owner process on this host has died; return how many."""
+    owners = session.scalars(
+        select(Delivery.owner)
+        .where(Delivery.status == "sending", Delivery.lease_until >= now)
+        .distinct()
+    )
+    dead = [owner for owner in owners if owner and owner_is_dead(owner)]
+    if not dead:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.owner.in_(dead), Delivery.status == "sending")
+        .values(lease_until=now - timedelta(microseconds=1))
+    )
+    count = int(result.rowcount)  # type: ignore[attr-defined]
+    logger.warning("taking over %d claim(s) of dead run(s) %s", count, ", ".join(dead))
+    return count
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        Delivery.status.in_(CLAIMABLE)
+        & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        (Delivery.status == "sending") & (Delivery.lease_until < now),
+    )
+
+
+def _not_paused() -> Any:
+    # Ops pause a briefing in the briefing_controls table; every run, from any process,
+    # leaves that briefing's deliveries alone until it is resumed.
+    paused = select(BriefingControl.briefing).where(BriefingControl.paused.is_(True))
+    return Edition.briefing.not_in(paused)
+
+
+def claim(
+    session: Session,
+    owner: str,
+    now: datetime,
+    limit: int,
+    briefing: str | None = None,
+    *,
+    lease: timedelta = timedelta(minutes=2),
+) -> list[int]:
+    """Claim up to ``limit`` due deliveries for ``owner``; a lapsed lease is claimable again."""
+    query = (
+        select(Delivery.id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(_due(now), _not_paused())
+    )
+    if briefing:
+        query = query.where(Edition.briefing == briefing)
+    query = query.order_by(Delivery.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), _due(now))
+        .values(
+            status="sending", owner=owner, lease_until=now + lease, heartbeat_at=now, updated_at=now
+        )
+    )
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(Delivery.id.in_(ids), Delivery.owner == owner, Delivery.status == "sending")
+            .order_by(Delivery.id)
+        )
+    )
+
+
+def count_due(session: Session, now: datetime, briefing: str | None = None) -> int:
+    """Count the deliveries a run starting now would take on (for the progress bar)."""
+    query = (
+        select(func.count())
+        .select_from(Delivery)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(_due(now), _not_paused())
+    )
+    if briefing:
+        query = query.where(Edition.briefing == briefing)
+    return int(session.scalar(query) or 0)
+
+
+def due_ids(
+    session: Session, now: datetime, after: int, limit: int, briefing: str | None = None
+) -> list[int]:
+    """List due deliveries after id ``after`` without claiming them (the redirect switch)."""
+    query = (
+        select(Delivery.id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(Delivery.status.in_(CLAIMABLE), Delivery.id > after, _not_paused())
+        .where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
+    )
+    if briefing:
+        query = query.where(Edition.briefing == briefing)
+    return list(session.scalars(query.order_by(Delivery.id).limit(limit)))
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One claimed delivery with what is needed to personalise and send it."""
+
+    delivery_id: int
+    edition_id: int
+    subscription_id: int
+    briefing: str
+    recipient: str
+    name: str | None
+    message_id: str
+    variant_id: int
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A delivery settled without a send: cancelled, expired or suppressed, with the reason."""
+
+    delivery_id: int
+    status: str
+    reason: str
+    recipient: str | None = None
+
+
+def load(
+    session: Session, config: Config, ids: Sequence[int], now: datetime
+) -> tuple[list[Outgoing], list[Settlement]]:
+    """Load claimed deliveries; sort out those that must not be sent, and why.
+
+    Checked just before sending, for the whole batch in two queries: the
+    subscriber still exists, the subscription is active, the edition has
+    content, the deadline has not passed, and the address is not suppressed.
+    """
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.message_id,
+            Edition.id,
+            Edition.briefing,
+            Edition.scheduled_at,
+            Edition.variant_id,
+            Subscription.id,
+            Subscription.status,
+            Subscriber.email,
+            Subscriber.name,
+        )
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .outerjoin(Subscription, Subscription.id == Edition.subscription_id)
+        .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    hashes = {address_hash(row[8]) for row in rows if row[8]}
+    suppressed: dict[tuple[str, str], str] = {}
+    if hashes:
+        for email_hash, briefing, reason in session.execute(
+            select(Suppression.email_hash, Suppression.briefing, Suppression.reason).where(
+                Suppression.email_hash.in_(hashes)
+            )
+        ):
+            suppressed[(email_hash, briefing)] = reason
+    outgoing: list[Outgoing] = []
+    settled: list[Settlement] = []
+    for (
+        delivery_id,
+        message_id,
+        edition_id,
+        briefing,
+        scheduled_at,
+        variant_id,
+        subscription_id,
+        subscription_status,
+        email,
+        name,
+    ) in rows:
+        settings = config.briefings.get(briefing)
+        deadline = scheduled_at + (settings.deadline if settings else timedelta(0))
+        if email is None or subscription_id is None:
+            settled.append(
+                Settlement(delivery_id, "cancelled", "subscriber was removed before sending")
+            )
+        elif subscription_status != "active":
+            settled.append(
+                Settlement(
+                    delivery_id, "cancelled", f"subscription is {subscription_status}", email
+                )
+            )
+        elif variant_id is None:
+            settled.append(Settlement(delivery_id, "cancelled", "edition has no content", email))
+        elif now > deadline:
+            settled.append(
+                Settlement(delivery_id, "expired", "not sent before the briefing's deadline", email)
+            )
+        elif hit := (
+            suppressed.get((address_hash(email), briefing))
+            or suppressed.get((address_hash(email), "*"))
+        ):
+            settled.append(
+                Settlement(delivery_id, "suppressed", f"address suppressed ({hit})", email)
+            )
+        else:
+            outgoing.append(
+                Outgoing(
+                    delivery_id,
+                    edition_id,
+                    subscription_id,
+                    briefing,
+                    email,
+                    name,
+                    message_id,
+                    variant_id,
+                    deadline,
+                )
+            )
+    return outgoing, settled
+
+
+def settle(session: Session, owner: str, settlements: Iterable[Settlement], now: datetime) -> None:
+    """Write settlements that involved no send (no attempt row)."""
+    params = [
+        {"b_id": s.delivery_id, "b_status": s.status, "b_reason": s.reason} for s in settlements
+    ]
+    if not params:
+        return
+    session.connection().execute(
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.owner == owner)
+        .values(
+            status=bindparam("b_status"),
+            reason=bindparam("b_reason"),
+            owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+            updated_at=now,
+        ),
+        params,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One send attempt and the state it leaves the delivery in."""
+
+    delivery_id: int
+    status: str  # sent | failed | bounced | deferred | expired | sending (retried in this run)
+    attempt: str  # what the transport said: sent | deferred | failed | bounced
+    started: datetime
+    finished: datetime
+    code: int | None = None
+    reply: str | None = None
+    stage: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+_C = _DELIVERIES.c
+# Built once: a statement rebuilt per batch costs more than the batch's SQL.
+_RECORD = (
+    update(_DELIVERIES)
+    .where(_C.id == bindparam("b_id"), _C.owner == bindparam("b_owner"))
+    .values(
+        status=bindparam("b_status", type_=_C.status.type),
+        reason=bindparam("b_reason", type_=_C.reason.type),
+        attempts=_C.attempts + 1,
+        last_code=bindparam("b_code", type_=_C.last_code.type),
+        last_reply=bindparam("b_reply", type_=_C.last_reply.type),
+        sent_at=bindparam("b_sent_at", type_=_C.sent_at.type),
+        next_attempt_at=bindparam("b_next", type_=_C.next_attempt_at.type),
+        owner=bindparam("b_new_owner", type_=_C.owner.type),
+        lease_until=bindparam("b_lease", type_=_C.lease_until.type),
+        updated_at=bindparam("b_now", type_=_C.updated_at.type),
+    )
+)
+# A message the relay took is recorded sent even if cancelled meanwhile (the truth);
+# any other outcome only while the row is still this run's claim.
+_RECORD_SENT = _RECORD
+_RECORD_OTHER = _RECORD.where(_C.status == "sending")
+_INSERT_ATTEMPT = _ATTEMPTS.insert()
+
+
+def write_outcomes(
+    session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime, lease: timedelta
+) -> None:
+    """Record a batch of attempts and the deliveries' new states in this transaction."""
+    sent: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    lease_until = now + lease
+    for outcome in outcomes:
+        keep = outcome.status == "sending"
+        row = {
+            "b_id": outcome.delivery_id,
+            "b_owner": owner,
+            "b_status": outcome.status,
+            "b_reason": None if outcome.status in ("sent", "sending") else outcome.reply,
+            "b_code": outcome.code,
+            "b_reply": outcome.reply,
+            "b_sent_at": outcome.finished if outcome.status == "sent" else None,
+            "b_next": outcome.next_attempt_at,
+            "b_new_owner": owner if keep else None,
+            "b_lease": lease_until if keep else None,
+            "b_now": now,
+        }
+        (sent if outcome.status == "sent" else others).append(row)
+    connection = session.connection()
+    if sent:
+        connection.execute(_RECORD_SENT, sent)
+    if others:
+        connection.execute(_RECORD_OTHER, others)
+    connection.execute(
+        _INSERT_ATTEMPT,
+        [
+            {
+                "delivery_id": o.delivery_id,
+                "owner": owner,
+                "started_at": o.started,
+                "finished_at": o.finished,
+                "outcome": o.attempt,
+                "stage": o.stage,
+                "code": o.code,
+                "reply": o.reply,
+            }
+            for o in outcomes
+        ],
+    )
+
+
+def bounce_source(delivery_id: int) -> str:
+    """Name the suppression a hard bounce of one delivery created."""
+    return f"bounce of delivery {delivery_id}"
+
+
+def suppress_bounce(
+    session: Session, delivery_id: int, address: str, reply: str | None, now: datetime
+) -> None:
+    """Put a hard-bounced address on the suppression list for every briefing."""
+    suppress(session, address, reason="bounced", source=bounce_source(delivery_id), now=now)
+    logger.info("suppressed %s after a hard bounce: %s", address, reply)
+
+
+def reopen(session: Session, ids: Sequence[int], now: datetime) -> None:
+    """Put refused deliveries back to pending and lift the suppressions their bounces made.
+
+    Used when many recipients in a row were refused alike: that is a problem of
+    the session or the message, not of each recipient.
+    """
+    if not ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.status.in_(("failed", "bounced")))
+        .values(status="pending", reason=None, next_attempt_at=None, updated_at=now)
+    )
+    session.execute(
+        delete(Suppression).where(Suppression.source.in_([bounce_source(i) for i in ids]))
+    )
+
+
+def release(session: Session, owner: str, ids: Sequence[int], now: datetime) -> None:
+    """Hand unsent claims back: pending if never tried, else deferred and due at once."""
+    if not ids:
+        return
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.owner == owner, Delivery.status == "sending")
+        .values(
+            status=case((Delivery.attempts == 0, "pending"), else_="deferred"),
+            owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+
+
+def heartbeat(session: Session, owner: str, now: datetime, lease: timedelta) -> set[int]:
+    """Renew this run's leases; return the ids of its claims someone cancelled meanwhile."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.owner == owner, Delivery.status == "sending")
+        .values(lease_until=now + lease, heartbeat_at=now)
+    )
+    return set(
+        session.scalars(
+            select(Delivery.id).where(Delivery.owner == owner, Delivery.status == "cancelled")
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What ``cancel`` and ``deliveries --edition`` name: one edition, or a briefing's date."""
+
+    edition_id: int | None = None
+    briefing: str | None = None
+    issue_date: date | None = None
+
+    def where(self) -> Any:
+        """Return the condition on editions this target selects."""
+        if self.edition_id is not None:
+            return Edition.id == self.edition_id
+        return (Edition.briefing == self.briefing) & (Edition.issue_date == self.issue_date)
+
+    def __str__(self) -> str:
+        if self.edition_id is not None:
+            return f"edition {self.edition_id}"
+        return f"{self.briefing} {self.issue_date}"
+
+
+_TARGET = re.compile(r"^(?P<briefing>[a-z0-9][a-z0-9_-]*)[:/ ](?P<date>\d{4}-\d{2}-\d{2})$")
+
+
+def parse_target(text: str, config: Config) -> Target:
+    """Read ``EDITION-ID`` or ``BRIEFING:YYYY-MM-DD``."""
+    text = text.strip()
+    if text.isdigit():
+        return Target(edition_id=int(text))
+    match = _TARGET.match(text)
+    if match:
+        config.briefing(match["briefing"])
+        try:
+            return Target(briefing=match["briefing"], issue_date=date.fromisoformat(match["date"]))
+        except ValueError:
+            pass
+    raise BriefingError(
+        f"{text!r} names no edition",
+        hint="Give an edition id (see `briefing deliveries`) or BRIEFING:YYYY-MM-DD, "
+        "e.g. daily:2026-11-26.",
+    )
+
+
+def cancel(session: Session, target: Target, now: datetime, reason: str) -> int:
+    """Cancel every unsent delivery of ``target``; return how many.
+
+    Claims held by a live run keep their owner, so that run sees the cancel at
+    its next heartbeat and drops them; a message already on the wire may still
+    be recorded sent.
+    """
+    editions = select(Edition.id).where(target.where())
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.edition_id.in_(editions), Delivery.status.in_(OPEN))
+        .values(status="cancelled", reason=reason, next_attempt_at=None, updated_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Counts of one briefing's deliveries on one issue date, by status."""
+
+    briefing: str
+    issue_date: date
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Count every delivery of the row."""
+        return sum(self.counts.values())
+
+
+def summary(session: Session, target: Target | None = None) -> list[SummaryRow]:
+    """Count deliveries by briefing, issue date and status."""
+    query = (
+        select(Edition.briefing, Edition.issue_date, Delivery.status, func.count())
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .group_by(Edition.briefing, Edition.issue_date, Delivery.status)
+        .order_by(Edition.issue_date.desc(), Edition.briefing)
+    )
+    if target is not None:
+        query = query.where(target.where())
+    rows: dict[tuple[str, date], dict[str, int]] = {}
+    for briefing, issue_date, status, count in session.execute(query):
+        rows.setdefault((briefing, issue_date), {})[status] = count
+    return [SummaryRow(b, d, counts) for (b, d), counts in rows.items()]
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """One delivery that failed for good, with the relay's reply."""
+
+    delivery_id: int
+    edition_id: int
+    briefing: str
+    issue_date: date
+    recipient: str | None
+    status: str
+    attempts: int
+    code: int | None
+    reply: str | None
+
+
+def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
+    """List failed and bounced deliveries with the last reply."""
+    query = (
+        select(
+            Delivery.id,
+            Edition.id,
+            Edition.briefing,
+            Edition.issue_date,
+            Subscriber.email,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.last_code,
+            func.coalesce(Delivery.last_reply, Delivery.reason),
+        )
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
+        .where(Delivery.status.in_(("failed", "bounced")))
+        .order_by(Edition.issue_date.desc(), Delivery.id)
+    )
+    if target is not None:
+        query = query.where(target.where())
+    return [FailedRow(*row) for row in session.execute(query)]

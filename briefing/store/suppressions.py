@@ -1,0 +1,52 @@
+"""Keep the suppression list: addresses (hashed) that must never be mailed again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from briefing.domain.addresses import ALL_BRIEFINGS, address_hash
+from briefing.store.schema import Suppression
+
+
+def suppression_for(session: Session, address: str, briefing: str) -> Suppression | None:
+    """Return the suppression that stops mail of ``briefing`` to ``address``, if any."""
+    return session.scalar(
+        select(Suppression)
+        .where(
+            Suppression.email_hash == address_hash(address),
+            Suppression.briefing.in_((briefing, ALL_BRIEFINGS)),
+        )
+        .limit(1)
+    )
+
+
+def suppress(
+    session: Session,
+    address: str,
+    *,
+    reason: str,
+    source: str,
+    now: datetime,
+    briefing: str = ALL_BRIEFINGS,
+) -> Suppression:
+    """Put an address on the suppression list (idempotent)."""
+    digest = address_hash(address)
+    row = session.scalar(
+        select(Suppression).where(
+            Suppression.email_hash == digest, Suppression.briefing == briefing
+        )
+    )
+    if row is None:
+        row = Suppression(
+            email_hash=digest,
+            email=address,
+            briefing=briefing,
+            reason=reason,
+            source=source,
+            created_at=now,
+        )
+        session.add(row)
+    return row

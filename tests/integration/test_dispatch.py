@@ -1,0 +1,212 @@
+"""Dispatch: due editions by local time, DST, frequency, deadline; never twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from briefing.audience.imports import import_subscribers
+from briefing.config import Config
+from briefing.domain.tokens import Signer
+from briefing.editions.dispatch import dispatch, due_editions, local_send_moment
+from briefing.ingest import ingest
+from briefing.store import Database
+from briefing.store.schema import BriefingControl, Delivery, Edition, Subscription, Variant
+from briefing.store.suppressions import suppress
+from tests.support.factories import NOW
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def subscription(**overrides: object) -> Subscription:
+    values: dict[str, object] = {
+        "id": 1,
+        "subscriber_id": 1,
+        "briefing": "daily",
+        "timezone": "Europe/London",
+        "send_time": "07:00",
+        "frequency": "daily",
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    values.update(overrides)
+    return Subscription(**values)
+
+
+def test_send_moment_on_both_sides_of_dst() -> None:
+    assert local_send_moment(date(2026, 3, 28), time(7), LONDON) == datetime(
+        2026, 3, 28, 7, tzinfo=UTC
+    )
+    assert local_send_moment(date(2026, 3, 30), time(7), LONDON) == datetime(
+        2026, 3, 30, 6, tzinfo=UTC
+    )
+
+
+def test_send_time_in_spring_gap_goes_at_first_valid_minute() -> None:
+    # 29 March 2026: London clocks jump from 01:00 to 02:00.
+    assert local_send_moment(date(2026, 3, 29), time(1, 30), LONDON) == datetime(
+        2026, 3, 29, 1, tzinfo=UTC
+    )
+
+
+def test_send_time_in_autumn_fold_is_the_first_occurrence() -> None:
+    # 25 October 2026: 01:00-02:00 happens twice in London.
+    assert local_send_moment(date(2026, 10, 25), time(1, 30), LONDON) == datetime(
+        2026, 10, 25, 0, 30, tzinfo=UTC
+    )
+
+
+def test_due_only_after_local_send_time() -> None:
+    sub = subscription(timezone="Asia/Kolkata", send_time="06:30")
+    before = datetime(2026, 11, 26, 0, 59, tzinfo=UTC)  # 06:29 in Kolkata
+    after = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    assert [d.issue_date for d in due_editions(sub, before, timedelta(hours=3))] == [
+        date(2026, 11, 25)
+    ]
+    assert next(d.issue_date for d in due_editions(sub, before, timedelta(hours=3))) == date(
+        2026, 11, 25
+    )
+    due = due_editions(sub, after, timedelta(hours=3))
+    assert [(d.issue_date, d.expired) for d in due] == [
+        (date(2026, 11, 25), True),
+        (date(2026, 11, 26), False),
+    ]
+
+
+def test_weekdays_and_weekly() -> None:
+    saturday = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    assert [
+        d.issue_date
+        for d in due_editions(subscription(frequency="weekdays"), saturday, timedelta(hours=3))
+    ] == [date(2026, 11, 27)]
+    monday = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    assert [
+        d.issue_date
+        for d in due_editions(subscription(frequency="weekly:mon"), monday, timedelta(hours=3))
+    ] == [date(2026, 11, 30)]
+
+
+def test_subscription_newer_than_send_time_waits_for_tomorrow() -> None:
+    sub = subscription(created_at=datetime(2026, 11, 26, 9, tzinfo=UTC))
+    assert due_editions(sub, datetime(2026, 11, 26, 9, 5, tzinfo=UTC), timedelta(hours=3)) == []
+
+
+def test_deadline_marks_expired() -> None:
+    sub = subscription()
+    (on_time,) = [
+        d
+        for d in due_editions(sub, datetime(2026, 11, 26, 9, 59, tzinfo=UTC), timedelta(hours=3))
+        if d.issue_date == date(2026, 11, 26)
+    ]
+    (late,) = [
+        d
+        for d in due_editions(sub, datetime(2026, 11, 26, 10, 1, tzinfo=UTC), timedelta(hours=3))
+        if d.issue_date == date(2026, 11, 26)
+    ]
+    assert not on_time.expired and late.expired
+
+
+@pytest.fixture
+def ready(project: Config, database: Database) -> tuple[Config, Database]:
+    ingest(project, database, NOW - timedelta(hours=1))
+    path = project.base_dir / "subs.csv"
+    path.write_text(
+        "email,name,briefing,sections,timezone,send_time,frequency\n"
+        "ldn@example.com,,daily,world;business,Europe/London,07:00,daily\n"
+        "ldn2@example.com,,daily,world;business,Europe/London,07:00,daily\n"
+        "nyc@example.com,,daily,sport,America/New_York,07:00,daily\n"
+    )
+    import_subscribers(project, database, path, datetime(2026, 1, 1, tzinfo=UTC))
+    return project, database
+
+
+def ledger(database: Database) -> list[tuple[str, str, str]]:
+    with database.transaction() as session:
+        from briefing.store.schema import Subscriber
+
+        rows = session.execute(
+            select(Subscriber.email, Edition.issue_date, Delivery.status)
+            .join(Edition, Edition.subscriber_id == Subscriber.id)
+            .join(Delivery, Delivery.edition_id == Edition.id)
+            .order_by(Subscriber.email, Edition.issue_date)
+        ).all()
+        return [(email, str(day), status) for email, day, status in rows]
+
+
+def test_dispatch_by_local_time_shares_variants_and_never_repeats(
+    ready: tuple[Config, Database], signer: Signer
+) -> None:
+    config, database = ready
+    at_london_seven = datetime(2026, 11, 26, 7, 0, 30, tzinfo=UTC)
+    report = dispatch(config, database, signer, at_london_seven)
+    # Yesterday's editions were missed (the service was not running): expired, not sent.
+    assert report.expired == 3 and report.pending == 2 and report.variants == 1
+    assert ledger(database) == [
+        ("ldn2@example.com", "2026-11-25", "expired"),
+        ("ldn2@example.com", "2026-11-26", "pending"),
+        ("ldn@example.com", "2026-11-25", "expired"),
+        ("ldn@example.com", "2026-11-26", "pending"),
+        ("nyc@example.com", "2026-11-25", "expired"),
+    ]
+    again = dispatch(config, database, signer, at_london_seven + timedelta(minutes=1))
+    assert again.dispatched == 0
+    new_york = dispatch(config, database, signer, datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    assert new_york.pending == 1
+    with database.transaction() as session:
+        assert session.query(Variant).count() == 2
+
+
+def test_second_edition_only_has_articles_first_seen_since_the_first(
+    ready: tuple[Config, Database], signer: Signer
+) -> None:
+    config, database = ready
+    dispatch(config, database, signer, datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
+    from tests.support.factories import markdown_article
+
+    markdown_article(
+        config.base_dir / "content" / "world",
+        "new.md",
+        title="Fresh story",
+        url="https://news.example.org/fresh",
+    )
+    ingest(config, database, datetime(2026, 11, 26, 20, 0, tzinfo=UTC))
+    dispatch(config, database, signer, datetime(2026, 11, 27, 7, 0, tzinfo=UTC))
+    with database.transaction() as session:
+        editions = session.scalars(
+            select(Edition).where(Edition.variant_id.is_not(None)).order_by(Edition.issue_date)
+        ).all()
+        first, second = [e for e in editions if e.subscription_id == 1]
+        assert second.variant is not None and first.variant is not None
+        titles = [item.article_id for item in second.variant.items]
+        assert len(titles) == 1
+        assert first.variant.item_count == 6  # world 3 + business 3, first seen before
+        assert second.variant.item_count == 1
+
+
+def test_skip_if_empty_suppressed_and_paused(
+    ready: tuple[Config, Database], signer: Signer
+) -> None:
+    config, database = ready
+    at = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    with database.transaction() as session:
+        suppress(session, "ldn2@example.com", reason="bounced", source="test", now=at)
+        session.add(BriefingControl(briefing="daily", paused=True, updated_at=at))
+    assert dispatch(config, database, signer, at).paused == ["daily"]
+    assert ledger(database) == []
+    with database.transaction() as session:
+        session.get(BriefingControl, "daily").paused = False
+    dispatch(config, database, signer, at)
+    tomorrow = dispatch(config, database, signer, datetime(2026, 11, 27, 7, 0, tzinfo=UTC))
+    assert tomorrow.skipped == 1  # nothing new since the first cut
+    statuses = {(e, d): s for e, d, s in ledger(database)}
+    assert statuses[("ldn2@example.com", "2026-11-26")] == "suppressed"
+    assert statuses[("ldn@example.com", "2026-11-27")] == "skipped"
+
+
+def test_force_sends_today_to_everyone_once(ready: tuple[Config, Database], signer: Signer) -> None:
+    config, database = ready
+    early = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)  # before anyone's send time
+    assert dispatch(config, database, signer, early, force=True).pending == 3
+    assert dispatch(config, database, signer, early, force=True).dispatched == 0
