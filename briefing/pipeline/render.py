@@ -28,7 +28,8 @@ from briefing.domain.text import one_line
 from briefing.domain.tokens import TOKEN_LENGTH, Purpose
 from briefing.errors import RenderError
 
-PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+# The default email templates ship inside the package; a site's own folder is looked up first.
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates"
 RECENT = timedelta(days=7)
 ROUTES = {Purpose.UNSUBSCRIBE: "u", Purpose.PREFERENCES: "p", Purpose.VIEW: "e"}
 
@@ -66,7 +67,7 @@ def language_tag(locale: str) -> str:
 @lru_cache(maxsize=8)
 def environment(extra_folder: Path | None) -> jinja2.Environment:
     """Return the template environment, autoescaping the MJML templates."""
-    folders = [str(f) for f in (extra_folder, PROJECT_TEMPLATES) if f and f.is_dir()]
+    folders = [str(f) for f in (extra_folder, DEFAULT_TEMPLATES) if f and f.is_dir()]
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html.j2")),
