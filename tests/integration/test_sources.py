@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from briefing.cli import cli
-from tests.support.feedserver import FeedServer, serve, static
 from tests.integration.test_ingest_http import WIRE, project, run
+from tests.support.feedserver import FeedServer, serve, static
 
 
 @pytest.fixture
