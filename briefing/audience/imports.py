@@ -13,27 +13,40 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from briefing.config import Config, check_frequency, check_timezone, parse_send_time
 from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.states import ENDED, SubscriptionState
 from briefing.domain.text import one_line
 from briefing.errors import SubscriberRowError
-from briefing.store import Database
-from briefing.store.schema import Subscriber, Subscription, SubscriptionEvent
+from briefing.store import Database, Session
+from briefing.store.subscriptions import (
+    add_subscriber,
+    create_subscription,
+    move_subscription,
+    subscriber_by_email,
+    subscription_of,
+)
 from briefing.store.suppressions import suppression_for
 
 COLUMNS = ("email", "name", "briefing", "sections", "timezone", "send_time", "frequency")
-Outcome = Literal["created", "updated", "unchanged", "kept", "refused"]
-ENDED = ("unsubscribed", "bounced", "complained")
+
+
+class ImportOutcome(StrEnum):
+    """What importing one row did to its subscription."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    KEPT = "kept"  # the subscriber set their own preferences; the import leaves them
+    REFUSED = "refused"  # ended or suppressed; an import never revives it
 
 
 @dataclass(frozen=True)
@@ -55,12 +68,25 @@ class ImportReport:
     """What an import did, row by row."""
 
     file: str
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
+    counts: Counter[ImportOutcome] = field(default_factory=Counter)
     kept: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     errors: list[SubscriberRowError] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        """Return how many subscriptions the import created."""
+        return self.counts[ImportOutcome.CREATED]
+
+    @property
+    def updated(self) -> int:
+        """Return how many subscriptions the import changed."""
+        return self.counts[ImportOutcome.UPDATED]
+
+    @property
+    def unchanged(self) -> int:
+        """Return how many rows matched their subscription already."""
+        return self.counts[ImportOutcome.UNCHANGED]
 
 
 def _split_sections(value: str) -> tuple[str, ...]:
@@ -170,81 +196,21 @@ def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[Sub
     return rows, errors
 
 
-def _event(
-    session: Session,
-    subscription: Subscription,
-    to: str,
-    source: str,
-    now: datetime,
-    previous: str | None = None,
-    detail: str | None = None,
-) -> None:
-    session.add(
-        SubscriptionEvent(
-            subscription_id=subscription.id,
-            at=now,
-            status_from=previous,
-            status_to=to,
-            source=source,
-            detail=detail,
-        )
-    )
-
-
-def create_subscription(
-    session: Session,
-    subscriber_id: int,
-    briefing: str,
-    preferences: Mapping[str, Any],
-    *,
-    status: str,
-    source: str,
-    now: datetime,
-    detail: str | None = None,
-) -> Subscription:
-    """Create a subscription in ``status`` with its consent record and first event.
-
-    ``preferences`` holds ``sections``, ``timezone``, ``send_time`` and ``frequency``.
-    """
-    subscription = Subscription(
-        subscriber_id=subscriber_id,
-        briefing=briefing,
-        status=status,
-        status_changed_at=now,
-        status_source=source,
-        consent_source=source,
-        consent_at=now,
-        created_at=now,
-        updated_at=now,
-        **preferences,
-    )
-    session.add(subscription)
-    session.flush()
-    _event(session, subscription, status, source, now, detail=detail)
-    return subscription
-
-
 def apply_row(
     session: Session, config: Config, row: SubscriberRow, source: str, now: datetime
-) -> tuple[Outcome, str | None]:
+) -> tuple[ImportOutcome, str | None]:
     """Create or update the subscription of one row; return the outcome and a note."""
     if (suppressed := suppression_for(session, row.email, row.briefing)) is not None:
         return (
-            "refused",
+            ImportOutcome.REFUSED,
             f"{row.email} is suppressed ({suppressed.reason}); import does not revive it",
         )
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == row.email))
+    subscriber = subscriber_by_email(session, row.email)
     if subscriber is None:
-        subscriber = Subscriber(email=row.email, name=row.name, created_at=now)
-        session.add(subscriber)
-        session.flush()
+        subscriber = add_subscriber(session, row.email, name=row.name, now=now)
     elif row.name and not subscriber.name:
         subscriber.name = row.name
-    subscription = session.scalar(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber.id, Subscription.briefing == row.briefing
-        )
-    )
+    subscription = subscription_of(session, subscriber.id, row.briefing)
     briefing = config.briefings[row.briefing]
     wanted = {
         "sections": list(row.sections) if row.sections else None,
@@ -258,33 +224,32 @@ def apply_row(
             subscriber.id,
             row.briefing,
             wanted,
-            status="active",
+            status=SubscriptionState.ACTIVE,
             source=source,
             now=now,
             detail=f"line {row.line}",
         )
-        return "created", None
+        return ImportOutcome.CREATED, None
     if subscription.status in ENDED:
-        return "refused", (
+        return ImportOutcome.REFUSED, (
             f"{row.email} left {row.briefing} ({subscription.status}); import does not revive it"
         )
-    outcome: Outcome = "unchanged"
-    if subscription.status == "pending":
-        _event(session, subscription, "active", source, now, previous="pending")
-        subscription.status, subscription.status_changed_at = "active", now
-        subscription.status_source = subscription.consent_source = source
+    outcome = ImportOutcome.UNCHANGED
+    if subscription.status == SubscriptionState.PENDING:
+        move_subscription(session, subscription, SubscriptionState.ACTIVE, source=source, now=now)
+        subscription.consent_source = source
         subscription.consent_at = now
-        outcome = "updated"
+        outcome = ImportOutcome.UPDATED
     if subscription.preferences_set_at is not None:
         differs = any(getattr(subscription, k) != v for k, v in wanted.items())
         if differs:
-            return "kept", f"{row.email} set their own preferences; import leaves them"
+            return ImportOutcome.KEPT, f"{row.email} set their own preferences; import leaves them"
         return outcome, None
     for key, value in wanted.items():
         if getattr(subscription, key) != value:
             setattr(subscription, key, value)
-            outcome = "updated"
-    if outcome == "updated":
+            outcome = ImportOutcome.UPDATED
+    if outcome == ImportOutcome.UPDATED:
         subscription.updated_at = now
     return outcome, None
 
@@ -299,10 +264,10 @@ def import_subscribers(
     with database.transaction() as session:
         for row in rows:
             outcome, note = apply_row(session, config, row, source, now)
-            if outcome == "kept":
+            if outcome == ImportOutcome.KEPT:
                 report.kept.append(f"line {row.line}: {note}")
-            elif outcome == "refused":
+            elif outcome == ImportOutcome.REFUSED:
                 report.refused.append(f"line {row.line}: {note}")
             else:
-                setattr(report, outcome, getattr(report, outcome) + 1)
+                report.counts[outcome] += 1
     return report

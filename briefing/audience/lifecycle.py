@@ -13,26 +13,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
-
-from briefing.audience.imports import ENDED, create_subscription
 from briefing.config import Config
-from briefing.domain.addresses import ALL_BRIEFINGS, address_hash
+from briefing.domain.addresses import ALL_BRIEFINGS
+from briefing.domain.states import ENDED, SubscriptionState
 from briefing.errors import BriefingError
-from briefing.store.schema import (
-    Confirmation,
-    Delivery,
-    DeliveryAttempt,
-    Edition,
-    Subscriber,
-    Subscription,
-    SubscriptionEvent,
-    Suppression,
+from briefing.store import Session
+from briefing.store.schema import Subscriber, Subscription
+from briefing.store.signups import add_confirmation, confirmation_by_id
+from briefing.store.subscriptions import (
+    add_subscriber,
+    create_subscription,
+    erase_subscriber,
+    move_subscription,
+    subscriber_by_email,
+    subscription_by_id,
+    subscription_of,
 )
-from briefing.store.suppressions import suppress, suppression_for
+from briefing.store.suppressions import (
+    forget_address,
+    lift,
+    suppress,
+    suppression_for,
+    suppressions_of,
+)
 
 
 @dataclass(frozen=True)
@@ -68,32 +74,6 @@ class Preferences:
         )
 
 
-def change_status(
-    session: Session,
-    subscription: Subscription,
-    status: str,
-    *,
-    source: str,
-    now: datetime,
-    detail: str | None = None,
-) -> None:
-    """Move a subscription to ``status`` and record the event with its time and source."""
-    session.add(
-        SubscriptionEvent(
-            subscription_id=subscription.id,
-            at=now,
-            status_from=subscription.status,
-            status_to=status,
-            source=source,
-            detail=detail,
-        )
-    )
-    subscription.status = status
-    subscription.status_changed_at = now
-    subscription.status_source = source
-    subscription.updated_at = now
-
-
 def unsubscribe(
     session: Session, subscription: Subscription, *, source: str, now: datetime
 ) -> bool:
@@ -113,7 +93,7 @@ def unsubscribe(
     )
     if subscription.status in ENDED:
         return False
-    change_status(session, subscription, "unsubscribed", source=source, now=now)
+    move_subscription(session, subscription, SubscriptionState.UNSUBSCRIBED, source=source, now=now)
     return True
 
 
@@ -140,14 +120,18 @@ def set_preferences(
     return changed
 
 
-SignupKind = Literal["confirmation", "active"]
+class SignupOutcome(StrEnum):
+    """What a sign-up calls for: a confirmation to send, or nothing (already active)."""
+
+    CONFIRMATION = "confirmation"
+    ALREADY_ACTIVE = "active"
 
 
 @dataclass(frozen=True)
 class Signup:
     """What a sign-up did: a confirmation to send, or nothing (already active)."""
 
-    kind: SignupKind
+    kind: SignupOutcome
     email: str
     briefing: str
     subscription_id: int
@@ -174,16 +158,10 @@ def start_signup(
     only applied once the owner of the address confirms it.
     """
     config.briefing(briefing)
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    subscriber = subscriber_by_email(session, email)
     if subscriber is None:
-        subscriber = Subscriber(email=email, name=None, created_at=now)
-        session.add(subscriber)
-        session.flush()
-    subscription = session.scalar(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber.id, Subscription.briefing == briefing
-        )
-    )
+        subscriber = add_subscriber(session, email, name=None, now=now)
+    subscription = subscription_of(session, subscriber.id, briefing)
     if subscription is None:
         chosen = preferences or Preferences.defaults(config, briefing)
         subscription = create_subscription(
@@ -191,24 +169,25 @@ def start_signup(
             subscriber.id,
             briefing,
             chosen.columns(),
-            status="pending",
+            status=SubscriptionState.PENDING,
             source=source,
             now=now,
         )
     hit = suppression_for(session, email, briefing)
-    if subscription.status == "active" and hit is None:
-        return Signup("active", email, briefing, subscription.id, None, None, None)
-    confirmation = Confirmation(
-        subscription_id=subscription.id,
+    if subscription.status == SubscriptionState.ACTIVE and hit is None:
+        return Signup(
+            SignupOutcome.ALREADY_ACTIVE, email, briefing, subscription.id, None, None, None
+        )
+    confirmation = add_confirmation(
+        session,
+        subscription.id,
         source=source,
         name=name,
-        created_at=now,
+        now=now,
         expires_at=now + config.web.confirm_within,
     )
-    session.add(confirmation)
-    session.flush()
     return Signup(
-        "confirmation",
+        SignupOutcome.CONFIRMATION,
         email,
         briefing,
         subscription.id,
@@ -218,7 +197,13 @@ def start_signup(
     )
 
 
-ConfirmOutcome = Literal["confirmed", "already", "expired", "unknown"]
+class ConfirmOutcome(StrEnum):
+    """What following a confirmation link did."""
+
+    CONFIRMED = "confirmed"
+    ALREADY = "already"  # used before, or the subscription was active and unsuppressed
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # the confirmation (or its subscriber) has been removed
 
 
 @dataclass(frozen=True)
@@ -236,8 +221,7 @@ def _lift_suppression(session: Session, config: Config, email: str, briefing: st
     An entry for every briefing is replaced by one per *other* configured
     briefing, so confirming one briefing brings back no other.
     """
-    digest = address_hash(email)
-    rows = list(session.scalars(select(Suppression).where(Suppression.email_hash == digest)))
+    rows = suppressions_of(session, email)
     for row in rows:
         if row.briefing == ALL_BRIEFINGS:
             for other in config.briefings:
@@ -251,34 +235,34 @@ def _lift_suppression(session: Session, config: Config, email: str, briefing: st
                         briefing=other,
                     )
         if row.briefing in (briefing, ALL_BRIEFINGS):
-            session.delete(row)
+            lift(session, row)
 
 
 def confirm(session: Session, config: Config, confirmation_id: int, now: datetime) -> Confirmed:
     """Activate the subscription a confirmation link names, unless it expired or was used."""
-    confirmation = session.get(Confirmation, confirmation_id)
+    confirmation = confirmation_by_id(session, confirmation_id)
     if confirmation is None:
-        return Confirmed("unknown")
-    subscription = session.get(Subscription, confirmation.subscription_id)
+        return Confirmed(ConfirmOutcome.UNKNOWN)
+    subscription = subscription_by_id(session, confirmation.subscription_id)
     assert subscription is not None  # the foreign key cascades deletes
-    found = Confirmed("already", subscription.briefing, subscription.id)
+    found = Confirmed(ConfirmOutcome.ALREADY, subscription.briefing, subscription.id)
     if confirmation.confirmed_at is not None:
         return found
     if now > confirmation.expires_at:
-        return Confirmed("expired", subscription.briefing, subscription.id)
+        return Confirmed(ConfirmOutcome.EXPIRED, subscription.briefing, subscription.id)
     subscriber = subscription.subscriber
     if (
-        subscription.status == "active"
+        subscription.status == SubscriptionState.ACTIVE
         and suppression_for(session, subscriber.email, subscription.briefing) is None
     ):
         confirmation.confirmed_at = now
         return found
     source = f"confirmed:{confirmation.source}"
-    if subscription.status != "active":
-        change_status(
+    if subscription.status != SubscriptionState.ACTIVE:
+        move_subscription(
             session,
             subscription,
-            "active",
+            SubscriptionState.ACTIVE,
             source=source,
             now=now,
             detail=f"confirmation {confirmation.id}",
@@ -289,7 +273,7 @@ def confirm(session: Session, config: Config, confirmation_id: int, now: datetim
     if confirmation.name and not subscriber.name:
         subscriber.name = confirmation.name
     confirmation.confirmed_at = now
-    return Confirmed("confirmed", subscription.briefing, subscription.id)
+    return Confirmed(ConfirmOutcome.CONFIRMED, subscription.briefing, subscription.id)
 
 
 @dataclass(frozen=True)
@@ -301,10 +285,6 @@ class Removal:
     suppressions: int
 
 
-def _scrub(text_column: object, email: str) -> object:
-    return func.replace(text_column, email, "[removed address]")
-
-
 def remove_subscriber(session: Session, email: str, *, source: str, now: datetime) -> Removal:
     """Delete a subscriber's personal data, keeping (or adding) the hashed suppression entry.
 
@@ -313,8 +293,7 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     scrubbed from transport replies; the suppression list keeps only the
     address's hash, so the address is never mailed or imported again.
     """
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
-    digest = address_hash(email)
+    subscriber = subscriber_by_email(session, email)
     if subscriber is None:
         raise BriefingError(
             f"{email} is not a subscriber",
@@ -322,24 +301,5 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
         )
     count = len(subscriber.subscriptions)
     suppress(session, email, reason="removed", source=source, now=now)
-    edition_ids = select(Edition.id).where(Edition.subscriber_id == subscriber.id)
-    delivery_ids = select(Delivery.id).where(Delivery.edition_id.in_(edition_ids))
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids))
-        .values(
-            reason=_scrub(Delivery.reason, email), last_reply=_scrub(Delivery.last_reply, email)
-        )
-    )
-    session.execute(
-        update(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
-        .values(reply=_scrub(DeliveryAttempt.reply, email))
-    )
-    session.delete(subscriber)
-    session.flush()
-    session.execute(update(Suppression).where(Suppression.email_hash == digest).values(email=None))
-    kept = session.scalar(
-        select(func.count()).select_from(Suppression).where(Suppression.email_hash == digest)
-    )
-    return Removal(email, count, kept or 0)
+    erase_subscriber(session, subscriber)
+    return Removal(email, count, forget_address(session, email))

@@ -13,19 +13,18 @@ import io
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from briefing.audience.imports import COLUMNS
-from briefing.domain.addresses import address_hash
-from briefing.store.schema import (
-    Confirmation,
-    Edition,
-    Subscriber,
-    Subscription,
-    SubscriptionEvent,
-    Suppression,
+from briefing.domain.states import SubscriptionState
+from briefing.store import Session
+from briefing.store.schema import Subscriber, Subscription
+from briefing.store.signups import confirmations_of
+from briefing.store.subscriptions import (
+    edition_count,
+    events_of,
+    subscriber_by_email,
+    subscriptions_with_subscribers,
 )
+from briefing.store.suppressions import suppressions_of
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -52,23 +51,19 @@ def subscription_record(subscription: Subscription, subscriber: Subscriber) -> d
 
 
 def list_subscriptions(
-    session: Session, *, briefing: str | None = None, status: str | None = None
+    session: Session,
+    *,
+    briefing: str | None = None,
+    status: SubscriptionState | None = None,
 ) -> list[dict[str, Any]]:
     """Return every subscription (optionally of one briefing or status), by address."""
-    query = select(Subscription, Subscriber).join(
-        Subscriber, Subscriber.id == Subscription.subscriber_id
-    )
-    if briefing:
-        query = query.where(Subscription.briefing == briefing)
-    if status:
-        query = query.where(Subscription.status == status)
-    rows = session.execute(query.order_by(Subscriber.email, Subscription.briefing)).all()
+    rows = subscriptions_with_subscribers(session, briefing=briefing, status=status)
     return [subscription_record(subscription, subscriber) for subscription, subscriber in rows]
 
 
 def describe_subscriber(session: Session, email: str) -> dict[str, Any] | None:
     """Return everything stored about one address, or None if nothing is."""
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    subscriber = subscriber_by_email(session, email)
     suppressions = [
         {
             "briefing": row.briefing,
@@ -76,11 +71,7 @@ def describe_subscriber(session: Session, email: str) -> dict[str, Any] | None:
             "source": row.source,
             "since": _time(row.created_at),
         }
-        for row in session.scalars(
-            select(Suppression)
-            .where(Suppression.email_hash == address_hash(email))
-            .order_by(Suppression.id)
-        )
+        for row in suppressions_of(session, email)
     ]
     if subscriber is None:
         return (
@@ -99,11 +90,7 @@ def describe_subscriber(session: Session, email: str) -> dict[str, Any] | None:
                 "source": event.source,
                 "detail": event.detail,
             }
-            for event in session.scalars(
-                select(SubscriptionEvent)
-                .where(SubscriptionEvent.subscription_id == subscription.id)
-                .order_by(SubscriptionEvent.id)
-            )
+            for event in events_of(session, subscription.id)
         ]
         record["confirmations"] = [
             {
@@ -112,19 +99,9 @@ def describe_subscriber(session: Session, email: str) -> dict[str, Any] | None:
                 "confirmed_at": _time(row.confirmed_at),
                 "source": row.source,
             }
-            for row in session.scalars(
-                select(Confirmation)
-                .where(Confirmation.subscription_id == subscription.id)
-                .order_by(Confirmation.id)
-            )
+            for row in confirmations_of(session, subscription.id)
         ]
-        record["editions"] = session.scalar(
-            select(func.count())
-            .select_from(Edition)
-            .where(
-                Edition.subscriber_id == subscriber.id, Edition.briefing == subscription.briefing
-            )
-        )
+        record["editions"] = edition_count(session, subscriber.id, subscription.briefing)
         subscriptions.append(record)
     return {
         "email": subscriber.email,
@@ -140,7 +117,7 @@ def export_csv(session: Session, *, briefing: str | None = None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for record in list_subscriptions(session, briefing=briefing, status="active"):
+    for record in list_subscriptions(session, briefing=briefing, status=SubscriptionState.ACTIVE):
         writer.writerow(
             [
                 record["email"],

@@ -12,12 +12,17 @@ import click
 
 from briefing.audience.confirmations import send_confirmation
 from briefing.audience.imports import import_subscribers, parse_row
-from briefing.audience.lifecycle import Preferences, remove_subscriber, start_signup
+from briefing.audience.lifecycle import (
+    Preferences,
+    SignupOutcome,
+    remove_subscriber,
+    start_signup,
+)
 from briefing.audience.roster import describe_subscriber, export_csv, list_subscriptions
 from briefing.cli.app import App, pass_app
 from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.states import SubscriptionState
 from briefing.errors import BriefingError, SubscriberRowError
-from briefing.store.schema import SUBSCRIPTION_STATES
 
 
 @click.group("subscribers")
@@ -107,7 +112,7 @@ def add_command(
             name=row.name,
             preferences=preferences,
         )
-    if signup.kind == "active":
+    if signup.kind == SignupOutcome.ALREADY_ACTIVE:
         click.echo(f"{row.email} already receives {row.briefing}; nothing sent")
         return
     send_confirmation(config, signer, signup, now)
@@ -156,7 +161,11 @@ def _show_list(records: list[dict[str, Any]], as_json: bool) -> None:
 
 @subscribers_group.command("list")
 @click.option("--briefing", "briefing_key", help="Only this briefing.")
-@click.option("--status", type=click.Choice(SUBSCRIPTION_STATES), help="Only this status.")
+@click.option(
+    "--status",
+    type=click.Choice([state.value for state in SubscriptionState]),
+    help="Only this status.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @pass_app
 def list_command(app: App, briefing_key: str | None, status: str | None, as_json: bool) -> None:
@@ -164,7 +173,11 @@ def list_command(app: App, briefing_key: str | None, status: str | None, as_json
     if briefing_key:
         app.config.briefing(briefing_key)
     with app.database.transaction() as session:
-        records = list_subscriptions(session, briefing=briefing_key, status=status)
+        records = list_subscriptions(
+            session,
+            briefing=briefing_key,
+            status=SubscriptionState(status) if status else None,
+        )
     _show_list(records, as_json)
     if not as_json:
         click.echo(f"{len(records)} subscription(s)", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from briefing.domain.addresses import ALL_BRIEFINGS, address_hash
@@ -50,3 +50,29 @@ def suppress(
         )
         session.add(row)
     return row
+
+
+def suppressions_of(session: Session, address: str) -> list[Suppression]:
+    """Return every suppression entry of an address (matched by its hash), oldest first."""
+    return list(
+        session.scalars(
+            select(Suppression)
+            .where(Suppression.email_hash == address_hash(address))
+            .order_by(Suppression.id)
+        )
+    )
+
+
+def lift(session: Session, entry: Suppression) -> None:
+    """Delete one suppression entry (only a confirmed opt-in does this)."""
+    session.delete(entry)
+
+
+def forget_address(session: Session, address: str) -> int:
+    """Keep only the hash of an address on the suppression list; return its entries."""
+    digest = address_hash(address)
+    session.execute(update(Suppression).where(Suppression.email_hash == digest).values(email=None))
+    kept = session.scalar(
+        select(func.count()).select_from(Suppression).where(Suppression.email_hash == digest)
+    )
+    return kept or 0

@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
-
 from briefing.config import WebConfig
-from briefing.store.schema import SignupAttempt
+from briefing.store import Session
+from briefing.store.limits import attempts_by_address, attempts_by_client, record_attempt
 
 
 def network_of(host: str) -> str:
@@ -52,50 +50,39 @@ class SignupLimiter:
     def _hash(self, kind: str, value: str) -> str:
         return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
-    def _count(
-        self, session: Session, column: InstrumentedAttribute[str], value: str, since: datetime
-    ) -> tuple[int, datetime | None]:
-        count, oldest = session.execute(
-            select(func.count(), func.min(SignupAttempt.at)).where(
-                column == value, SignupAttempt.at > since
-            )
-        ).one()
-        return count, oldest
-
     def check(self, session: Session, email: str, client: str, now: datetime) -> Refusal | None:
         """Return why a sign-up must wait, or None if it is within both limits."""
         settings = self.settings
         limits = (
             (
-                SignupAttempt.address_hash,
+                attempts_by_address,
                 self._hash("address", email),
                 settings.signups_per_address,
                 settings.address_window,
                 "this address",
             ),
             (
-                SignupAttempt.client_hash,
+                attempts_by_client,
                 self._hash("client", network_of(client)),
                 settings.signups_per_client,
                 settings.client_window,
                 "your network",
             ),
         )
-        for column, value, most, window, who in limits:
-            count, oldest = self._count(session, column, value, now - window)
-            if count >= most and oldest is not None:
-                wait = max(oldest + window - now, timedelta(seconds=1))
+        for count_of, value, most, window, who in limits:
+            seen = count_of(session, value, now - window)
+            if seen.count >= most and seen.oldest is not None:
+                wait = max(seen.oldest + window - now, timedelta(seconds=1))
                 return Refusal(f"too many sign-ups from {who}", wait)
         return None
 
     def record(self, session: Session, email: str, client: str, now: datetime) -> None:
         """Count one accepted sign-up, and forget those older than every window."""
         longest = max(self.settings.address_window, self.settings.client_window)
-        session.execute(delete(SignupAttempt).where(SignupAttempt.at < now - longest))
-        session.add(
-            SignupAttempt(
-                at=now,
-                address_hash=self._hash("address", email),
-                client_hash=self._hash("client", network_of(client)),
-            )
+        record_attempt(
+            session,
+            address_hash=self._hash("address", email),
+            client_hash=self._hash("client", network_of(client)),
+            now=now,
+            forget_before=now - longest,
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any
 from zoneinfo import available_timezones
 
 from starlette.concurrency import run_in_threadpool
@@ -18,14 +17,17 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from briefing.audience.imports import ENDED
 from briefing.audience.lifecycle import Preferences, leave_all, set_preferences, unsubscribe
 from briefing.config import WEEKDAYS, check_frequency, check_timezone, parse_send_time
 from briefing.deliver.engine import personal_tokens
+from briefing.domain.states import ENDED, SubscriptionState
 from briefing.domain.tokens import Purpose
 from briefing.editions.variants import ordered_sections
 from briefing.pipeline.compose import fill_links
-from briefing.store.schema import Edition, Subscription
+from briefing.store import Session
+from briefing.store.copies import edition_copy
+from briefing.store.schema import Subscription
+from briefing.store.subscriptions import subscription_by_id
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form
 from briefing.web.pages import EDITION_POLICY, mask, message, page, private_headers
@@ -69,7 +71,7 @@ async def unsubscribe_page(request: Request) -> Response:
 
     def show() -> Response:
         with context.database.transaction() as session:
-            subscription = session.get(Subscription, ident)
+            subscription = subscription_by_id(session, ident)
             if subscription is None:
                 return unknown_subscription(context)
             title = (
@@ -108,7 +110,7 @@ async def unsubscribe_one_click(request: Request) -> Response:
     def act() -> Response:
         now = context.clock()
         with context.database.transaction() as session:
-            subscription = session.get(Subscription, ident)
+            subscription = subscription_by_id(session, ident)
             if subscription is None:
                 return unknown_subscription(context)
             changed = unsubscribe(session, subscription, source="web:one-click", now=now)
@@ -194,7 +196,7 @@ def _preferences_view(
         zones = (current.timezone, *zones)
     status_note = (
         "Your subscription waits for you to confirm it with the link we emailed you."
-        if subscription.status == "pending"
+        if subscription.status == SubscriptionState.PENDING
         else f"You are not receiving {settings.title} ({subscription.status} on "
         f"{subscription.status_changed_at:%d %B %Y})."
     )
@@ -205,7 +207,7 @@ def _preferences_view(
         heading=f"{settings.title}: your settings",
         title=settings.title,
         masked=mask(subscription.subscriber.email),
-        active=subscription.status == "active",
+        active=subscription.status == SubscriptionState.ACTIVE,
         status_note=status_note,
         notice=notice,
         errors=errors or {},
@@ -223,11 +225,11 @@ def _preferences_view(
     )
 
 
-def _load(context: WebContext, session: Any, ident: int) -> Subscription | None:
-    subscription = session.get(Subscription, ident)
+def _load(context: WebContext, session: Session, ident: int) -> Subscription | None:
+    subscription = subscription_by_id(session, ident)
     if subscription is None or subscription.briefing not in context.config.briefings:
         return None
-    return subscription  # type: ignore[no-any-return]
+    return subscription
 
 
 async def preferences_page(request: Request) -> Response:
@@ -262,7 +264,7 @@ async def preferences_post(request: Request) -> Response:
                 return unknown_subscription(context)
             title = context.config.briefings[subscription.briefing].title
             if action == "save":
-                if subscription.status != "active":
+                if subscription.status != SubscriptionState.ACTIVE:
                     return _preferences_view(context, request, subscription)
                 preferences, errors = parse_preferences(context, subscription.briefing, form)
                 if preferences is None:
@@ -308,17 +310,16 @@ async def view_edition(request: Request) -> Response:
 
     def show() -> Response:
         with context.database.transaction() as session:
-            edition = session.get(Edition, ident)
-            variant = edition.variant if edition is not None else None
-            if edition is None or variant is None or edition.subscription_id is None:
+            copy = edition_copy(session, ident)
+            if copy is None:
                 return message(
                     context.config.site,
                     "This edition is not available",
                     "It was never sent, or its subscriber has been removed.",
                     status=404,
                 )
-            tokens = personal_tokens(context.signer, edition.subscription_id, edition.id)
-            html = fill_links(variant.html, variant.placeholders, tokens)
+            tokens = personal_tokens(context.signer, copy.subscription_id, copy.edition_id)
+            html = fill_links(copy.html, copy.placeholders, tokens)
         return HTMLResponse(html, headers=private_headers(EDITION_POLICY))
 
     return await run_in_threadpool(show)

@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from briefing.audience.confirmations import send_confirmation
-from briefing.audience.lifecycle import confirm, start_signup
+from briefing.audience.lifecycle import ConfirmOutcome, SignupOutcome, confirm, start_signup
 from briefing.domain.addresses import AddressError, normalise_address
 from briefing.domain.text import one_line
 from briefing.domain.tokens import Purpose
 from briefing.errors import DeliveryError
-from briefing.store.schema import Confirmation, Subscription
+from briefing.store.signups import confirmation_by_id
+from briefing.store.subscriptions import subscription_by_id
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form
 from briefing.web.pages import mask, message, page
@@ -113,7 +114,7 @@ def signup_response(
         )
         response.headers["Retry-After"] = str(math.ceil(refusal.retry_after.total_seconds()))
         return response
-    if signup.kind == "confirmation":
+    if signup.kind == SignupOutcome.CONFIRMATION:
         try:
             send_confirmation(config, context.signer, signup, now)
         except DeliveryError as exc:
@@ -208,10 +209,10 @@ async def confirm_page(request: Request) -> Response:
 
     def show() -> Response:
         with context.database.transaction() as session:
-            confirmation = session.get(Confirmation, ident)
+            confirmation = confirmation_by_id(session, ident)
             if confirmation is None:
                 return _unknown_confirmation(context)
-            subscription = session.get(Subscription, confirmation.subscription_id)
+            subscription = subscription_by_id(session, confirmation.subscription_id)
             assert subscription is not None
             briefing, email = subscription.briefing, subscription.subscriber.email
             used, expires_at = confirmation.confirmed_at, confirmation.expires_at
@@ -245,12 +246,15 @@ async def confirm_post(request: Request) -> Response:
     def act() -> Response:
         with context.database.transaction() as session:
             confirmed = confirm(session, context.config, ident, now)
-        if confirmed.outcome == "unknown" or confirmed.briefing not in context.config.briefings:
+        if (
+            confirmed.outcome == ConfirmOutcome.UNKNOWN
+            or confirmed.briefing not in context.config.briefings
+        ):
             return _unknown_confirmation(context)
-        if confirmed.outcome == "expired":
+        if confirmed.outcome == ConfirmOutcome.EXPIRED:
             return _expired(context)
         assert confirmed.subscription_id is not None and confirmed.briefing is not None
-        if confirmed.outcome == "confirmed":
+        if confirmed.outcome == ConfirmOutcome.CONFIRMED:
             logger.info(
                 "subscription %d to %s confirmed", confirmed.subscription_id, confirmed.briefing
             )

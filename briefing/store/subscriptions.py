@@ -1,0 +1,201 @@
+"""Keep subscribers, their subscriptions and the history of every subscription's state.
+
+A subscription's status only changes through :func:`move_subscription`, which
+checks the move against ``SUBSCRIPTION_MOVES`` and records it as a subscription
+event with its time and source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, select, update
+from sqlalchemy.orm import Session
+
+from briefing.domain.states import SUBSCRIPTION_MOVES, SubscriptionState, allowed
+from briefing.errors import StoreError
+from briefing.store.schema import (
+    Delivery,
+    DeliveryAttempt,
+    Edition,
+    Subscriber,
+    Subscription,
+    SubscriptionEvent,
+)
+
+REMOVED_ADDRESS = "[removed address]"
+
+
+def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
+    """Return the subscriber with this (normalised) address, if there is one."""
+    return session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def add_subscriber(session: Session, email: str, *, name: str | None, now: datetime) -> Subscriber:
+    """Create a subscriber row and give it its id."""
+    subscriber = Subscriber(email=email, name=name, created_at=now)
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def subscription_by_id(session: Session, ident: int) -> Subscription | None:
+    """Return the subscription with this id, if it still exists."""
+    return session.get(Subscription, ident)
+
+
+def subscription_of(session: Session, subscriber_id: int, briefing: str) -> Subscription | None:
+    """Return a subscriber's subscription to one briefing, if there is one."""
+    return session.scalar(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber_id, Subscription.briefing == briefing
+        )
+    )
+
+
+def _event(
+    session: Session,
+    subscription: Subscription,
+    to: SubscriptionState,
+    *,
+    source: str,
+    now: datetime,
+    previous: str | None,
+    detail: str | None,
+) -> None:
+    session.add(
+        SubscriptionEvent(
+            subscription_id=subscription.id,
+            at=now,
+            status_from=previous,
+            status_to=to,
+            source=source,
+            detail=detail,
+        )
+    )
+
+
+def create_subscription(
+    session: Session,
+    subscriber_id: int,
+    briefing: str,
+    preferences: Mapping[str, Any],
+    *,
+    status: SubscriptionState,
+    source: str,
+    now: datetime,
+    detail: str | None = None,
+) -> Subscription:
+    """Create a subscription in ``status`` with its consent record and first event.
+
+    ``preferences`` holds ``sections``, ``timezone``, ``send_time`` and ``frequency``.
+    """
+    subscription = Subscription(
+        subscriber_id=subscriber_id,
+        briefing=briefing,
+        status=status,
+        status_changed_at=now,
+        status_source=source,
+        consent_source=source,
+        consent_at=now,
+        created_at=now,
+        updated_at=now,
+        **preferences,
+    )
+    session.add(subscription)
+    session.flush()
+    _event(session, subscription, status, source=source, now=now, previous=None, detail=detail)
+    return subscription
+
+
+def move_subscription(
+    session: Session,
+    subscription: Subscription,
+    to: SubscriptionState,
+    *,
+    source: str,
+    now: datetime,
+    detail: str | None = None,
+) -> None:
+    """Move a subscription to ``to`` and record the event with its time and source.
+
+    Raises :class:`StoreError` for a move the subscription lifecycle does not allow.
+    """
+    current = SubscriptionState(subscription.status)
+    if not allowed(SUBSCRIPTION_MOVES, current, to):
+        raise StoreError(
+            f"subscription {subscription.id} cannot move from {current} to {to}",
+            hint="only the moves of the subscription lifecycle are allowed",
+        )
+    _event(session, subscription, to, source=source, now=now, previous=current, detail=detail)
+    subscription.status = to
+    subscription.status_changed_at = now
+    subscription.status_source = source
+    subscription.updated_at = now
+
+
+def subscriptions_with_subscribers(
+    session: Session, *, briefing: str | None = None, status: SubscriptionState | None = None
+) -> list[tuple[Subscription, Subscriber]]:
+    """Return every subscription (optionally of one briefing or status) with its subscriber."""
+    query = select(Subscription, Subscriber).join(
+        Subscriber, Subscriber.id == Subscription.subscriber_id
+    )
+    if briefing:
+        query = query.where(Subscription.briefing == briefing)
+    if status:
+        query = query.where(Subscription.status == status)
+    rows = session.execute(query.order_by(Subscriber.email, Subscription.briefing))
+    return [(subscription, subscriber) for subscription, subscriber in rows]
+
+
+def events_of(session: Session, subscription_id: int) -> list[SubscriptionEvent]:
+    """Return a subscription's state changes, oldest first."""
+    return list(
+        session.scalars(
+            select(SubscriptionEvent)
+            .where(SubscriptionEvent.subscription_id == subscription_id)
+            .order_by(SubscriptionEvent.id)
+        )
+    )
+
+
+def edition_count(session: Session, subscriber_id: int, briefing: str) -> int:
+    """Return how many editions of a briefing were made for a subscriber."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(Edition)
+        .where(Edition.subscriber_id == subscriber_id, Edition.briefing == briefing)
+    )
+    return count or 0
+
+
+def _scrub(text_column: SQLColumnExpression[str | None], email: str) -> ColumnElement[Any]:
+    return func.replace(text_column, email, REMOVED_ADDRESS)
+
+
+def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
+    """Delete a subscriber with their subscriptions, scrubbing the address from the send history.
+
+    Editions and ledger rows stay; the address is replaced in stored transport
+    replies. Subscriptions, their events and confirmations go with the subscriber.
+    """
+    email = subscriber.email
+    edition_ids = select(Edition.id).where(Edition.subscriber_id == subscriber.id)
+    delivery_ids = select(Delivery.id).where(Delivery.edition_id.in_(edition_ids))
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids))
+        .values(
+            reason=_scrub(Delivery.reason, email), last_reply=_scrub(Delivery.last_reply, email)
+        )
+    )
+    session.execute(
+        update(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+        .values(reply=_scrub(DeliveryAttempt.reply, email))
+    )
+    session.delete(subscriber)
+    session.flush()
