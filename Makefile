@@ -61,8 +61,8 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/render_compose.py
 	$(BIN)/python benchmarks/relate.py --data $(DATA)
 
-# The text-quality harness (issue 7) on the development data (DATA), which is
-# never copied into this repository.
+# The text-quality harness on the development data (DATA), which is never
+# copied into this repository.
 quality:
 	@test -d "$(DATA)/bbc" && test -f "$(DATA)/allsides/stories.jsonl" || { \
 	  echo "make quality: no development data in $(DATA) (expected bbc/ and allsides/stories.jsonl);"; \
