@@ -23,8 +23,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from briefing.config import Config, check_frequency, check_timezone, parse_send_time
+from briefing.config import Config, check_timezone
 from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.calendar import check_frequency, parse_send_time
 from briefing.domain.text import one_line
 from briefing.errors import SubscriberRowError
 from briefing.store import Database
