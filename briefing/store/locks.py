@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from briefing.errors import SchedulerError, SchedulerLockError
-from briefing.store import Database
+from briefing.store.db import Database
 
 # The advisory lock's key pair: a constant naming this project ("brie") and the
 # scheduler. Advisory locks are per database, so one key serves every database.
