@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from briefing.domain.models import SelectedArticle
 from briefing.pipeline.cut import VariantInputs, VariantSpec, cut_variant, summary_of
@@ -33,7 +34,7 @@ def inputs(*articles: SelectedArticle) -> VariantInputs:
     return VariantInputs(candidates=candidates, archive=Archive(articles))
 
 
-def test_cut_runs_every_stage_in_the_spec_s_section_order(tmp_path) -> None:
+def test_cut_runs_every_stage_in_the_spec_s_section_order(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     world = story(1, "world", dek="The harbour reopens.")
     business = story(2, "business", first_seen_at=NOW - timedelta(minutes=10))
@@ -50,7 +51,7 @@ def test_cut_runs_every_stage_in_the_spec_s_section_order(tmp_path) -> None:
     assert built.spec is SPEC
 
 
-def test_the_summariser_is_one_replaceable_call(tmp_path) -> None:
+def test_the_summariser_is_one_replaceable_call(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     calls: list[tuple[int, int]] = []
 
@@ -67,13 +68,13 @@ def test_the_summariser_is_one_replaceable_call(tmp_path) -> None:
     assert sorted(calls) == [(1, words), (2, words)]
 
 
-def test_no_candidates_cut_an_empty_variant(tmp_path) -> None:
+def test_no_candidates_cut_an_empty_variant(tmp_path: Path) -> None:
     built = cut_variant(make_config(tmp_path), SPEC, inputs())
     assert built.empty and built.digest.items == []
     assert built.selection.dropped == 0
 
 
-def test_the_same_inputs_cut_the_same_digest(tmp_path) -> None:
+def test_the_same_inputs_cut_the_same_digest(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     articles = (story(1), story(2, "business"), story(3))
     placeholders = new_placeholders()
