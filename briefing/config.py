@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, time, timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from briefing.domain.calendar import check_frequency, parse_send_time
 from briefing.errors import ConfigError, SecretError
 
 SECRET_KEY_ENV = "BRIEFING_SECRET_KEY"
@@ -39,7 +40,6 @@ DKIM_KEY_ENV = "BRIEFING_DKIM_KEY_FILE"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -65,20 +65,6 @@ def format_duration(value: timedelta) -> str:
     return " ".join(parts) or "0s"
 
 
-def parse_send_time(value: Any) -> time:
-    """Read a local wall-clock time written as ``HH:MM``."""
-    if isinstance(value, time):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 07:00 as sexagesimal 420.
-        value = f"{value // 60:02d}:{value % 60:02d}"
-    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
-        hours, minutes = (int(part) for part in value.strip().split(":"))
-        if hours < 24 and minutes < 60:
-            return time(hours, minutes)
-    raise ValueError(f"expected a time of day as HH:MM, got {value!r}")
-
-
 def check_timezone(value: str) -> str:
     """Accept an IANA timezone name such as ``Europe/London``."""
     try:
@@ -95,28 +81,6 @@ def check_locale(value: str) -> str:
     except (UnknownLocaleError, ValueError) as exc:
         raise ValueError(f"expected a locale such as en_GB, got {value!r}") from exc
     return value.replace("-", "_")
-
-
-def check_frequency(value: str) -> str:
-    """Accept ``daily``, ``weekdays`` or ``weekly:<day>`` (``weekly:mon``)."""
-    value = value.strip().lower()
-    if value in ("daily", "weekdays"):
-        return value
-    if value.startswith("weekly:") and value.split(":", 1)[1] in WEEKDAYS:
-        return value
-    raise ValueError(
-        f"expected daily, weekdays or weekly:<day> (day one of {', '.join(WEEKDAYS)}), "
-        f"got {value!r}"
-    )
-
-
-def frequency_includes(frequency: str, day: date) -> bool:
-    """Tell whether a subscription with ``frequency`` gets an edition on ``day``."""
-    if frequency == "daily":
-        return True
-    if frequency == "weekdays":
-        return day.weekday() < 5
-    return WEEKDAYS[day.weekday()] == frequency.split(":", 1)[1]
 
 
 def check_key(value: str) -> str:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from briefing.config import Config, check_frequency, check_timezone, parse_send_time
+from briefing.config import Config, check_timezone
 from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.calendar import check_frequency, parse_send_time
 from briefing.domain.states import ENDED, SubscriptionState
 from briefing.domain.text import one_line
 from briefing.errors import SubscriberRowError

@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.editions.preview import preview
 from briefing.errors import BriefingError
 from briefing.ingest import ingest
 from briefing.pipeline.summarise import count_words, summarise
-from briefing.store.schema import Article, ArticleSection
+from briefing.store.articles import latest_articles
 
 
 @click.command("ingest")
@@ -62,42 +61,37 @@ def ingest_command(app: App) -> None:
 @pass_app
 def articles_command(app: App, section: str | None, limit: int, as_json: bool) -> None:
     """List stored articles, newest first seen first."""
-    query = select(Article).order_by(Article.first_seen_at.desc(), Article.id.desc()).limit(limit)
-    if section:
-        if section not in app.config.sections:
-            raise BriefingError(
-                f"unknown section {section!r}", hint=f"known: {', '.join(app.config.sections)}"
-            )
-        query = query.join(ArticleSection).where(ArticleSection.section == section)
+    if section and section not in app.config.sections:
+        raise BriefingError(
+            f"unknown section {section!r}", hint=f"known: {', '.join(app.config.sections)}"
+        )
     with app.database.transaction() as session:
-        rows = list(session.scalars(query))
-        for article in rows:
-            sections = [row.section for row in article.sections]
-            if as_json:
-                click.echo(
-                    json.dumps(
-                        {
-                            "id": article.id,
-                            "title": article.title,
-                            "url": article.url,
-                            "sections": sections,
-                            "dek": article.dek,
-                            "published_at": article.published_at.isoformat()
-                            if article.published_at
-                            else None,
-                            "first_seen_at": article.first_seen_at.isoformat(),
-                            "words": count_words(article.body_text),
-                        },
-                        ensure_ascii=False,
-                    )
+        rows = latest_articles(session, limit, section)
+    for article in rows:
+        sections = list(article.sections)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": article.id,
+                        "title": article.title,
+                        "url": article.url,
+                        "sections": sections,
+                        "dek": article.dek,
+                        "published_at": article.published_at.isoformat()
+                        if article.published_at
+                        else None,
+                        "first_seen_at": article.first_seen_at.isoformat(),
+                        "words": count_words(article.body_text),
+                    },
+                    ensure_ascii=False,
                 )
-            else:
-                published = (
-                    f"{article.published_at:%Y-%m-%d %H:%M}" if article.published_at else "-"
-                )
-                click.echo(
-                    f"{article.id:>5}  {published:<16}  {','.join(sections):<14}  {article.title}"
-                )
+            )
+        else:
+            published = f"{article.published_at:%Y-%m-%d %H:%M}" if article.published_at else "-"
+            click.echo(
+                f"{article.id:>5}  {published:<16}  {','.join(sections):<14}  {article.title}"
+            )
 
 
 def read_article_file(path: Path) -> tuple[str, str]:

@@ -14,20 +14,21 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from sqlalchemy import func, select
 
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.config import format_duration
+from briefing.domain.states import DeliveryState
 from briefing.errors import BriefingError, SchedulerError
 from briefing.ops.controls import control_of, operator, pause, request_run_now, resume
 from briefing.ops.locks import scheduler_holder
 from briefing.ops.scheduler import Service, serve
 from briefing.ops.timetable import BriefingTimetable, timetable
-from briefing.store.schema import Delivery, Edition
+from briefing.store.editions import delivery_counts
 
 RUN_NOW_POLL_SECONDS = 0.5
 
@@ -212,15 +213,9 @@ def resume_command(app: App, briefing: str) -> None:
     click.echo(_scheduler_line(app))
 
 
-def _ledger_since(app: App, briefing: str, since: datetime) -> dict[str, int]:
+def _ledger_since(app: App, briefing: str, since: datetime) -> Counter[DeliveryState]:
     with app.database.transaction() as session:
-        rows = session.execute(
-            select(Delivery.status, func.count())
-            .join(Edition, Edition.id == Delivery.edition_id)
-            .where(Edition.briefing == briefing, Edition.created_at >= since)
-            .group_by(Delivery.status)
-        ).all()
-    return {str(status): int(count) for status, count in rows}
+        return delivery_counts(session, briefing, since)
 
 
 def _wait_for_scheduler(app: App, briefing: str, requested_at: datetime, timeout: float) -> bool:

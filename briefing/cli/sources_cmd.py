@@ -7,13 +7,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import click
-from sqlalchemy import select
 
 from briefing.cli.app import App, pass_app
 from briefing.config import Config
 from briefing.ingest import plan_sources
 from briefing.store import Database
-from briefing.store.schema import Source
+from briefing.store.sources import source_states
 
 
 @dataclass(frozen=True)
@@ -42,32 +41,27 @@ def source_health(config: Config, database: Database) -> list[SourceHealth]:
     """Return the health of each configured source, in config order (never run: zeros)."""
     planned = plan_sources(config)
     with database.transaction() as session:
-        rows = {
-            row.key: row
-            for row in session.scalars(
-                select(Source).where(Source.key.in_([p.config.location for p in planned]))
+        states = source_states(session, [p.config.location for p in planned])
+    health = []
+    for source in planned:
+        row = states.get(source.config.location)
+        failures = row.consecutive_failures if row else 0
+        health.append(
+            SourceHealth(
+                label=source.label,
+                location=source.config.location,
+                kind=source.kind,
+                sections=list(source.sections),
+                last_checked_at=_iso(row.last_checked_at) if row else None,
+                last_success_at=_iso(row.last_success_at) if row else None,
+                last_error=row.last_error if row else None,
+                consecutive_failures=failures,
+                items_seen=row.items_seen if row else 0,
+                etag=bool(row and row.has_etag),
+                last_modified=bool(row and row.has_last_modified),
+                flagged=failures >= config.ingest.flag_after_failures,
             )
-        }
-        health = []
-        for source in planned:
-            row = rows.get(source.config.location)
-            failures = row.consecutive_failures if row else 0
-            health.append(
-                SourceHealth(
-                    label=source.label,
-                    location=source.config.location,
-                    kind=source.kind,
-                    sections=list(source.sections),
-                    last_checked_at=_iso(row.last_checked_at) if row else None,
-                    last_success_at=_iso(row.last_success_at) if row else None,
-                    last_error=row.last_error if row else None,
-                    consecutive_failures=failures,
-                    items_seen=row.items_seen if row else 0,
-                    etag=bool(row and row.etag),
-                    last_modified=bool(row and row.last_modified),
-                    flagged=failures >= config.ingest.flag_after_failures,
-                )
-            )
+        )
     return health
 
 

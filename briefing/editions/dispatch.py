@@ -19,50 +19,47 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from briefing.config import Config, frequency_includes, parse_send_time
+from briefing.config import Config
+from briefing.domain.calendar import Timing, due_dates
+from briefing.domain.states import DeliveryState
 from briefing.domain.tokens import Signer
 from briefing.editions.variants import (
     ArchiveKey,
     VariantSpec,
     build_variant,
-    load_inputs,
+    frozen,
     ordered_sections,
-    store_variant,
 )
 from briefing.pipeline.relate import Archive
 from briefing.store import Database
-from briefing.store.queries import insert_ignore
-from briefing.store.schema import (
-    BriefingControl,
-    Delivery,
-    Edition,
-    Subscriber,
-    Subscription,
+from briefing.store.controls import paused_briefings
+from briefing.store.editions import (
+    NewEdition,
+    existing_editions,
+    freeze_variant,
+    insert_edition,
+    previous_cuts,
 )
+from briefing.store.schedule import active_subscriptions
 from briefing.store.suppressions import suppression_for
 
 logger = logging.getLogger(__name__)
 
 
-def local_send_moment(day: date, send_time: time, zone: ZoneInfo) -> datetime:
-    """Return when ``send_time`` happens on ``day`` in ``zone``, as UTC.
+class Scheduled(Timing, Protocol):
+    """A subscription as far as dispatch needs it: who, which briefing, and when."""
 
-    In the spring-forward gap the first valid minute after it is used; in the
-    autumn fold, the first of the two moments.
-    """
-    wall = datetime.combine(day, send_time)
-    for minutes in range(24 * 60):
-        candidate = (wall + timedelta(minutes=minutes)).replace(tzinfo=zone, fold=0)
-        round_trip = candidate.astimezone(UTC).astimezone(zone)
-        if round_trip.replace(tzinfo=None) == candidate.replace(tzinfo=None):
-            return candidate.astimezone(UTC)
-    raise ValueError(f"no valid local time at or after {wall} in {zone}")
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def subscriber_id(self) -> int: ...
+
+    @property
+    def briefing(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,72 +75,75 @@ class Due:
 
 
 def due_editions(
-    subscription: Subscription,
+    subscription: Scheduled,
     now: datetime,
     deadline: timedelta,
     *,
     force: bool = False,
 ) -> list[Due]:
     """List the editions of one subscription that are due or expired at ``now``."""
-    zone = ZoneInfo(subscription.timezone)
-    today = now.astimezone(zone).date()
-    if force:
-        return [
-            Due(
-                subscription.id,
-                subscription.subscriber_id,
-                subscription.briefing,
-                today,
-                now,
-                False,
-            )
-        ]
-    send_time = parse_send_time(subscription.send_time)
-    found = []
-    for day in (today - timedelta(days=1), today):
-        if not frequency_includes(subscription.frequency, day):
-            continue
-        moment = local_send_moment(day, send_time, zone)
-        if moment > now or moment < subscription.created_at:
-            continue
-        found.append(
-            Due(
-                subscription.id,
-                subscription.subscriber_id,
-                subscription.briefing,
-                day,
-                moment,
-                expired=now > moment + deadline,
-            )
+    return [
+        Due(
+            subscription.id,
+            subscription.subscriber_id,
+            subscription.briefing,
+            due.issue_date,
+            due.scheduled_at,
+            due.expired,
         )
-    return found
+        for due in due_dates(subscription, now, deadline, force=force)
+    ]
 
 
 @dataclass
 class DispatchReport:
     """What one dispatch run put in the ledger, per briefing."""
 
-    pending: int = 0
-    skipped: int = 0
-    suppressed: int = 0
-    expired: int = 0
     variants: int = 0
     paused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # (briefing, issue date) -> delivery status -> editions; "variants" counts variants cut.
-    by_edition: dict[tuple[str, date], Counter[str]] = field(
+    # Editions put in the ledger, by the state of their delivery.
+    counts: Counter[DeliveryState] = field(default_factory=Counter)
+    # The same, and the variants cut, per (briefing, issue date).
+    by_edition: dict[tuple[str, date], Counter[DeliveryState]] = field(
         default_factory=lambda: defaultdict(Counter)
     )
+    variants_by_edition: Counter[tuple[str, date]] = field(default_factory=Counter)
+
+    @property
+    def pending(self) -> int:
+        """Count editions waiting to be sent."""
+        return self.counts[DeliveryState.PENDING]
+
+    @property
+    def skipped(self) -> int:
+        """Count editions skipped for having no new articles."""
+        return self.counts[DeliveryState.SKIPPED]
+
+    @property
+    def suppressed(self) -> int:
+        """Count editions not sent to a suppressed address."""
+        return self.counts[DeliveryState.SUPPRESSED]
+
+    @property
+    def expired(self) -> int:
+        """Count editions recorded as past their deadline."""
+        return self.counts[DeliveryState.EXPIRED]
 
     @property
     def dispatched(self) -> int:
         """Count editions put in the ledger."""
-        return self.pending + self.skipped + self.suppressed + self.expired
+        return self.counts.total()
 
-    def count(self, due: Due, status: str) -> None:
+    def count(self, due: Due, status: DeliveryState) -> None:
         """Count one edition put in the ledger with ``status``."""
-        setattr(self, status, getattr(self, status) + 1)
+        self.counts[status] += 1
         self.by_edition[(due.briefing, due.issue_date)][status] += 1
+
+    def count_variant(self, briefing: str, issue_date: date) -> None:
+        """Count one variant cut for an edition date."""
+        self.variants += 1
+        self.variants_by_edition[(briefing, issue_date)] += 1
 
     def log(self, briefing: str) -> None:
         """Log one line per edition date of ``briefing`` that got anything."""
@@ -154,45 +154,12 @@ class DispatchReport:
                     "%d suppressed, %d expired in %d variant(s)",
                     name,
                     issue_date,
-                    counts["pending"],
-                    counts["skipped"],
-                    counts["suppressed"],
-                    counts["expired"],
-                    counts["variants"],
+                    counts[DeliveryState.PENDING],
+                    counts[DeliveryState.SKIPPED],
+                    counts[DeliveryState.SUPPRESSED],
+                    counts[DeliveryState.EXPIRED],
+                    self.variants_by_edition[(name, issue_date)],
                 )
-
-
-def paused_briefings(session: Session) -> set[str]:
-    """Return the briefings ops paused (read by every process from the table)."""
-    return set(session.scalars(select(BriefingControl.briefing).where(BriefingControl.paused)))
-
-
-def _existing(session: Session, briefing: str, dates: set[date]) -> set[tuple[int, date]]:
-    rows = session.execute(
-        select(Edition.subscriber_id, Edition.issue_date).where(
-            Edition.briefing == briefing, Edition.issue_date.in_(dates)
-        )
-    )
-    return {(subscriber_id, issue_date) for subscriber_id, issue_date in rows if subscriber_id}
-
-
-def _previous_cuts(
-    session: Session, briefing: str, subscriber_ids: list[int]
-) -> dict[int, datetime]:
-    rows = session.execute(
-        select(Edition.subscriber_id, func.max(Edition.cut_at))
-        .where(
-            Edition.briefing == briefing,
-            Edition.subscriber_id.in_(subscriber_ids),
-            Edition.variant_id.is_not(None),
-        )
-        .group_by(Edition.subscriber_id)
-    )
-    return {
-        subscriber_id: cut
-        for subscriber_id, cut in rows
-        if subscriber_id is not None and cut is not None
-    }
 
 
 def edition_key(briefing: str, subscriber_id: int, issue_date: date) -> str:
@@ -200,56 +167,30 @@ def edition_key(briefing: str, subscriber_id: int, issue_date: date) -> str:
     return f"{briefing}:{subscriber_id}:{issue_date.isoformat()}"
 
 
-def _insert_edition(
-    session: Session,
+def _new_edition(
     signer: Signer,
     config: Config,
     due: Due,
+    status: DeliveryState,
+    reason: str | None = None,
     *,
-    variant_id: int | None,
-    cut_at: datetime | None,
-    status: str,
-    reason: str | None,
-    now: datetime,
-) -> bool:
-    inserted = insert_ignore(
-        session,
-        Edition,
-        {
-            "briefing": due.briefing,
-            "subscriber_id": due.subscriber_id,
-            "subscription_id": due.subscription_id,
-            "issue_date": due.issue_date,
-            "scheduled_at": due.scheduled_at,
-            "variant_id": variant_id,
-            "cut_at": cut_at,
-            "created_at": now,
-        },
-    )
-    if not inserted:
-        return False
-    edition_id = session.scalar(
-        select(Edition.id).where(
-            Edition.briefing == due.briefing,
-            Edition.subscriber_id == due.subscriber_id,
-            Edition.issue_date == due.issue_date,
-        )
-    )
+    variant_id: int | None = None,
+    cut_at: datetime | None = None,
+) -> NewEdition:
     domain = config.site.from_address.rpartition("@")[2]
-    session.add(
-        Delivery(
-            edition_id=edition_id,
-            status=status,
-            reason=reason,
-            message_id=signer.message_id(
-                edition_key(due.briefing, due.subscriber_id, due.issue_date), domain
-            ),
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+    key = edition_key(due.briefing, due.subscriber_id, due.issue_date)
+    return NewEdition(
+        briefing=due.briefing,
+        subscriber_id=due.subscriber_id,
+        subscription_id=due.subscription_id,
+        issue_date=due.issue_date,
+        scheduled_at=due.scheduled_at,
+        variant_id=variant_id,
+        cut_at=cut_at,
+        status=status,
+        reason=reason,
+        message_id=signer.message_id(key, domain),
     )
-    return True
 
 
 def dispatch(
@@ -272,51 +213,31 @@ def dispatch(
             if name in paused_briefings(session):
                 report.paused.append(name)
                 continue
-            rows = session.execute(
-                select(Subscription, Subscriber.email)
-                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                .where(Subscription.briefing == name, Subscription.status == "active")
-                .order_by(Subscription.id)
-            ).all()
             dues = [
-                (due, subscription, email)
-                for subscription, email in rows
+                (due, subscription)
+                for subscription in active_subscriptions(session, name)
                 for due in due_editions(subscription, now, settings.deadline, force=force)
             ]
-            existing = _existing(session, name, {due.issue_date for due, _, _ in dues})
+            existing = existing_editions(session, name, {due.issue_date for due, _ in dues})
             dues = [d for d in dues if (d[0].subscriber_id, d[0].issue_date) not in existing]
-            previous = _previous_cuts(session, name, [d[0].subscriber_id for d in dues])
+            previous = previous_cuts(session, name, [d[0].subscriber_id for d in dues])
             groups: dict[VariantSpec, list[Due]] = defaultdict(list)
-            for due, subscription, email in dues:
+            for due, subscription in dues:
                 if due.expired:
                     late = now - due.scheduled_at
-                    if _insert_edition(
-                        session,
-                        signer,
-                        config,
-                        due,
-                        variant_id=None,
-                        cut_at=None,
-                        status="expired",
-                        now=now,
-                        reason=f"send time {due.scheduled_at:%Y-%m-%d %H:%M} UTC passed "
-                        f"{int(late.total_seconds() // 60)} min ago, past the deadline",
-                    ):
-                        report.count(due, "expired")
+                    reason = (
+                        f"send time {due.scheduled_at:%Y-%m-%d %H:%M} UTC passed "
+                        f"{int(late.total_seconds() // 60)} min ago, past the deadline"
+                    )
+                    edition = _new_edition(signer, config, due, DeliveryState.EXPIRED, reason)
+                    if insert_edition(session, edition, now):
+                        report.count(due, DeliveryState.EXPIRED)
                     continue
-                if (hit := suppression_for(session, email, name)) is not None:
-                    if _insert_edition(
-                        session,
-                        signer,
-                        config,
-                        due,
-                        variant_id=None,
-                        cut_at=None,
-                        status="suppressed",
-                        reason=f"address suppressed ({hit.reason})",
-                        now=now,
-                    ):
-                        report.count(due, "suppressed")
+                if (hit := suppression_for(session, subscription.email, name)) is not None:
+                    reason = f"address suppressed ({hit.reason})"
+                    edition = _new_edition(signer, config, due, DeliveryState.SUPPRESSED, reason)
+                    if insert_edition(session, edition, now):
+                        report.count(due, DeliveryState.SUPPRESSED)
                     continue
                 spec = VariantSpec(
                     briefing=name,
@@ -329,27 +250,19 @@ def dispatch(
                 groups[spec].append(due)
         # Variants are built outside any transaction: rendering takes CPU, not locks.
         for spec, members in groups.items():
+            built = build_variant(database, config, spec, archives)
+            skip = built.empty and settings.skip_if_empty
+            status = DeliveryState.SKIPPED if skip else DeliveryState.PENDING
+            empty = "no new articles since the last edition" if skip else None
             with database.transaction() as session:
-                inputs = load_inputs(session, config, spec, archives)
-            built = build_variant(config, spec, inputs)
-            with database.transaction() as session:
-                variant_id = store_variant(session, built, now)
-                report.variants += 1
-                report.by_edition[(name, spec.issue_date)]["variants"] += 1
+                variant_id = freeze_variant(session, frozen(built), now)
+                report.count_variant(name, spec.issue_date)
                 report.notes.extend(f"{name}: {note}" for note in built.notes)
-                skip = built.empty and settings.skip_if_empty
                 for due in members:
-                    if _insert_edition(
-                        session,
-                        signer,
-                        config,
-                        due,
-                        variant_id=variant_id,
-                        cut_at=spec.cut_at,
-                        status="skipped" if skip else "pending",
-                        reason="no new articles since the last edition" if skip else None,
-                        now=now,
-                    ):
-                        report.count(due, "skipped" if skip else "pending")
+                    edition = _new_edition(
+                        signer, config, due, status, empty, variant_id=variant_id, cut_at=cut_at
+                    )
+                    if insert_edition(session, edition, now):
+                        report.count(due, status)
         report.log(name)
     return report

@@ -17,18 +17,16 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from briefing.config import Config
 from briefing.deliver.engine import list_unsubscribe
 from briefing.domain.addresses import AddressError, normalise_address
 from briefing.domain.tokens import Purpose, Signer
-from briefing.editions.variants import VariantSpec, build_variant, load_inputs, ordered_sections
+from briefing.editions.variants import VariantSpec, build_variant, ordered_sections
 from briefing.errors import BriefingError
 from briefing.pipeline.compose import HTML_LIMIT, HTML_WARNING, MessageTemplate, fill_links
 from briefing.store import Database
-from briefing.store.schema import Edition, Subscriber, Subscription, Variant
+from briefing.store.editions import StoredVariant, last_cut_before, variant_of_edition
+from briefing.store.schedule import ScheduledSubscription, subscription_of
 
 
 @dataclass(frozen=True)
@@ -75,61 +73,44 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "preview"
 
 
-def _audience(
-    session: Session,
-    config: Config,
-    briefing: str,
-    subscriber: str | None,
-    sections: list[str] | None,
-) -> _Audience:
-    settings = config.briefing(briefing)
+def _check_sections(config: Config, sections: list[str] | None) -> None:
     for key in sections or ():
         if key not in config.sections:
             raise BriefingError(
                 f"unknown section {key!r}", hint=f"known: {', '.join(config.sections)}"
             )
-    if not subscriber:
-        domain = config.site.from_address.rpartition("@")[2]
-        return _Audience(sections, ZoneInfo(settings.timezone), f"preview@{domain}")
+
+
+def _address(subscriber: str) -> str:
     try:
-        address = normalise_address(subscriber)
+        return normalise_address(subscriber)
     except AddressError as exc:
         raise BriefingError(f"--subscriber {subscriber!r}: {exc}") from None
-    row = session.execute(
-        select(Subscription, Subscriber)
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Subscriber.email == address, Subscription.briefing == briefing)
-    ).first()
-    if row is None:
-        raise BriefingError(
-            f"{address} has no subscription to {briefing}",
-            hint="Import them with `briefing subscribers import`, or preview by --sections.",
-        )
-    subscription, person = row
+
+
+def _audience(
+    config: Config,
+    briefing: str,
+    sections: list[str] | None,
+    subscription: ScheduledSubscription | None,
+) -> _Audience:
+    if subscription is None:
+        domain = config.site.from_address.rpartition("@")[2]
+        zone = ZoneInfo(config.briefing(briefing).timezone)
+        return _Audience(sections, zone, f"preview@{domain}")
     return _Audience(
-        subscription.sections, ZoneInfo(subscription.timezone), person.email, person.name, person.id
+        list(subscription.sections) if subscription.sections is not None else None,
+        ZoneInfo(subscription.timezone),
+        subscription.email,
+        subscription.name,
+        subscription.subscriber_id,
     )
 
 
-def _stored(
-    session: Session, briefing: str, audience: _Audience, issue_date: date
-) -> _Content | None:
-    if audience.subscriber_id is None:
-        return None
-    variant = session.scalar(
-        select(Variant)
-        .join(Edition, Edition.variant_id == Variant.id)
-        .where(
-            Edition.briefing == briefing,
-            Edition.subscriber_id == audience.subscriber_id,
-            Edition.issue_date == issue_date,
-        )
-    )
-    if variant is None:
-        return None
+def _stored(variant: StoredVariant, issue_date: date) -> _Content:
     return _Content(
         issue_date=issue_date,
-        sections=tuple(variant.sections),
+        sections=variant.sections,
         subject=variant.subject,
         html=variant.html,
         text=variant.text,
@@ -144,9 +125,9 @@ def _stored(
     )
 
 
-def _fresh(config: Config, spec: VariantSpec, session: Session) -> _Content:
+def _fresh(config: Config, database: Database, spec: VariantSpec) -> _Content:
     settings = config.briefings[spec.briefing]
-    built = build_variant(config, spec, load_inputs(session, config, spec))
+    built = build_variant(database, config, spec)
     warnings = list(built.notes)
     warnings.extend(
         f"image of {item.article.title!r} has no alt text; the headline is used"
@@ -186,30 +167,35 @@ def preview(
 ) -> PreviewResult:
     """Write the preview of one edition and return its paths, size and warnings."""
     settings = config.briefing(briefing)
+    _check_sections(config, sections)
+    address = _address(subscriber) if subscriber else None
+    stored: StoredVariant | None = None
+    since: datetime | None = None
     with database.transaction() as session:
-        audience = _audience(session, config, briefing, subscriber, sections)
-        issue_date = at.astimezone(audience.zone).date()
-        content = _stored(session, briefing, audience, issue_date)
-        if content is None:
-            since = None
-            if audience.subscriber_id is not None:
-                since = session.scalar(
-                    select(func.max(Edition.cut_at)).where(
-                        Edition.briefing == briefing,
-                        Edition.subscriber_id == audience.subscriber_id,
-                        Edition.variant_id.is_not(None),
-                        Edition.cut_at < at,
-                    )
-                )
-            spec = VariantSpec(
-                briefing=briefing,
-                sections=ordered_sections(config, briefing, audience.sections),
-                since=since,
-                cut_at=at,
-                locale=settings.locale,
-                issue_date=issue_date,
+        found = subscription_of(session, briefing, address) if address else None
+        if address and found is None:
+            raise BriefingError(
+                f"{address} has no subscription to {briefing}",
+                hint="Import them with `briefing subscribers import`, or preview by --sections.",
             )
-            content = _fresh(config, spec, session)
+        audience = _audience(config, briefing, sections, found)
+        issue_date = at.astimezone(audience.zone).date()
+        if audience.subscriber_id is not None:
+            stored = variant_of_edition(session, briefing, audience.subscriber_id, issue_date)
+            if stored is None:
+                since = last_cut_before(session, briefing, audience.subscriber_id, at)
+    if stored is not None:
+        content = _stored(stored, issue_date)
+    else:
+        spec = VariantSpec(
+            briefing=briefing,
+            sections=ordered_sections(config, briefing, audience.sections),
+            since=since,
+            cut_at=at,
+            locale=settings.locale,
+            issue_date=issue_date,
+        )
+        content = _fresh(config, database, spec)
     tokens = {purpose.value: signer.inert(purpose) for purpose in Purpose}
     domain = config.site.from_address.rpartition("@")[2]
     message = content.template.personalise(

@@ -218,8 +218,7 @@ class Service:
         with self._dispatching:
             now = self.clock()
             logger.debug("dispatch at %s", now.isoformat(timespec="seconds"))
-            with self.database.transaction() as session:
-                self._log_pauses(read_controls(session))
+            self._log_pauses(read_controls(self.database))
             tick = Tick()
             for name in self.config.briefings:
                 try:
@@ -235,12 +234,11 @@ class Service:
 
     def take_run_now_requests(self) -> list[RunNow]:
         """Run what ``briefing run-now`` asked for from other processes."""
-        with self.database.transaction() as session:
-            requests = {
-                name: state
-                for name, state in read_controls(session).items()
-                if state.run_now_requested_at is not None
-            }
+        requests = {
+            name: state
+            for name, state in read_controls(self.database).items()
+            if state.run_now_requested_at is not None
+        }
         if not requests:
             return []
         # A dispatch is running: leave the requests for the next poll, seconds away.
@@ -307,8 +305,7 @@ class Service:
 
     def _drain(self, only: str | None = None) -> Drain:
         # Read pauses afresh: ops may have paused since this dispatch began.
-        with self.database.transaction() as session:
-            controls = read_controls(session)
+        controls = read_controls(self.database)
         self._log_pauses(controls)
         names = [only] if only else list(self.config.briefings)
         active = [n for n in names if not controls.get(n, ControlState(n)).paused]

@@ -17,17 +17,13 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
-from briefing.config import Config, frequency_includes, parse_send_time
-from briefing.editions.dispatch import due_editions, local_send_moment
-from briefing.ops.controls import ControlState, read_controls
+from briefing.config import Config
+from briefing.domain.calendar import local_send_moment, missed, next_send
 from briefing.store import Database
-from briefing.store.schema import Edition, Subscription
+from briefing.store.controls import ControlState, read_controls
+from briefing.store.editions import dispatched_dates
+from briefing.store.schedule import active_subscriptions
 
-# A weekly subscription's next edition is at most 7 days ahead; one spare day
-# covers a send moment pushed past midnight by a DST gap.
-_HORIZON_DAYS = 8
 _send_moment = lru_cache(maxsize=4096)(local_send_moment)
 
 
@@ -71,36 +67,6 @@ class BriefingTimetable:
         return sum(group.subscribers for group in self.groups if group.due_now)
 
 
-def _next_edition(
-    subscription: Subscription, now: datetime, deadline: timedelta, dispatched: set[date]
-) -> tuple[datetime, date, bool] | None:
-    """Return (moment, issue date, due now) of a subscription's next undispatched edition."""
-    for due in due_editions(subscription, now, deadline):
-        if due.issue_date not in dispatched and not due.expired:
-            return due.scheduled_at, due.issue_date, True
-    zone = ZoneInfo(subscription.timezone)
-    send_time = parse_send_time(subscription.send_time)
-    today = now.astimezone(zone).date()
-    for offset in range(_HORIZON_DAYS):
-        day = today + timedelta(days=offset)
-        if day in dispatched or not frequency_includes(subscription.frequency, day):
-            continue
-        moment = _send_moment(day, send_time, zone)
-        if moment > now and moment >= subscription.created_at:
-            return moment, day, False
-    return None
-
-
-def _missed(
-    subscription: Subscription, now: datetime, deadline: timedelta, dispatched: set[date]
-) -> int:
-    return sum(
-        1
-        for due in due_editions(subscription, now, deadline)
-        if due.expired and due.issue_date not in dispatched
-    )
-
-
 def timetable(
     config: Config, database: Database, now: datetime, *, briefing: str | None = None
 ) -> list[BriefingTimetable]:
@@ -113,19 +79,8 @@ def timetable(
         controls = read_controls(session)
         for name in names:
             settings = config.briefing(name)
-            subscriptions = session.scalars(
-                select(Subscription)
-                .where(Subscription.briefing == name, Subscription.status == "active")
-                .order_by(Subscription.id)
-            ).all()
-            dispatched: dict[int, set[date]] = {}
-            for subscriber_id, issue_date in session.execute(
-                select(Edition.subscriber_id, Edition.issue_date).where(
-                    Edition.briefing == name, Edition.issue_date >= since
-                )
-            ):
-                if subscriber_id is not None:
-                    dispatched.setdefault(subscriber_id, set()).add(issue_date)
+            subscriptions = active_subscriptions(session, name)
+            dispatched = dispatched_dates(session, name, since)
             table = BriefingTimetable(
                 briefing=name,
                 title=settings.title,
@@ -135,18 +90,17 @@ def timetable(
             counts: Counter[tuple[str, str, str, datetime, date, bool]] = Counter()
             for subscription in subscriptions:
                 done = dispatched.get(subscription.subscriber_id, set())
-                table.missed += _missed(subscription, now, settings.deadline, done)
-                upcoming = _next_edition(subscription, now, settings.deadline, done)
+                table.missed += missed(subscription, now, settings.deadline, done)
+                upcoming = next_send(subscription, now, settings.deadline, done, _send_moment)
                 if upcoming is not None:
-                    moment, issue_date, due_now = upcoming
                     counts[
                         (
                             subscription.timezone,
                             subscription.send_time,
                             subscription.frequency,
-                            moment,
-                            issue_date,
-                            due_now,
+                            upcoming.moment,
+                            upcoming.issue_date,
+                            upcoming.due_now,
                         )
                     ] += 1
             table.groups = sorted(

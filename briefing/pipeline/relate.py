@@ -4,7 +4,7 @@ The **archive** is every stored article first seen within a window before the
 cut (all sections, newest first, capped); its :class:`SimilarityIndex` is
 built once and shared by every variant cut from the same archive in a run.
 
-Order of the steps in a variant (``briefing.editions.variants.build_variant``):
+Order of the steps in a variant (``briefing.pipeline.cut.cut_variant``):
 
 1. **Fold** (:func:`fold_candidates`) runs on the candidates of all the
    variant's sections *before* selection. Candidates that cover the same story

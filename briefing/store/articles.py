@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from briefing.domain.models import ArticleDraft
+from briefing.domain.models import ArticleDraft, SelectedArticle
 from briefing.store.schema import Article, ArticleSection, Source
 
 Outcome = Literal["new", "updated", "unchanged"]
@@ -170,3 +172,116 @@ def _apply(
         ArticleSection(section=key) for key in sorted(wanted - current)
     ]
     return "updated", article
+
+
+@dataclass(frozen=True)
+class ArticleListing:
+    """A stored article as ``briefing articles`` lists it."""
+
+    id: int
+    title: str
+    url: str | None
+    sections: tuple[str, ...]
+    dek: str | None
+    body_text: str
+    published_at: datetime | None
+    first_seen_at: datetime
+
+
+def latest_articles(
+    session: Session, limit: int, section: str | None = None
+) -> list[ArticleListing]:
+    """Return the articles first seen last (of one section, when given), newest first."""
+    query = select(Article).order_by(Article.first_seen_at.desc(), Article.id.desc()).limit(limit)
+    if section:
+        query = query.join(ArticleSection).where(ArticleSection.section == section)
+    return [
+        ArticleListing(
+            id=article.id,
+            title=article.title,
+            url=article.url,
+            sections=tuple(row.section for row in article.sections),
+            dek=article.dek,
+            body_text=article.body_text,
+            published_at=article.published_at,
+            first_seen_at=article.first_seen_at,
+        )
+        for article in session.scalars(query)
+    ]
+
+
+def _as_selected(
+    article: Article, section: str, source_key: str | None, names: Mapping[str, str]
+) -> SelectedArticle:
+    return SelectedArticle(
+        id=article.id,
+        section=section,
+        title=article.title,
+        url=article.url,
+        dek=article.dek,
+        body_text=article.body_text,
+        image_url=article.image_url,
+        image_alt=article.image_alt,
+        image_credit=article.image_credit,
+        published_at=article.published_at,
+        first_seen_at=article.first_seen_at,
+        source=names.get(source_key) if source_key else None,
+    )
+
+
+def section_window(
+    session: Session,
+    section: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    source_names: Mapping[str, str],
+) -> list[SelectedArticle]:
+    """Return a section's articles first seen in ``(start, end]``, newest first.
+
+    ``source_names`` maps a source's key (its location) to the name shown.
+    """
+    rows = session.execute(
+        select(Article, Source.key)
+        .join(ArticleSection, ArticleSection.article_id == Article.id)
+        .outerjoin(Source, Source.id == Article.source_id)
+        .where(
+            ArticleSection.section == section,
+            Article.first_seen_at > start,
+            Article.first_seen_at <= end,
+        )
+        .order_by(Article.first_seen_at.desc(), Article.id.desc())
+        .limit(limit)
+    ).all()
+    return [_as_selected(article, section, key, source_names) for article, key in rows]
+
+
+def recent_articles(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    source_names: Mapping[str, str],
+    section_order: Mapping[str, int],
+) -> list[SelectedArticle]:
+    """Return every section's articles first seen in ``(start, end]``, newest first.
+
+    Each article is given one section: its first in ``section_order`` (then by name).
+    """
+    rows = session.execute(
+        select(Article, Source.key)
+        .outerjoin(Source, Source.id == Article.source_id)
+        .where(Article.first_seen_at > start, Article.first_seen_at <= end)
+        .order_by(Article.first_seen_at.desc(), Article.id.desc())
+        .limit(limit)
+    ).all()
+    articles = []
+    last = len(section_order)
+    for article, source_key in rows:
+        sections = sorted(
+            (row.section for row in article.sections),
+            key=lambda s: (section_order.get(s, last), s),
+        )
+        section = sections[0] if sections else ""
+        articles.append(_as_selected(article, section, source_key, source_names))
+    return articles

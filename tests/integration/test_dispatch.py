@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,101 +10,12 @@ from sqlalchemy import select
 from briefing.audience.imports import import_subscribers
 from briefing.config import Config
 from briefing.domain.tokens import Signer
-from briefing.editions.dispatch import dispatch, due_editions, local_send_moment
+from briefing.editions.dispatch import dispatch
 from briefing.ingest import ingest
 from briefing.store import Database
-from briefing.store.schema import BriefingControl, Delivery, Edition, Subscription, Variant
+from briefing.store.schema import BriefingControl, Delivery, Edition, Variant
 from briefing.store.suppressions import suppress
 from tests.support.factories import NOW
-
-LONDON = ZoneInfo("Europe/London")
-
-
-def subscription(**overrides: object) -> Subscription:
-    values: dict[str, object] = {
-        "id": 1,
-        "subscriber_id": 1,
-        "briefing": "daily",
-        "timezone": "Europe/London",
-        "send_time": "07:00",
-        "frequency": "daily",
-        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
-    }
-    values.update(overrides)
-    return Subscription(**values)
-
-
-def test_send_moment_on_both_sides_of_dst() -> None:
-    assert local_send_moment(date(2026, 3, 28), time(7), LONDON) == datetime(
-        2026, 3, 28, 7, tzinfo=UTC
-    )
-    assert local_send_moment(date(2026, 3, 30), time(7), LONDON) == datetime(
-        2026, 3, 30, 6, tzinfo=UTC
-    )
-
-
-def test_send_time_in_spring_gap_goes_at_first_valid_minute() -> None:
-    # 29 March 2026: London clocks jump from 01:00 to 02:00.
-    assert local_send_moment(date(2026, 3, 29), time(1, 30), LONDON) == datetime(
-        2026, 3, 29, 1, tzinfo=UTC
-    )
-
-
-def test_send_time_in_autumn_fold_is_the_first_occurrence() -> None:
-    # 25 October 2026: 01:00-02:00 happens twice in London.
-    assert local_send_moment(date(2026, 10, 25), time(1, 30), LONDON) == datetime(
-        2026, 10, 25, 0, 30, tzinfo=UTC
-    )
-
-
-def test_due_only_after_local_send_time() -> None:
-    sub = subscription(timezone="Asia/Kolkata", send_time="06:30")
-    before = datetime(2026, 11, 26, 0, 59, tzinfo=UTC)  # 06:29 in Kolkata
-    after = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
-    assert [d.issue_date for d in due_editions(sub, before, timedelta(hours=3))] == [
-        date(2026, 11, 25)
-    ]
-    assert next(d.issue_date for d in due_editions(sub, before, timedelta(hours=3))) == date(
-        2026, 11, 25
-    )
-    due = due_editions(sub, after, timedelta(hours=3))
-    assert [(d.issue_date, d.expired) for d in due] == [
-        (date(2026, 11, 25), True),
-        (date(2026, 11, 26), False),
-    ]
-
-
-def test_weekdays_and_weekly() -> None:
-    saturday = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    assert [
-        d.issue_date
-        for d in due_editions(subscription(frequency="weekdays"), saturday, timedelta(hours=3))
-    ] == [date(2026, 11, 27)]
-    monday = datetime(2026, 11, 30, 8, tzinfo=UTC)
-    assert [
-        d.issue_date
-        for d in due_editions(subscription(frequency="weekly:mon"), monday, timedelta(hours=3))
-    ] == [date(2026, 11, 30)]
-
-
-def test_subscription_newer_than_send_time_waits_for_tomorrow() -> None:
-    sub = subscription(created_at=datetime(2026, 11, 26, 9, tzinfo=UTC))
-    assert due_editions(sub, datetime(2026, 11, 26, 9, 5, tzinfo=UTC), timedelta(hours=3)) == []
-
-
-def test_deadline_marks_expired() -> None:
-    sub = subscription()
-    (on_time,) = [
-        d
-        for d in due_editions(sub, datetime(2026, 11, 26, 9, 59, tzinfo=UTC), timedelta(hours=3))
-        if d.issue_date == date(2026, 11, 26)
-    ]
-    (late,) = [
-        d
-        for d in due_editions(sub, datetime(2026, 11, 26, 10, 1, tzinfo=UTC), timedelta(hours=3))
-        if d.issue_date == date(2026, 11, 26)
-    ]
-    assert not on_time.expired and late.expired
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from briefing.config import Config, frequency_includes, load_config
+from briefing.config import Config, load_config
 from briefing.errors import ConfigError
 from tests.support.factories import REPO, config_dict, write_config
 
@@ -98,17 +98,6 @@ def test_unquoted_yaml_time_is_read_as_clock_time(tmp_path: Path) -> None:
         .replace("send_time: '07:00'", "send_time: 07:30")
     )
     assert load_config(path).briefings["daily"].send_time == time(7, 30)
-
-
-def test_frequency_days() -> None:
-    from datetime import date
-
-    monday, saturday = date(2026, 11, 23), date(2026, 11, 28)
-    assert frequency_includes("daily", saturday)
-    assert frequency_includes("weekdays", monday) and not frequency_includes("weekdays", saturday)
-    assert frequency_includes("weekly:mon", monday) and not frequency_includes(
-        "weekly:mon", saturday
-    )
 
 
 def test_every_field_is_documented() -> None:

@@ -16,14 +16,9 @@ from briefing.deliver import OutboxTransport, deliver
 from briefing.domain.models import DigestItem, SelectedArticle
 from briefing.domain.tokens import Signer
 from briefing.editions.dispatch import dispatch
-from briefing.editions.variants import (
-    BuiltVariant,
-    VariantInputs,
-    VariantSpec,
-    build_variant,
-    load_inputs,
-)
+from briefing.editions.variants import load_inputs
 from briefing.ingest import ingest
+from briefing.pipeline.cut import BuiltVariant, VariantInputs, VariantSpec, cut_variant
 from briefing.pipeline.relate import Archive
 from briefing.pipeline.render import new_placeholders
 from briefing.store import open_database
@@ -140,7 +135,9 @@ def build(
         candidates=candidates if candidates is not None else {"world": CANDIDATES},
         archive=Archive(archive if archive is not None else ARCHIVE),
     )
-    return build_variant(config, SPEC, inputs, dict.fromkeys(new_placeholders(), "x" * 32))
+    return cut_variant(
+        config, SPEC, inputs, placeholders=dict.fromkeys(new_placeholders(), "x" * 32)
+    )
 
 
 def items(built: BuiltVariant) -> dict[str, DigestItem]:
@@ -361,15 +358,14 @@ def test_variants_of_one_run_share_the_archive_and_its_index(
     world_only = VariantSpec("daily", ("world",), None, AT, "en_GB", date(2026, 11, 26))
     business_only = VariantSpec("daily", ("business",), None, AT, "en_GB", date(2026, 11, 26))
     archives: dict[Any, Archive] = {}
-    with database.transaction() as session:
-        first = load_inputs(session, config, world_only, archives)
-        second = load_inputs(session, config, business_only, archives)
-        alone = load_inputs(session, config, world_only)
+    first = load_inputs(database, config, world_only, archives)
+    second = load_inputs(database, config, business_only, archives)
+    alone = load_inputs(database, config, world_only)
     assert first.archive is second.archive and len(archives) == 1
     assert first.archive.index is second.archive.index
     assert len(first.archive) == 5  # every section's articles, each once
     assert alone.archive is not first.archive
-    assert build_variant(config, world_only, first).digest == (
-        build_variant(config, world_only, alone).digest
+    assert cut_variant(config, world_only, first).digest == (
+        cut_variant(config, world_only, alone).digest
     )
     database.dispose()

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from briefing.config import Config
 from briefing.domain.models import Digest, DigestItem, DigestSection, Link
 from briefing.domain.tokens import TOKEN_LENGTH, Purpose, Signer
-from briefing.editions.variants import VariantInputs, VariantSpec, build_variant
 from briefing.pipeline.compose import HTML_LIMIT, MessageTemplate, compose_variant, to_header
+from briefing.pipeline.cut import VariantInputs, VariantSpec, cut_variant
 from briefing.pipeline.relate import Archive
 from briefing.pipeline.render import new_placeholders, render_digest
 from tests.support.factories import NOW, make_config, make_selected
@@ -190,7 +190,7 @@ def test_html_part_stays_under_the_clip_size_by_dropping_lowest_items(tmp_path) 
             "sections": {"world": config.sections["world"].model_copy(update={"max_items": 100})}
         }
     )
-    built = build_variant(big, spec, VariantInputs(candidates=candidates, archive=Archive(())))
+    built = cut_variant(big, spec, VariantInputs(candidates=candidates, archive=Archive(())))
     assert built.composed.html_size < HTML_LIMIT
     assert 10 < len(built.selection.articles) < 100
     assert built.selection.dropped == 100 - len(built.selection.articles)

@@ -1,0 +1,214 @@
+"""Cut a variant's content from its candidates: the pipeline as one pure function.
+
+``cut_variant`` runs fold -> select -> summarise and relate -> render ->
+compose on values already read from the store, and drops the lowest item
+until the HTML part fits under Gmail's clipping limit. It reads no database
+and writes nothing; see :mod:`briefing.pipeline.relate` for why folding comes
+before selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from briefing.config import Config
+from briefing.domain.models import (
+    Digest,
+    DigestItem,
+    DigestSection,
+    RenderedDigest,
+    SelectedArticle,
+    Selection,
+)
+from briefing.pipeline.compose import HTML_LIMIT, ComposedVariant, compose_variant
+from briefing.pipeline.relate import Archive, Folding, fold_candidates, related_links
+from briefing.pipeline.render import new_placeholders, render_digest
+from briefing.pipeline.select import drop_lowest, select_articles
+from briefing.pipeline.summarise import summarise
+
+logger = logging.getLogger(__name__)
+
+Summariser = Callable[[SelectedArticle, int], str]
+"""Summarise one article within a word budget."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """Everything that decides a variant's content."""
+
+    briefing: str
+    sections: tuple[str, ...]
+    since: datetime | None
+    cut_at: datetime
+    locale: str
+    issue_date: date
+
+    @property
+    def key(self) -> str:
+        """Return the variant's identity as a hex digest."""
+        payload = json.dumps(
+            [
+                self.briefing,
+                list(self.sections),
+                self.since.isoformat() if self.since else None,
+                self.cut_at.isoformat(),
+                self.locale,
+                self.issue_date.isoformat(),
+            ]
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VariantInputs:
+    """What a variant is cut from: each section's candidates and the related-link archive."""
+
+    candidates: Mapping[str, Sequence[SelectedArticle]]
+    archive: Archive
+
+
+@dataclass(frozen=True)
+class BuiltVariant:
+    """A variant's content at every stage, before it is stored."""
+
+    spec: VariantSpec
+    selection: Selection
+    digest: Digest
+    rendered: RenderedDigest
+    composed: ComposedVariant
+    placeholders: Mapping[str, str]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """Tell whether the digest has no items."""
+        return not self.selection.articles
+
+
+def summary_of(article: SelectedArticle, words: int) -> str:
+    """Return the article's own dek, else an extractive summary within ``words``."""
+    if article.dek:
+        return article.dek
+    return summarise(article.title, article.body_text, words)
+
+
+def make_digest(
+    config: Config,
+    spec: VariantSpec,
+    selection: Selection,
+    folding: Folding,
+    archive: Archive,
+    summariser: Summariser = summary_of,
+) -> Digest:
+    """Summarise the selected articles and give them their related and also-covered links."""
+    briefing = config.briefings[spec.briefing]
+    by_id = {article.id: article for article in selection.articles}
+    related = related_links(
+        [by_id[article_id] for article_id in selection.ranking if article_id in by_id],
+        archive,
+        per_item=briefing.related_links,
+        window=briefing.related_window,
+        threshold=briefing.related_threshold,
+        same_story=briefing.fold_threshold,
+        exclude=folding.folded,
+    )
+    sections = tuple(
+        DigestSection(
+            key=key,
+            title=config.sections[key].title,
+            items=tuple(
+                DigestItem(
+                    article=article,
+                    summary=summariser(article, briefing.summary_words),
+                    related=related.get(article.id, ()),
+                    also_covered=folding.also_covered(article.id),
+                )
+                for article in selection.articles
+                if article.section == key
+            ),
+        )
+        for key in spec.sections
+    )
+    notes: tuple[str, ...] = ()
+    if selection.dropped:
+        notes = (f"{selection.dropped} article(s) left out by the item cap or the size limit",)
+    return Digest(
+        briefing=spec.briefing,
+        title=briefing.title,
+        locale=spec.locale,
+        issue_date=spec.issue_date,
+        cut_at=spec.cut_at,
+        sections=sections,
+        notes=notes,
+    )
+
+
+def _fold(config: Config, spec: VariantSpec, inputs: VariantInputs) -> tuple[Archive, Folding]:
+    """Narrow the archive to what covers the candidates, and fold same-story candidates."""
+    archive = inputs.archive.covering(
+        article for articles in inputs.candidates.values() for article in articles
+    )
+    threshold = config.briefings[spec.briefing].fold_threshold
+    return archive, fold_candidates(inputs.candidates, spec.sections, archive.index, threshold)
+
+
+def _select(config: Config, spec: VariantSpec, folding: Folding) -> Selection:
+    return select_articles(
+        spec.briefing,
+        folding.candidates,
+        spec.sections,
+        {key: config.sections[key].max_items for key in spec.sections},
+        config.briefings[spec.briefing].max_items,
+        spec.since,
+        spec.cut_at,
+    )
+
+
+def cut_variant(
+    config: Config,
+    spec: VariantSpec,
+    inputs: VariantInputs,
+    *,
+    placeholders: Mapping[str, str] | None = None,
+    templates: Path | None = None,
+    summariser: Summariser = summary_of,
+) -> BuiltVariant:
+    """Cut a variant's content, dropping the lowest items until the HTML part fits."""
+    briefing = config.briefings[spec.briefing]
+    links = dict(placeholders or new_placeholders())
+    archive, folding = _fold(config, spec, inputs)
+    selection = _select(config, spec, folding)
+    while True:
+        digest = make_digest(config, spec, selection, folding, archive, summariser)
+        rendered = render_digest(
+            digest,
+            key=spec.briefing,
+            site=config.site,
+            briefing=briefing,
+            placeholders=links,
+            templates=templates,
+        )
+        composed = compose_variant(
+            rendered,
+            variant_key=spec.key,
+            site=config.site,
+            briefing=briefing,
+            placeholders=links,
+        )
+        if composed.html_size < HTML_LIMIT or not selection.articles:
+            break
+        logger.info(
+            "briefing %s: HTML part %d bytes over %d; dropping the lowest item",
+            spec.briefing,
+            composed.html_size,
+            HTML_LIMIT,
+        )
+        selection = drop_lowest(selection)
+    notes = rendered.notes + composed.notes
+    return BuiltVariant(spec, selection, digest, rendered, composed, links, notes)
