@@ -19,8 +19,8 @@ from starlette.responses import HTMLResponse, Response
 
 from briefing.audience.lifecycle import Preferences, leave_all, set_preferences, unsubscribe
 from briefing.config import check_timezone
-from briefing.domain.calendar import WEEKDAYS, check_frequency, parse_send_time
 from briefing.deliver.engine import personal_tokens
+from briefing.domain.calendar import WEEKDAYS, check_frequency, parse_send_time
 from briefing.domain.states import ENDED, SubscriptionState
 from briefing.domain.tokens import Purpose
 from briefing.editions.variants import ordered_sections
