@@ -53,9 +53,12 @@ $(VENV)/.lint-installed: $(BIN)/briefing
 	$(BIN)/python -m pip install --quiet -e '.[lint]'
 	@touch $@
 
+# Style, types and the import contracts in pyproject.toml ([tool.importlinter]).
 lint: $(VENV)/.lint-installed
 	$(BIN)/ruff check briefing tests benchmarks
-	$(BIN)/mypy briefing
+	$(BIN)/ruff format --check briefing tests benchmarks
+	$(BIN)/mypy --strict briefing
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/render_compose.py
