@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
@@ -75,7 +75,7 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
         click.echo(f"note: {note}")
     dkim = DkimSigner.from_config(config)
     transport = make_transport(config)
-    clock = (lambda: at) if at_text else (lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = (lambda: at) if at_text else (lambda: datetime.now(UTC))
     if config.delivery.redirect_to:
         click.echo(
             f"redirect: every message goes to {config.delivery.redirect_to} with inert "

@@ -673,4 +673,4 @@ def _status_key(result: TransportResult) -> str | None:
 
 def _retry_delay(base: float, cap: float, attempt: int) -> float:
     """Return the wait before try ``attempt + 1``: base x 2^(attempt-1), capped, +-50% jitter."""
-    return min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    return min(cap, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.5)

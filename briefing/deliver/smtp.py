@@ -487,4 +487,4 @@ class SmtpTransport:
 
 def _backoff(base: float, failures: int) -> float:
     """Return base x 2^(failures-1), capped, with +-50% jitter so connections do not stampede."""
-    return min(MAX_RECONNECT_WAIT, base * 2 ** max(failures - 1, 0)) * random.uniform(0.5, 1.5)
+    return min(MAX_RECONNECT_WAIT, base * 2.0 ** max(failures - 1, 0)) * random.uniform(0.5, 1.5)

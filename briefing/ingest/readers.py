@@ -28,12 +28,12 @@ import yaml
 from markdown_it import MarkdownIt
 
 from briefing.domain.models import ArticleDraft
+from briefing.domain.text import one_line
 from briefing.errors import ArticleError, SourceError
 from briefing.ingest.clean import (
     absolute_url,
     canonical_url,
     html_to_text,
-    one_line,
     plain_paragraphs,
     sanitise_html,
 )

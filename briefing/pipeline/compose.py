@@ -162,7 +162,8 @@ def to_header(address: str, name: str | None) -> bytes:
     if _PLAIN_NAME.match(name):
         return f"To: {name} <{address}>\r\n".encode("ascii")
     value = str(Address(display_name=name, addr_spec=address))
-    return SMTP.header_factory("To", value).fold(policy=SMTP).encode("ascii")
+    folded: str = SMTP.header_factory("To", value).fold(policy=SMTP)
+    return folded.encode("ascii")
 
 
 @dataclass(frozen=True)
