@@ -94,7 +94,7 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """Return ``message`` with its DKIM-Signature header in front."""
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(
             message,
             self.selector,
             self.domain,

@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from briefing.config import Config
-from briefing.deliver.engine import list_unsubscribe
 from briefing.domain.addresses import AddressError, normalise_address
 from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.variants import VariantSpec, build_variant, load_inputs, ordered_sections
 from briefing.errors import BriefingError
 from briefing.pipeline.compose import HTML_LIMIT, HTML_WARNING, MessageTemplate, fill_links
+from briefing.pipeline.personalise import list_unsubscribe
 from briefing.store import Database
 from briefing.store.schema import Edition, Subscriber, Subscription, Variant
 

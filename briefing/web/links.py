@@ -21,10 +21,10 @@ from starlette.responses import HTMLResponse, Response
 from briefing.audience.imports import ENDED
 from briefing.audience.lifecycle import Preferences, leave_all, set_preferences, unsubscribe
 from briefing.config import WEEKDAYS, check_frequency, check_timezone, parse_send_time
-from briefing.deliver.engine import personal_tokens
 from briefing.domain.tokens import Purpose
 from briefing.editions.variants import ordered_sections
 from briefing.pipeline.compose import fill_links
+from briefing.pipeline.personalise import personal_tokens
 from briefing.store.schema import Edition, Subscription
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form

@@ -35,45 +35,15 @@ from pathlib import Path
 from briefing.config import SmtpConfig
 from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.replies import Classified, Reply, Stage, classify
-from briefing.deliver.transports import TransportResult
+from briefing.deliver.transports.base import Transport, TransportResult
+from briefing.domain.states import DeliveryState
 from briefing.errors import SessionError
-from briefing.pipeline.compose import MessageTemplate, ascii_address
+from briefing.pipeline.compose import ascii_address
 
 logger = logging.getLogger(__name__)
 
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _BAD_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
 MAX_RECONNECT_WAIT = 30.0
-
-
-def to_wire(message: bytes) -> bytes:
-    """Return a message in SMTP DATA form: CRLF line ends, dot-stuffed, ending in CRLF.
-
-    The final ``.`` line is not included; :meth:`SmtpTransport.send` adds it.
-    """
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_ENDS.sub(b"\r\n", message)
-    if message.startswith(b"."):
-        message = b"." + message
-    if b"\n." in message:
-        message = message.replace(b"\n.", b"\n..")
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    return message
-
-
-def wire_template(template: MessageTemplate) -> MessageTemplate:
-    """Return a variant's template already in DATA form, so no message is scanned per recipient.
-
-    Dot-stuffing the template equals dot-stuffing each personalised message:
-    the personal parts (tokens of URL-safe base64, headers starting with a
-    name) never put a dot at the start of a line, and never add or remove a
-    line break. Composed templates already end their lines with CRLF.
-    """
-    return MessageTemplate(
-        head=to_wire(template.head), body=to_wire(template.body), placeholders=template.placeholders
-    )
 
 
 def envelope_problem(address: str, smtputf8: bool) -> str | None:
@@ -342,7 +312,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-class SmtpTransport:
+class SmtpTransport(Transport):
     """A pool of up to ``pool_size`` SMTP connections shared by the engine's workers."""
 
     name = "smtp"
@@ -384,7 +354,7 @@ class SmtpTransport:
             problem := envelope_problem(sender, connection.smtputf8)
         ):
             self._checkin(connection)
-            return TransportResult("failed", reply=problem, stage="rcpt")
+            return TransportResult(DeliveryState.FAILED, reply=problem, stage="rcpt")
         connection.limiter.acquire()
         try:
             answer = connection.transact(sender, recipient, message + b".\r\n")
@@ -392,7 +362,9 @@ class SmtpTransport:
             connection.abandon()
             self._dropped()
             logger.info("SMTP %s: %s at %s; reconnecting", self.host, dropped.reason, dropped.stage)
-            return TransportResult("deferred", reply=dropped.reason, stage=dropped.stage)
+            return TransportResult(
+                DeliveryState.DEFERRED, reply=dropped.reason, stage=dropped.stage
+            )
         verdict, reply = answer.classified.verdict, answer.reply
         if verdict == "session":
             connection.abandon()
@@ -422,7 +394,7 @@ class SmtpTransport:
                     self._drops_in_row = 0
             self._checkin(connection)
         return TransportResult(
-            verdict,
+            DeliveryState(verdict),
             code=reply.code,
             reply=str(reply),
             stage=answer.stage,
@@ -477,6 +449,18 @@ class SmtpTransport:
         with self._lock:
             self._idle.append(connection)
 
+    def describe(self) -> str:
+        """Name the relay: ``host:port``."""
+        return self.host
+
+    def envelope_sender(self, from_address: str, *, briefing: str, recipient: str) -> str:
+        """Return ``smtp.envelope_sender`` filled in (VERP), else the From address."""
+        template = self.settings.envelope_sender
+        if not template:
+            return from_address
+        local, _, domain = recipient.rpartition("@")
+        return template.format(briefing=briefing, recipient=f"{local}={domain}")
+
     def close(self) -> None:
         """QUIT every idle connection."""
         with self._lock:
@@ -487,4 +471,4 @@ class SmtpTransport:
 
 def _backoff(base: float, failures: int) -> float:
     """Return base x 2^(failures-1), capped, with +-50% jitter so connections do not stampede."""
-    return min(MAX_RECONNECT_WAIT, base * 2 ** max(failures - 1, 0)) * random.uniform(0.5, 1.5)
+    return min(MAX_RECONNECT_WAIT, base * 2.0 ** max(failures - 1, 0)) * random.uniform(0.5, 1.5)
