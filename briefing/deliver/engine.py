@@ -47,7 +47,6 @@ from briefing.pipeline.compose import MessageTemplate
 from briefing.pipeline.personalise import message_for, redirected_message
 from briefing.store import Database, ledger
 from briefing.store.ledger import AttemptOutcome, Outgoing, Settlement, new_owner
-from briefing.store.schema import Variant
 
 logger = logging.getLogger(__name__)
 
@@ -265,9 +264,7 @@ class _Run:
             if not self.redirect_to:
                 ledger.settle(session, self.owner, settled, now)
             for variant_id in {o.variant_id for o in outgoing} - self.templates.keys():
-                variant = session.get(Variant, variant_id)
-                assert variant is not None
-                template = MessageTemplate.from_bytes(variant.message, variant.placeholders)
+                template = MessageTemplate.from_bytes(*ledger.variant_message(session, variant_id))
                 self.templates[variant_id] = template
                 if self.transport.wire_form:
                     self.wire_templates[variant_id] = wire_template(template)

@@ -43,6 +43,7 @@ from briefing.store.schema import (
     Subscriber,
     Subscription,
     Suppression,
+    Variant,
 )
 from briefing.store.suppressions import suppress
 
@@ -323,6 +324,14 @@ def load(
                 )
             )
     return outgoing, settled
+
+
+def variant_message(session: Session, variant_id: int) -> tuple[bytes, dict[str, str]]:
+    """Return a variant's stored message and the placeholders its personal links carry."""
+    variant = session.get(Variant, variant_id)
+    if variant is None:
+        raise BriefingError(f"variant {variant_id} is missing from the database")
+    return variant.message, {str(k): str(v) for k, v in variant.placeholders.items()}
 
 
 def settle(session: Session, owner: str, settlements: Iterable[Settlement], now: datetime) -> None:
