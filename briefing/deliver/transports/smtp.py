@@ -264,7 +264,7 @@ class SmtpConnection:
         reply = self._read("data-end")
         self._set_timeout(self.settings.command_timeout)
         answer = _Answer("data-end", reply, classify("data-end", reply))
-        if answer.classified.verdict != "sent":
+        if answer.classified.verdict != DeliveryState.SENT:
             self._reset(answer)
         return answer
 
@@ -366,7 +366,7 @@ class SmtpTransport(Transport):
                 DeliveryState.DEFERRED, reply=dropped.reason, stage=dropped.stage
             )
         verdict, reply = answer.classified.verdict, answer.reply
-        if verdict == "session":
+        if not isinstance(verdict, DeliveryState):  # the session is refused
             connection.abandon()
             hint = None
             if reply.code == 530:
@@ -389,12 +389,12 @@ class SmtpTransport(Transport):
             connection.abandon()
             self._dropped()
         else:
-            if verdict == "sent":
+            if verdict == DeliveryState.SENT:
                 with self._lock:
                     self._drops_in_row = 0
             self._checkin(connection)
         return TransportResult(
-            DeliveryState(verdict),
+            verdict,
             code=reply.code,
             reply=str(reply),
             stage=answer.stage,
