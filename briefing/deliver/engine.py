@@ -29,22 +29,21 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from briefing.config import Config
 from briefing.deliver.dkim import DkimSigner
+from briefing.deliver.messages import MessageMaker, build_problem
 from briefing.deliver.report import DeliveryReport
 from briefing.deliver.retry import RetryPolicy, RetryQueue
 from briefing.deliver.streak import Streak
-from briefing.deliver.transports import Transport, TransportResult, to_wire
+from briefing.deliver.transports import Transport, TransportResult
 from briefing.domain.states import DeliveryState
 from briefing.domain.tokens import Signer
 from briefing.errors import BriefingError, SessionError
 from briefing.pipeline.compose import MessageTemplate
-from briefing.pipeline.personalise import message_for, redirected_message
 from briefing.store import Database, ledger
 from briefing.store.ledger import AttemptOutcome, Outgoing, Settlement, new_owner
 
@@ -54,25 +53,6 @@ __all__ = ["DeliveryReport", "Outgoing", "claim", "deliver", "new_owner"]
 
 claim = ledger.claim
 PROGRESS_EVERY = 0.25  # seconds between progress callbacks
-
-
-def wire_template(template: MessageTemplate) -> MessageTemplate:
-    """Return a variant's template already in DATA form, so no message is scanned per recipient.
-
-    Dot-stuffing the template equals dot-stuffing each personalised message:
-    the personal parts (tokens of URL-safe base64, headers starting with a
-    name) never put a dot at the start of a line, and never add or remove a
-    line break. Composed templates already end their lines with CRLF.
-    """
-    return MessageTemplate(
-        head=to_wire(template.head), body=to_wire(template.body), placeholders=template.placeholders
-    )
-
-
-def test_message_id(config: Config) -> str:
-    """Return a fresh Message-ID for a redirected test send."""
-    domain = config.site.from_address.rpartition("@")[2]
-    return f"<test.{uuid.uuid4().hex}@{domain}>"
 
 
 def deliver(
@@ -148,22 +128,18 @@ class _Run:
         self.config = config
         self.delivery = config.delivery
         self.database = database
-        self.signer = signer
         self.transport = transport
         self.briefing = briefing
         self.clock = clock
         self.owner = owner
         self.stop = stop
         self.progress = progress
-        self.dkim = dkim
         self.redirect_to = config.delivery.redirect_to
         self.lease = timedelta(seconds=self.delivery.lease)
         self.report = DeliveryReport(redirected_to=self.redirect_to)
         self.work: queue.Queue[_Job | None] = queue.Queue()
         self.results: queue.Queue[_Done] = queue.Queue()
-        self.templates: dict[int, MessageTemplate] = {}
-        # Already in SMTP DATA form: used when nothing (DKIM) must see the message first.
-        self.wire_templates: dict[int, MessageTemplate] = {}
+        self.maker = MessageMaker(config, signer, transport, dkim=dkim)
         self.outstanding: dict[int, _Job] = {}  # claimed by us, not settled
         self.retry = RetryPolicy(self.delivery.retry)
         self.retries: RetryQueue[_Job] = RetryQueue()  # waiting out a backoff
@@ -263,11 +239,10 @@ class _Run:
             outgoing, settled = ledger.load(session, self.config, ids, now)
             if not self.redirect_to:
                 ledger.settle(session, self.owner, settled, now)
-            for variant_id in {o.variant_id for o in outgoing} - self.templates.keys():
-                template = MessageTemplate.from_bytes(*ledger.variant_message(session, variant_id))
-                self.templates[variant_id] = template
-                if self.transport.wire_form:
-                    self.wire_templates[variant_id] = wire_template(template)
+            for variant_id in {o.variant_id for o in outgoing}:
+                if not self.maker.knows(variant_id):
+                    stored = ledger.variant_message(session, variant_id)
+                    self.maker.add(variant_id, MessageTemplate.from_bytes(*stored))
         for settlement in settled:
             self._count_settlement(settlement)
         for item in outgoing:
@@ -365,51 +340,23 @@ class _Run:
         if outgoing.delivery_id in self.cancelled or self.stopping:
             return _Done(job, started, started, skipped=True)
         try:
-            signing = self.dkim is not None
-            ready = self.transport.wire_form and not signing
-            template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
-            if self.redirect_to:
-                message = redirected_message(
-                    self.config,
-                    self.signer,
-                    template,
-                    outgoing,
-                    started,
-                    redirect_to=self.redirect_to,
-                    message_id=test_message_id(self.config),
-                )
-                recipient = self.redirect_to
-            else:
-                message = message_for(self.config, self.signer, template, outgoing, started)
-                recipient = outgoing.recipient
-            if self.dkim is not None:
-                message = self.dkim.sign(message)
-            if self.transport.wire_form and not ready:
-                message = to_wire(message)
+            letter = self.maker.letter(outgoing, started)
         except (BriefingError, ValueError, UnicodeError) as exc:
             # Bad data for this one recipient (a name or address the header cannot hold).
-            reason = str(exc)
-            if isinstance(exc, UnicodeEncodeError):
-                reason = (
-                    f"{exc.object[exc.start : exc.end]!r} cannot be written in the "
-                    "message's ASCII headers (an internationalised mailbox name needs "
-                    "SMTPUTF8)"
-                )
             result = TransportResult(
-                DeliveryState.FAILED, reply=f"cannot build the message: {reason}", stage="compose"
+                DeliveryState.FAILED,
+                reply=f"cannot build the message: {build_problem(exc)}",
+                stage="compose",
             )
             return _Done(job, started, self.clock(), result=result)
         try:
-            sender = self.transport.envelope_sender(
-                self.config.site.from_address,
-                briefing=outgoing.briefing,
-                recipient=outgoing.recipient,
-            )
-            result = self.transport.send(sender, recipient, message)
+            result = self.transport.send(letter.sender, letter.recipient, letter.message)
         except SessionError as exc:
             return _Done(job, started, self.clock(), session_error=exc)
         except Exception as exc:
-            logger.exception("delivery %d to %s: transport error", outgoing.delivery_id, recipient)
+            logger.exception(
+                "delivery %d to %s: transport error", outgoing.delivery_id, letter.recipient
+            )
             result = TransportResult(
                 DeliveryState.DEFERRED, reply=f"transport error: {exc!r}", stage="send"
             )
