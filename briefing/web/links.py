@@ -86,7 +86,9 @@ async def unsubscribe_page(request: Request) -> Response:
             heading=f"Unsubscribe from {title}",
             title=title,
             masked=mask(email),
-            preferences=context.path("p", context.signer.sign(Purpose.PREFERENCES, ident)),
+            preferences=context.path(
+                Purpose.PREFERENCES.route, context.signer.sign(Purpose.PREFERENCES, ident)
+            ),
         )
 
     return await run_in_threadpool(show)
