@@ -1,6 +1,6 @@
 """Read and write the delivery ledger: claims, leases, outcomes, cancels and summaries.
 
-The ledger is the queue's truth (DESIGN.md). A run *claims* due rows
+The ledger is the queue's truth. A run *claims* due rows
 (``pending``, or ``deferred`` whose ``next_attempt_at`` has come) by setting
 ``status = 'sending'`` with its ``owner`` and a ``lease_until``; it renews the
 lease with a heartbeat while it lives, so a live run's claims are never taken.
@@ -579,7 +579,7 @@ class SummaryRow:
 
     briefing: str
     issue_date: date
-    counts: dict[str, int]
+    counts: dict[DeliveryState, int]
 
     @property
     def total(self) -> int:
@@ -597,9 +597,9 @@ def summary(session: Session, target: Target | None = None) -> list[SummaryRow]:
     )
     if target is not None:
         query = query.where(target.where())
-    rows: dict[tuple[str, date], dict[str, int]] = {}
+    rows: dict[tuple[str, date], dict[DeliveryState, int]] = {}
     for briefing, issue_date, status, count in session.execute(query):
-        rows.setdefault((briefing, issue_date), {})[status] = count
+        rows.setdefault((briefing, issue_date), {})[DeliveryState(status)] = count
     return [SummaryRow(b, d, counts) for (b, d), counts in rows.items()]
 
 
@@ -612,7 +612,7 @@ class FailedRow:
     briefing: str
     issue_date: date
     recipient: str | None
-    status: str
+    status: DeliveryState
     attempts: int
     code: int | None
     reply: str | None
@@ -639,4 +639,9 @@ def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
     )
     if target is not None:
         query = query.where(target.where())
-    return [FailedRow(*row) for row in session.execute(query)]
+    return [
+        FailedRow(row_id, edition, briefing, day, email, DeliveryState(status), tries, code, reply)
+        for row_id, edition, briefing, day, email, status, tries, code, reply in session.execute(
+            query
+        )
+    ]
