@@ -4,7 +4,8 @@ One coordinating thread owns the database: it claims batches of due
 deliveries, checks them (subscription, suppression, deadline), hands the
 sendable ones to ``transport.connections`` worker threads, records every
 outcome, renews the leases, and retries temporary failures with backoff.
-Workers personalise, sign (DKIM) and send; they never touch the database.
+Workers build each message (:mod:`briefing.deliver.messages`: personalise,
+sign with DKIM) and send it; they never touch the database.
 
 Crash safety rests on one rule: a worker does not start its next message
 until the outcome of its last one is committed. Outcomes are committed in
@@ -49,9 +50,8 @@ from briefing.store.ledger import AttemptOutcome, Outgoing, Settlement, new_owne
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DeliveryReport", "Outgoing", "claim", "deliver", "new_owner"]
+__all__ = ["DeliveryReport", "deliver"]
 
-claim = ledger.claim
 PROGRESS_EVERY = 0.25  # seconds between progress callbacks
 
 
