@@ -49,8 +49,7 @@ from sqlalchemy import delete, update  # noqa: E402
 
 from briefing.audience.imports import import_subscribers  # noqa: E402
 from briefing.config import DkimConfig, load_config  # noqa: E402
-from briefing.deliver import DkimSigner, deliver, make_transport  # noqa: E402
-from briefing.deliver.engine import DeliveryReport  # noqa: E402
+from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport  # noqa: E402
 from briefing.domain.tokens import Signer  # noqa: E402
 from briefing.editions.dispatch import dispatch  # noqa: E402
 from briefing.ingest import ingest  # noqa: E402

@@ -27,7 +27,7 @@ from briefing.errors import DeliveryError
 from briefing.pipeline.compose import ascii_address, clean_header
 from briefing.pipeline.render import environment
 
-CONFIRM_ROUTE = "c"
+CONFIRM_ROUTE = Purpose.CONFIRM.route
 
 
 def confirm_link(config: Config, signer: Signer, confirmation_id: int) -> str:

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from briefing.cli.app import App, pass_app
+from briefing.domain.states import DeliveryState
 from briefing.store import ledger
-from briefing.store.schema import DELIVERY_STATES
 
 EDITION_HELP = "An edition id, or BRIEFING:YYYY-MM-DD for a briefing's issue of that date."
 
@@ -67,7 +67,7 @@ def deliveries_command(
     if not rows:
         click.echo("no deliveries" + (f" for {target}" if target else ""))
         return
-    states = [s for s in DELIVERY_STATES if any(s in row.counts for row in rows)]
+    states = [s for s in DeliveryState if any(s in row.counts for row in rows)]
     table = Table(title="deliveries", title_justify="left")
     table.add_column("briefing")
     table.add_column("issue date")
@@ -119,7 +119,7 @@ def cancel_command(app: App, edition_text: str, reason: str) -> None:
     with app.database.transaction() as session:
         count = ledger.cancel(session, target, datetime.now(UTC), reason)
         rows = ledger.summary(session, target)
-    sent = sum(row.counts.get("sent", 0) for row in rows)
+    sent = sum(row.counts.get(DeliveryState.SENT, 0) for row in rows)
     click.echo(f"cancelled {count} unsent delivery(ies) of {target}; {sent} already sent")
 
 

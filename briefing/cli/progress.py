@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from briefing.deliver.engine import DeliveryReport
+from briefing.deliver.report import DeliveryReport
 
 logger = logging.getLogger("briefing.send")
 LOG_EVERY = 5.0  # seconds between plain progress lines

@@ -1,8 +1,15 @@
 """Deliver composed editions: the ledger-draining engine and its transports."""
 
 from briefing.deliver.dkim import DkimSigner
-from briefing.deliver.engine import DeliveryReport, deliver
-from briefing.deliver.transports import OutboxTransport, Transport, TransportResult, make_transport
+from briefing.deliver.engine import deliver
+from briefing.deliver.report import DeliveryReport
+from briefing.deliver.transports import (
+    OutboxTransport,
+    Transport,
+    TransportResult,
+    make_transport,
+    transport_factories,
+)
 
 __all__ = [
     "DeliveryReport",
@@ -12,4 +19,5 @@ __all__ = [
     "TransportResult",
     "deliver",
     "make_transport",
+    "transport_factories",
 ]

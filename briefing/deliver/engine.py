@@ -4,7 +4,8 @@ One coordinating thread owns the database: it claims batches of due
 deliveries, checks them (subscription, suppression, deadline), hands the
 sendable ones to ``transport.connections`` worker threads, records every
 outcome, renews the leases, and retries temporary failures with backoff.
-Workers personalise, sign (DKIM) and send; they never touch the database.
+Workers build each message (:mod:`briefing.deliver.messages`: personalise,
+sign with DKIM) and send it; they never touch the database.
 
 Crash safety rests on one rule: a worker does not start its next message
 until the outcome of its last one is committed. Outcomes are committed in
@@ -16,170 +17,42 @@ that is at most the pool size. A rerun takes over the dead run's claims and
 resends exactly those, with the same Message-ID and bytes (only Date differs).
 
 Temporary failures (4xx, timeouts, dropped connections) are retried within
-the run after ``retry.backoff`` seconds, doubled each time with jitter, up to
-``retry.attempts_per_run`` tries; then the delivery is left ``deferred`` for a
-later run, never past the briefing's deadline (after which it expires).
+the run, then left ``deferred`` for a later run (:mod:`briefing.deliver.retry`).
 Permanent failures are final; a hard bounce (5.1.x) also suppresses the
 address. A refused session (:class:`SessionError`) or many recipients in a row
-refused with the same reply stop the run: claims are handed back and nobody
-is marked failed for it.
+refused with the same reply (:mod:`briefing.deliver.streak`) stop the run:
+claims are handed back and nobody is marked failed for it.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 import queue
-import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import formataddr
 
 from briefing.config import Config
 from briefing.deliver.dkim import DkimSigner
-from briefing.deliver.smtp import to_wire, wire_template
+from briefing.deliver.messages import MessageMaker, build_problem
+from briefing.deliver.report import DeliveryReport
+from briefing.deliver.retry import RetryPolicy, RetryQueue
+from briefing.deliver.streak import Streak
 from briefing.deliver.transports import Transport, TransportResult
-from briefing.domain.tokens import Purpose, Signer
+from briefing.domain.states import DeliveryState
+from briefing.domain.tokens import Signer
 from briefing.errors import BriefingError, SessionError
 from briefing.pipeline.compose import MessageTemplate
-from briefing.pipeline.render import personal_link
 from briefing.store import Database, ledger
-from briefing.store.ledger import Outcome, Outgoing, Settlement, new_owner
-from briefing.store.schema import Variant
+from briefing.store.ledger import AttemptOutcome, Outgoing, Settlement, new_owner
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DeliveryReport", "Outgoing", "claim", "deliver", "new_owner"]
+__all__ = ["DeliveryReport", "deliver"]
 
-claim = ledger.claim
-INTENDED_HEADER = "X-Briefing-Intended-Recipient"
 PROGRESS_EVERY = 0.25  # seconds between progress callbacks
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One recipient the run could not deliver to, and what the relay said."""
-
-    recipient: str
-    status: str
-    reply: str
-
-
-@dataclass
-class DeliveryReport:
-    """What one delivery run did."""
-
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    bounced: int = 0
-    cancelled: int = 0
-    suppressed: int = 0
-    expired: int = 0
-    released: int = 0  # claims handed back unsent because the run stopped
-    retries: int = 0  # extra tries within the run after a temporary failure
-    in_flight: int = 0
-    redirected_to: str | None = None
-    stopped: str | None = None  # why the run stopped before the ledger was drained
-    stop_hint: str | None = None
-    elapsed: float = 0.0
-    problems: list[str] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-
-    @property
-    def handled(self) -> int:
-        """Count deliveries this run settled or left deferred."""
-        return (
-            self.sent
-            + self.deferred
-            + self.failed
-            + self.bounced
-            + self.cancelled
-            + self.suppressed
-            + self.expired
-        )
-
-    @property
-    def rate(self) -> float:
-        """Return messages sent per second so far."""
-        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
-
-
-def personal_tokens(signer: Signer, subscription_id: int, edition_id: int) -> dict[str, str]:
-    """Return the tokens of one recipient's links, keyed by purpose."""
-    return {
-        Purpose.UNSUBSCRIBE.value: signer.sign(Purpose.UNSUBSCRIBE, subscription_id),
-        Purpose.PREFERENCES.value: signer.sign(Purpose.PREFERENCES, subscription_id),
-        Purpose.VIEW.value: signer.sign(Purpose.VIEW, edition_id),
-    }
-
-
-def inert_tokens(signer: Signer) -> dict[str, str]:
-    """Return the tokens of test sends and previews: genuine in form, acting on nobody."""
-    purposes = (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES, Purpose.VIEW)
-    return {purpose.value: signer.inert(purpose) for purpose in purposes}
-
-
-def list_unsubscribe(config: Config, token: str) -> tuple[str, ...]:
-    """Return the List-Unsubscribe URIs: the one-click https URL, then an optional mailto."""
-    uris = [personal_link(config.site.base_url, Purpose.UNSUBSCRIBE, token)]
-    if config.site.unsubscribe_mailto:
-        uris.append(f"mailto:{config.site.unsubscribe_mailto}?subject=unsubscribe%20{token}")
-    return tuple(uris)
-
-
-def message_for(
-    config: Config,
-    signer: Signer,
-    template: MessageTemplate,
-    outgoing: Outgoing,
-    now: datetime,
-) -> bytes:
-    """Personalise a variant's message for one recipient."""
-    tokens = personal_tokens(signer, outgoing.subscription_id, outgoing.edition_id)
-    return template.personalise(
-        recipient=outgoing.recipient,
-        name=outgoing.name,
-        message_id=outgoing.message_id,
-        date=now,
-        tokens=tokens,
-        list_unsubscribe=list_unsubscribe(config, tokens[Purpose.UNSUBSCRIBE.value]),
-    )
-
-
-def redirected_message(
-    config: Config,
-    signer: Signer,
-    template: MessageTemplate,
-    outgoing: Outgoing,
-    now: datetime,
-    redirect_to: str,
-) -> bytes:
-    """Personalise a test send: inert links, a fresh Message-ID, the intended recipient named."""
-    tokens = inert_tokens(signer)
-    domain = config.site.from_address.rpartition("@")[2]
-    return template.personalise(
-        recipient=redirect_to,
-        name=None,
-        message_id=f"<test.{uuid.uuid4().hex}@{domain}>",
-        date=now,
-        tokens=tokens,
-        list_unsubscribe=list_unsubscribe(config, tokens[Purpose.UNSUBSCRIBE.value]),
-        extra_headers={INTENDED_HEADER: formataddr((outgoing.name or "", outgoing.recipient))},
-    )
-
-
-def envelope_sender(config: Config, outgoing: Outgoing) -> str:
-    """Return MAIL FROM: ``smtp.envelope_sender`` filled in (VERP), else the From address."""
-    smtp = config.delivery.smtp
-    if config.delivery.transport != "smtp" or smtp is None or not smtp.envelope_sender:
-        return config.site.from_address
-    local, _, domain = outgoing.recipient.rpartition("@")
-    return smtp.envelope_sender.format(briefing=outgoing.briefing, recipient=f"{local}={domain}")
 
 
 def deliver(
@@ -255,28 +128,24 @@ class _Run:
         self.config = config
         self.delivery = config.delivery
         self.database = database
-        self.signer = signer
         self.transport = transport
         self.briefing = briefing
         self.clock = clock
         self.owner = owner
         self.stop = stop
         self.progress = progress
-        self.dkim = dkim
         self.redirect_to = config.delivery.redirect_to
         self.lease = timedelta(seconds=self.delivery.lease)
         self.report = DeliveryReport(redirected_to=self.redirect_to)
         self.work: queue.Queue[_Job | None] = queue.Queue()
         self.results: queue.Queue[_Done] = queue.Queue()
-        self.templates: dict[int, MessageTemplate] = {}
-        # Already in SMTP DATA form: used when nothing (DKIM) must see the message first.
-        self.wire_templates: dict[int, MessageTemplate] = {}
+        self.maker = MessageMaker(config, signer, transport, dkim=dkim)
         self.outstanding: dict[int, _Job] = {}  # claimed by us, not settled
-        self.retries: list[tuple[float, int, _Job]] = []  # (monotonic due, id, job)
+        self.retry = RetryPolicy(self.delivery.retry)
+        self.retries: RetryQueue[_Job] = RetryQueue()  # waiting out a backoff
         self.cancelled: set[int] = set()
         self.active = 0  # jobs handed to workers whose result is not recorded yet
-        self.streak: list[tuple[int, str]] = []  # same permanent reply in a row
-        self.streak_key: tuple[str | None, int | None, str | None] | None = None
+        self.streak = Streak(self.delivery.same_failure_limit)  # same refusal in a row
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
 
@@ -320,8 +189,9 @@ class _Run:
                     exhausted = not self._claim_batch()
                 if exhausted and not self.outstanding:
                     break
-                if not self.active and self.retries:
-                    time.sleep(min(0.05, max(0.0, self.retries[0][0] - time.monotonic())))
+                due = self.retries.next_due()
+                if not self.active and due is not None:
+                    time.sleep(min(0.05, max(0.0, due - time.monotonic())))
         finally:
             # On an error too: workers skip (and hand back) whatever is still queued.
             self.stopping = True
@@ -369,13 +239,10 @@ class _Run:
             outgoing, settled = ledger.load(session, self.config, ids, now)
             if not self.redirect_to:
                 ledger.settle(session, self.owner, settled, now)
-            for variant_id in {o.variant_id for o in outgoing} - self.templates.keys():
-                variant = session.get(Variant, variant_id)
-                assert variant is not None
-                template = MessageTemplate.from_bytes(variant.message, variant.placeholders)
-                self.templates[variant_id] = template
-                if self.transport.wire_form:
-                    self.wire_templates[variant_id] = wire_template(template)
+            for variant_id in {o.variant_id for o in outgoing}:
+                if not self.maker.knows(variant_id):
+                    stored = ledger.variant_message(session, variant_id)
+                    self.maker.add(variant_id, MessageTemplate.from_bytes(*stored))
         for settlement in settled:
             self._count_settlement(settlement)
         for item in outgoing:
@@ -385,8 +252,8 @@ class _Run:
         return True
 
     def _count_settlement(self, settlement: Settlement) -> None:
-        setattr(self.report, settlement.status, getattr(self.report, settlement.status) + 1)
-        if settlement.status != "suppressed":
+        self.report.count(settlement.status)
+        if settlement.status != DeliveryState.SUPPRESSED:
             logger.info(
                 "delivery %d%s: %s (%s)",
                 settlement.delivery_id,
@@ -402,20 +269,19 @@ class _Run:
     def _queue_due_retries(self) -> None:
         moment = time.monotonic()
         expired: list[Settlement] = []
-        while self.retries and self.retries[0][0] <= moment:
-            _, delivery_id, job = heapq.heappop(self.retries)
+        for delivery_id, job in self.retries.pop_due(moment):
             if delivery_id not in self.outstanding:
                 continue
             if delivery_id in self.cancelled:
                 self.outstanding.pop(delivery_id)
-                self.report.cancelled += 1
+                self.report.count(DeliveryState.CANCELLED)
                 continue
             if self.clock() > job.outgoing.deadline:
                 self.outstanding.pop(delivery_id)
                 expired.append(
                     Settlement(
                         delivery_id,
-                        "expired",
+                        DeliveryState.EXPIRED,
                         "not sent before the briefing's deadline",
                         job.outgoing.recipient,
                     )
@@ -447,8 +313,7 @@ class _Run:
                 continue
             self.active -= 1
             unsent.append(job.outgoing.delivery_id)
-        unsent.extend(delivery_id for _, delivery_id, _ in self.retries)
-        self.retries.clear()
+        unsent.extend(self.retries.clear())
         unsent = [i for i in unsent if self.outstanding.pop(i, None) is not None]
         if not unsent:
             return
@@ -475,41 +340,26 @@ class _Run:
         if outgoing.delivery_id in self.cancelled or self.stopping:
             return _Done(job, started, started, skipped=True)
         try:
-            signing = self.dkim is not None
-            ready = self.transport.wire_form and not signing
-            template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
-            if self.redirect_to:
-                message = redirected_message(
-                    self.config, self.signer, template, outgoing, started, self.redirect_to
-                )
-                recipient = self.redirect_to
-            else:
-                message = message_for(self.config, self.signer, template, outgoing, started)
-                recipient = outgoing.recipient
-            if self.dkim is not None:
-                message = self.dkim.sign(message)
-            if self.transport.wire_form and not ready:
-                message = to_wire(message)
+            letter = self.maker.letter(outgoing, started)
         except (BriefingError, ValueError, UnicodeError) as exc:
             # Bad data for this one recipient (a name or address the header cannot hold).
-            reason = str(exc)
-            if isinstance(exc, UnicodeEncodeError):
-                reason = (
-                    f"{exc.object[exc.start : exc.end]!r} cannot be written in the "
-                    "message's ASCII headers (an internationalised mailbox name needs "
-                    "SMTPUTF8)"
-                )
             result = TransportResult(
-                "failed", reply=f"cannot build the message: {reason}", stage="compose"
+                DeliveryState.FAILED,
+                reply=f"cannot build the message: {build_problem(exc)}",
+                stage="compose",
             )
             return _Done(job, started, self.clock(), result=result)
         try:
-            result = self.transport.send(envelope_sender(self.config, outgoing), recipient, message)
+            result = self.transport.send(letter.sender, letter.recipient, letter.message)
         except SessionError as exc:
             return _Done(job, started, self.clock(), session_error=exc)
         except Exception as exc:
-            logger.exception("delivery %d to %s: transport error", outgoing.delivery_id, recipient)
-            result = TransportResult("deferred", reply=f"transport error: {exc!r}", stage="send")
+            logger.exception(
+                "delivery %d to %s: transport error", outgoing.delivery_id, letter.recipient
+            )
+            result = TransportResult(
+                DeliveryState.DEFERRED, reply=f"transport error: {exc!r}", stage="send"
+            )
         return _Done(job, started, self.clock(), result=result)
 
     # -- recording ---------------------------------------------------------------------
@@ -532,7 +382,7 @@ class _Run:
 
     def _record(self, batch: list[_Done]) -> None:
         now = self.clock()
-        outcomes: list[Outcome] = []
+        outcomes: list[AttemptOutcome] = []
         bounces: list[tuple[int, str, str | None]] = []
         release: list[int] = []
         for done in batch:
@@ -540,7 +390,7 @@ class _Run:
             delivery_id = done.job.outgoing.delivery_id
             if done.skipped:
                 if delivery_id in self.cancelled:
-                    self.report.cancelled += 1
+                    self.report.count(DeliveryState.CANCELLED)
                 else:
                     release.append(delivery_id)
                 self.outstanding.pop(delivery_id, None)
@@ -553,9 +403,8 @@ class _Run:
             assert done.result is not None
             outcome = self._judge(done, now)
             outcomes.append(outcome)
-            if outcome.status == "bounced":
+            if outcome.status == DeliveryState.BOUNCED:
                 bounces.append((delivery_id, done.job.outgoing.recipient, outcome.reply))
-        reopened: list[int] = []
         if self.redirect_to:
             release.clear()
         else:
@@ -566,52 +415,39 @@ class _Run:
                     ledger.suppress_bounce(session, delivery_id, recipient, reply, now)
                 if release:
                     ledger.release(session, self.owner, release, now)
-                if len(self.streak) >= self.delivery.same_failure_limit:
-                    reopened = [delivery_id for delivery_id, _ in self.streak]
-                    ledger.reopen(session, reopened, now)
+                if self.streak.tripped:
+                    ledger.reopen(session, self.streak.ids, now)
         if release:
             self.report.released += len(release)
-        if len(self.streak) >= self.delivery.same_failure_limit:
+        if self.streak.tripped:
             self._stop_for_streak()
 
-    def _judge(self, done: _Done, now: datetime) -> Outcome:
+    def _judge(self, done: _Done, now: datetime) -> AttemptOutcome:
         """Decide what a result leaves the delivery in, and count it."""
         job, result = done.job, done.result
         assert result is not None
         outgoing = job.outgoing
         delivery_id = outgoing.delivery_id
-        status: str = result.outcome
+        status = result.outcome
         next_attempt: datetime | None = None
-        if result.outcome == "sent":
-            self.streak, self.streak_key = [], None
-        elif result.outcome in ("failed", "bounced"):
-            key = (result.stage, result.code, _status_key(result))
-            if key != self.streak_key:
-                self.streak, self.streak_key = [], key
-            self.streak.append((delivery_id, outgoing.recipient))
-        elif result.outcome == "deferred":
-            if job.attempt < self.delivery.retry.attempts_per_run and not self.stopping:
-                status = "sending"  # still ours: retried in this run after a backoff
-                delay = _retry_delay(
-                    self.delivery.retry.backoff, self.delivery.retry.max_backoff, job.attempt
-                )
-                heapq.heappush(
-                    self.retries,
-                    (time.monotonic() + delay, delivery_id, _Job(outgoing, job.attempt + 1)),
-                )
+        if result.outcome == DeliveryState.SENT:
+            self.streak.sent()
+        elif result.outcome in (DeliveryState.FAILED, DeliveryState.BOUNCED):
+            self.streak.refuse(delivery_id, outgoing.recipient, result)
+        elif result.outcome == DeliveryState.DEFERRED:
+            if self.retry.again_in_run(job.attempt) and not self.stopping:
+                status = DeliveryState.SENDING  # still ours: retried in this run after a backoff
+                due = time.monotonic() + self.retry.delay(job.attempt)
+                self.retries.push(due, delivery_id, _Job(outgoing, job.attempt + 1))
                 self.report.retries += 1
-            elif now >= outgoing.deadline:
-                status = "expired"
             else:
-                next_attempt = min(now + self.delivery.retry.later, outgoing.deadline)
-        if status != "sending":
+                status, next_attempt = self.retry.leave(now, outgoing.deadline)
+        if status != DeliveryState.SENDING:
             self.outstanding.pop(delivery_id, None)
-            if status in ("sent", "deferred", "failed", "bounced", "expired"):
-                setattr(self.report, status, getattr(self.report, status) + 1)
-            if status != "sent":
+            self.report.count(status)
+            if status != DeliveryState.SENT:
                 reply = result.reply or ""
-                self.report.failures.append(Failure(outgoing.recipient, status, reply))
-                self.report.problems.append(f"{outgoing.recipient}: {status}: {reply}")
+                self.report.note_failure(outgoing.recipient, status, reply)
                 logger.warning(
                     "delivery %d to %s: %s at %s: %s",
                     delivery_id,
@@ -620,7 +456,7 @@ class _Run:
                     result.stage,
                     reply,
                 )
-        return Outcome(
+        return AttemptOutcome(
             delivery_id,
             status,
             result.outcome,
@@ -641,21 +477,15 @@ class _Run:
 
     def _stop_for_streak(self) -> None:
         count = len(self.streak)
-        recipients = {recipient for _, recipient in self.streak}
+        recipients = self.streak.recipients
         moved = [f for f in self.report.failures if f.recipient in recipients]
-        for failure in moved:
-            if failure.status in ("failed", "bounced"):
-                setattr(self.report, failure.status, getattr(self.report, failure.status) - 1)
-        self.report.failures = [f for f in self.report.failures if f.recipient not in recipients]
-        self.report.problems = [
-            p for p in self.report.problems if p.partition(":")[0] not in recipients
-        ]
+        self.report.withdraw(recipients)
         self.report.released += count
-        stage, code, status = self.streak_key or (None, None, None)
+        stage, code, status = self.streak.key or (None, None, None)
         reply = moved[-1].reply if moved else f"{code} {status}"
         self._stop_for(
             SessionError(
-                getattr(self.transport, "host", self.transport.name),
+                self.transport.describe(),
                 stage or "send",
                 f"{count} recipients in a row were refused with the same reply ({reply}); "
                 "that is the relay or the message, not the recipients, so they are left pending",
@@ -663,14 +493,4 @@ class _Run:
                 "run `briefing send` again.",
             )
         )
-        self.streak, self.streak_key = [], None
-
-
-def _status_key(result: TransportResult) -> str | None:
-    reply = result.reply or ""
-    return reply.split(" ", 2)[1] if reply.count(" ") >= 1 and reply[:1].isdigit() else reply[:40]
-
-
-def _retry_delay(base: float, cap: float, attempt: int) -> float:
-    """Return the wait before try ``attempt + 1``: base x 2^(attempt-1), capped, +-50% jitter."""
-    return min(cap, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        self.streak.reset()

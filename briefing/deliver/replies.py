@@ -24,8 +24,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from briefing.domain.states import DeliveryState
+
 Stage = Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "data-end"]
-Verdict = Literal["sent", "deferred", "failed", "bounced", "session"]
+# What a reply leaves the delivery in, or "session": the session is refused, stop the run.
+Session = Literal["session"]
+SESSION: Session = "session"
+Verdict = DeliveryState | Session
+
+_SENT, _DEFERRED = DeliveryState.SENT, DeliveryState.DEFERRED
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 _RELAY = re.compile(r"\brelay", re.IGNORECASE)
@@ -67,17 +74,17 @@ def classify(stage: Stage, reply: Reply) -> Classified:
     """Say what ``reply`` to the command of ``stage`` means."""
     code, enhanced = reply.code, reply.enhanced or ""
     if 200 <= code < 300:
-        return Classified("sent" if stage == "data-end" else "deferred")
+        return Classified(_SENT if stage == "data-end" else _DEFERRED)
     if stage == "data" and code == 354:
-        return Classified("deferred")  # not a final answer; callers go on to send the body
+        return Classified(_DEFERRED)  # not a final answer; callers go on to send the body
     if code == 421:
-        return Classified("deferred", close=True)
+        return Classified(_DEFERRED, close=True)
     if 400 <= code < 500:
-        return Classified("deferred", slow_down=enhanced.startswith("4.7."))
+        return Classified(_DEFERRED, slow_down=enhanced.startswith("4.7."))
     if 500 <= code < 600:
         if code == 530 or stage in ("connect", "ehlo", "starttls", "auth", "mail"):
-            return Classified("session", close=True)
+            return Classified(SESSION, close=True)
         if stage == "rcpt" and (code in (550, 551, 553, 554) and _RELAY.search(reply.text)):
-            return Classified("session", close=True)
-        return Classified("bounced" if is_hard_bounce(reply) else "failed")
-    return Classified("deferred", close=True)
+            return Classified(SESSION, close=True)
+        return Classified(DeliveryState.BOUNCED if is_hard_bounce(reply) else DeliveryState.FAILED)
+    return Classified(_DEFERRED, close=True)

@@ -17,7 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 from briefing.errors import TokenError
@@ -34,6 +34,20 @@ class Purpose(StrEnum):
     PREFERENCES = "p"
     VIEW = "e"
     CONFIRM = "c"
+
+    @property
+    def route(self) -> str:
+        """Return the path segment of this purpose's links: ``<base_url>/<route>/<token>``."""
+        return ROUTES[self]
+
+
+# The one-letter path segment of each kind of link; the web routes and the links agree on it.
+ROUTES: Mapping[Purpose, str] = {
+    Purpose.UNSUBSCRIBE: "u",
+    Purpose.PREFERENCES: "p",
+    Purpose.VIEW: "e",
+    Purpose.CONFIRM: "c",
+}
 
 
 class InertTokenError(TokenError):

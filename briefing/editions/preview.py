@@ -18,12 +18,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from briefing.config import Config
-from briefing.deliver.engine import list_unsubscribe
 from briefing.domain.addresses import AddressError, normalise_address
 from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.variants import VariantSpec, build_variant, ordered_sections
 from briefing.errors import BriefingError
 from briefing.pipeline.compose import HTML_LIMIT, HTML_WARNING, MessageTemplate, fill_links
+from briefing.pipeline.personalise import list_unsubscribe
 from briefing.store import Database
 from briefing.store.editions import StoredVariant, last_cut_before, variant_of_edition
 from briefing.store.schedule import ScheduledSubscription, subscription_of

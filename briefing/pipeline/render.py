@@ -27,11 +27,11 @@ from briefing.domain.models import Digest, RenderedDigest
 from briefing.domain.text import one_line
 from briefing.domain.tokens import TOKEN_LENGTH, Purpose
 from briefing.errors import RenderError
+from briefing.pipeline.personalise import PERSONAL_PURPOSES, personal_link
 
 # The default email templates ship inside the package; a site's own folder is looked up first.
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates"
 RECENT = timedelta(days=7)
-ROUTES = {Purpose.UNSUBSCRIBE: "u", Purpose.PREFERENCES: "p", Purpose.VIEW: "e"}
 
 
 def new_placeholders() -> dict[str, str]:
@@ -42,13 +42,8 @@ def new_placeholders() -> dict[str, str]:
     alphabet = string.ascii_letters + string.digits
     return {
         purpose.value: "".join(secrets.choice(alphabet) for _ in range(TOKEN_LENGTH))
-        for purpose in ROUTES
+        for purpose in PERSONAL_PURPOSES
     }
-
-
-def personal_link(base_url: str, purpose: Purpose, token: str) -> str:
-    """Return the URL of a personal link: ``<base_url>/<route>/<token>``."""
-    return f"{base_url}/{ROUTES[purpose]}/{token}"
 
 
 def tag_url(url: str, params: Mapping[str, str]) -> str:

@@ -1,6 +1,6 @@
 """Read and write the delivery ledger: claims, leases, outcomes, cancels and summaries.
 
-The ledger is the queue's truth (DESIGN.md). A run *claims* due rows
+The ledger is the queue's truth. A run *claims* due rows
 (``pending``, or ``deferred`` whose ``next_attempt_at`` has come) by setting
 ``status = 'sending'`` with its ``owner`` and a ``lease_until``; it renews the
 lease with a heartbeat while it lives, so a live run's claims are never taken.
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from briefing.config import Config
 from briefing.domain.addresses import address_hash
+from briefing.domain.states import CLAIMABLE, OPEN, DeliveryState, SubscriptionState
 from briefing.errors import BriefingError
 from briefing.store.schema import (
     BriefingControl,
@@ -42,13 +43,15 @@ from briefing.store.schema import (
     Subscriber,
     Subscription,
     Suppression,
+    Variant,
 )
 from briefing.store.suppressions import suppress
 
 logger = logging.getLogger(__name__)
 
-CLAIMABLE = ("pending", "deferred")
-OPEN = ("pending", "deferred", "sending")
+# Refused for good: what a streak of identical refusals puts back to pending.
+_REFUSED = (DeliveryState.FAILED, DeliveryState.BOUNCED)
+_NO_REASON = (DeliveryState.SENT, DeliveryState.SENDING)
 _DELIVERIES = cast(Table, Delivery.__table__)
 _ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
 
@@ -85,7 +88,7 @@ def release_dead_claims(session: Session, now: datetime) -> int:
     """End the leases of claims whose owner process on this host has died; return how many."""
     owners = session.scalars(
         select(Delivery.owner)
-        .where(Delivery.status == "sending", Delivery.lease_until >= now)
+        .where(Delivery.status == DeliveryState.SENDING, Delivery.lease_until >= now)
         .distinct()
     )
     dead = [owner for owner in owners if owner and owner_is_dead(owner)]
@@ -93,7 +96,7 @@ def release_dead_claims(session: Session, now: datetime) -> int:
         return 0
     result = session.execute(
         update(Delivery)
-        .where(Delivery.owner.in_(dead), Delivery.status == "sending")
+        .where(Delivery.owner.in_(dead), Delivery.status == DeliveryState.SENDING)
         .values(lease_until=now - timedelta(microseconds=1))
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
@@ -105,7 +108,7 @@ def _due(now: datetime) -> Any:
     return or_(
         Delivery.status.in_(CLAIMABLE)
         & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        (Delivery.status == "sending") & (Delivery.lease_until < now),
+        (Delivery.status == DeliveryState.SENDING) & (Delivery.lease_until < now),
     )
 
 
@@ -143,13 +146,21 @@ def claim(
         update(Delivery)
         .where(Delivery.id.in_(ids), _due(now))
         .values(
-            status="sending", owner=owner, lease_until=now + lease, heartbeat_at=now, updated_at=now
+            status=DeliveryState.SENDING,
+            owner=owner,
+            lease_until=now + lease,
+            heartbeat_at=now,
+            updated_at=now,
         )
     )
     return list(
         session.scalars(
             select(Delivery.id)
-            .where(Delivery.id.in_(ids), Delivery.owner == owner, Delivery.status == "sending")
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.owner == owner,
+                Delivery.status == DeliveryState.SENDING,
+            )
             .order_by(Delivery.id)
         )
     )
@@ -203,7 +214,7 @@ class Settlement:
     """A delivery settled without a send: cancelled, expired or suppressed, with the reason."""
 
     delivery_id: int
-    status: str
+    status: DeliveryState
     reason: str
     recipient: str | None = None
 
@@ -263,26 +274,40 @@ def load(
         deadline = scheduled_at + (settings.deadline if settings else timedelta(0))
         if email is None or subscription_id is None:
             settled.append(
-                Settlement(delivery_id, "cancelled", "subscriber was removed before sending")
+                Settlement(
+                    delivery_id, DeliveryState.CANCELLED, "subscriber was removed before sending"
+                )
             )
-        elif subscription_status != "active":
+        elif subscription_status != SubscriptionState.ACTIVE:
             settled.append(
                 Settlement(
-                    delivery_id, "cancelled", f"subscription is {subscription_status}", email
+                    delivery_id,
+                    DeliveryState.CANCELLED,
+                    f"subscription is {subscription_status}",
+                    email,
                 )
             )
         elif variant_id is None:
-            settled.append(Settlement(delivery_id, "cancelled", "edition has no content", email))
+            settled.append(
+                Settlement(delivery_id, DeliveryState.CANCELLED, "edition has no content", email)
+            )
         elif now > deadline:
             settled.append(
-                Settlement(delivery_id, "expired", "not sent before the briefing's deadline", email)
+                Settlement(
+                    delivery_id,
+                    DeliveryState.EXPIRED,
+                    "not sent before the briefing's deadline",
+                    email,
+                )
             )
         elif hit := (
             suppressed.get((address_hash(email), briefing))
             or suppressed.get((address_hash(email), "*"))
         ):
             settled.append(
-                Settlement(delivery_id, "suppressed", f"address suppressed ({hit})", email)
+                Settlement(
+                    delivery_id, DeliveryState.SUPPRESSED, f"address suppressed ({hit})", email
+                )
             )
         else:
             outgoing.append(
@@ -299,6 +324,14 @@ def load(
                 )
             )
     return outgoing, settled
+
+
+def variant_message(session: Session, variant_id: int) -> tuple[bytes, dict[str, str]]:
+    """Return a variant's stored message and the placeholders its personal links carry."""
+    variant = session.get(Variant, variant_id)
+    if variant is None:
+        raise BriefingError(f"variant {variant_id} is missing from the database")
+    return variant.message, {str(k): str(v) for k, v in variant.placeholders.items()}
 
 
 def settle(session: Session, owner: str, settlements: Iterable[Settlement], now: datetime) -> None:
@@ -324,12 +357,12 @@ def settle(session: Session, owner: str, settlements: Iterable[Settlement], now:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptOutcome:
     """One send attempt and the state it leaves the delivery in."""
 
     delivery_id: int
-    status: str  # sent | failed | bounced | deferred | expired | sending (retried in this run)
-    attempt: str  # what the transport said: sent | deferred | failed | bounced
+    status: DeliveryState  # sent, failed, bounced, deferred, expired; sending: retried in this run
+    attempt: DeliveryState  # what the transport said: sent, deferred, failed or bounced
     started: datetime
     finished: datetime
     code: int | None = None
@@ -359,33 +392,37 @@ _RECORD = (
 # A message the relay took is recorded sent even if cancelled meanwhile (the truth);
 # any other outcome only while the row is still this run's claim.
 _RECORD_SENT = _RECORD
-_RECORD_OTHER = _RECORD.where(_C.status == "sending")
+_RECORD_OTHER = _RECORD.where(_C.status == DeliveryState.SENDING)
 _INSERT_ATTEMPT = _ATTEMPTS.insert()
 
 
 def write_outcomes(
-    session: Session, owner: str, outcomes: Sequence[Outcome], now: datetime, lease: timedelta
+    session: Session,
+    owner: str,
+    outcomes: Sequence[AttemptOutcome],
+    now: datetime,
+    lease: timedelta,
 ) -> None:
     """Record a batch of attempts and the deliveries' new states in this transaction."""
     sent: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     lease_until = now + lease
     for outcome in outcomes:
-        keep = outcome.status == "sending"
+        keep = outcome.status == DeliveryState.SENDING
         row = {
             "b_id": outcome.delivery_id,
             "b_owner": owner,
             "b_status": outcome.status,
-            "b_reason": None if outcome.status in ("sent", "sending") else outcome.reply,
+            "b_reason": None if outcome.status in _NO_REASON else outcome.reply,
             "b_code": outcome.code,
             "b_reply": outcome.reply,
-            "b_sent_at": outcome.finished if outcome.status == "sent" else None,
+            "b_sent_at": outcome.finished if outcome.status == DeliveryState.SENT else None,
             "b_next": outcome.next_attempt_at,
             "b_new_owner": owner if keep else None,
             "b_lease": lease_until if keep else None,
             "b_now": now,
         }
-        (sent if outcome.status == "sent" else others).append(row)
+        (sent if outcome.status == DeliveryState.SENT else others).append(row)
     connection = session.connection()
     if sent:
         connection.execute(_RECORD_SENT, sent)
@@ -432,8 +469,8 @@ def reopen(session: Session, ids: Sequence[int], now: datetime) -> None:
         return
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status.in_(("failed", "bounced")))
-        .values(status="pending", reason=None, next_attempt_at=None, updated_at=now)
+        .where(Delivery.id.in_(ids), Delivery.status.in_(_REFUSED))
+        .values(status=DeliveryState.PENDING, reason=None, next_attempt_at=None, updated_at=now)
     )
     session.execute(
         delete(Suppression).where(Suppression.source.in_([bounce_source(i) for i in ids]))
@@ -446,9 +483,14 @@ def release(session: Session, owner: str, ids: Sequence[int], now: datetime) -> 
         return
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.owner == owner, Delivery.status == "sending")
+        .where(
+            Delivery.id.in_(ids), Delivery.owner == owner, Delivery.status == DeliveryState.SENDING
+        )
         .values(
-            status=case((Delivery.attempts == 0, "pending"), else_="deferred"),
+            status=case(
+                (Delivery.attempts == 0, DeliveryState.PENDING.value),
+                else_=DeliveryState.DEFERRED.value,
+            ),
             owner=None,
             lease_until=None,
             next_attempt_at=None,
@@ -461,12 +503,14 @@ def heartbeat(session: Session, owner: str, now: datetime, lease: timedelta) -> 
     """Renew this run's leases; return the ids of its claims someone cancelled meanwhile."""
     session.execute(
         update(Delivery)
-        .where(Delivery.owner == owner, Delivery.status == "sending")
+        .where(Delivery.owner == owner, Delivery.status == DeliveryState.SENDING)
         .values(lease_until=now + lease, heartbeat_at=now)
     )
     return set(
         session.scalars(
-            select(Delivery.id).where(Delivery.owner == owner, Delivery.status == "cancelled")
+            select(Delivery.id).where(
+                Delivery.owner == owner, Delivery.status == DeliveryState.CANCELLED
+            )
         )
     )
 
@@ -524,7 +568,7 @@ def cancel(session: Session, target: Target, now: datetime, reason: str) -> int:
     result = session.execute(
         update(Delivery)
         .where(Delivery.edition_id.in_(editions), Delivery.status.in_(OPEN))
-        .values(status="cancelled", reason=reason, next_attempt_at=None, updated_at=now)
+        .values(status=DeliveryState.CANCELLED, reason=reason, next_attempt_at=None, updated_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -535,7 +579,7 @@ class SummaryRow:
 
     briefing: str
     issue_date: date
-    counts: dict[str, int]
+    counts: dict[DeliveryState, int]
 
     @property
     def total(self) -> int:
@@ -553,9 +597,9 @@ def summary(session: Session, target: Target | None = None) -> list[SummaryRow]:
     )
     if target is not None:
         query = query.where(target.where())
-    rows: dict[tuple[str, date], dict[str, int]] = {}
+    rows: dict[tuple[str, date], dict[DeliveryState, int]] = {}
     for briefing, issue_date, status, count in session.execute(query):
-        rows.setdefault((briefing, issue_date), {})[status] = count
+        rows.setdefault((briefing, issue_date), {})[DeliveryState(status)] = count
     return [SummaryRow(b, d, counts) for (b, d), counts in rows.items()]
 
 
@@ -568,7 +612,7 @@ class FailedRow:
     briefing: str
     issue_date: date
     recipient: str | None
-    status: str
+    status: DeliveryState
     attempts: int
     code: int | None
     reply: str | None
@@ -590,9 +634,14 @@ def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
         )
         .join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
-        .where(Delivery.status.in_(("failed", "bounced")))
+        .where(Delivery.status.in_(_REFUSED))
         .order_by(Edition.issue_date.desc(), Delivery.id)
     )
     if target is not None:
         query = query.where(target.where())
-    return [FailedRow(*row) for row in session.execute(query)]
+    return [
+        FailedRow(row_id, edition, briefing, day, email, DeliveryState(status), tries, code, reply)
+        for row_id, edition, briefing, day, email, status, tries, code, reply in session.execute(
+            query
+        )
+    ]

@@ -352,18 +352,3 @@ class SignupAttempt(Base):
     at: Mapped[datetime] = mapped_column(index=True)
     address_hash: Mapped[str] = mapped_column(String(64), index=True)
     client_hash: Mapped[str] = mapped_column(String(64), index=True)
-
-
-DELIVERY_STATES = (
-    "pending",
-    "sending",
-    "sent",
-    "deferred",
-    "failed",
-    "bounced",
-    "skipped",
-    "suppressed",
-    "expired",
-    "cancelled",
-)
-SUBSCRIPTION_STATES = ("pending", "active", "unsubscribed", "bounced", "complained")

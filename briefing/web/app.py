@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from briefing.config import Config
-from briefing.domain.tokens import InertTokenError, Signer
+from briefing.domain.tokens import InertTokenError, Purpose, Signer
 from briefing.errors import TokenError
 from briefing.store import Database
 from briefing.web import links, signup
@@ -91,16 +91,20 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def routes(context: WebContext) -> list[BaseRoute]:
     """Return the routes, mounted under ``base_url``'s path when it has one."""
+    unsubscribe, preferences, view, confirm = (
+        f"/{purpose.route}/{{token}}"
+        for purpose in (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES, Purpose.VIEW, Purpose.CONFIRM)
+    )
     table: list[BaseRoute] = [
-        Route("/u/{token}", links.unsubscribe_page, methods=["GET"]),
-        Route("/u/{token}", links.unsubscribe_one_click, methods=["POST"]),
-        Route("/p/{token}", links.preferences_page, methods=["GET"]),
-        Route("/p/{token}", links.preferences_post, methods=["POST"]),
-        Route("/e/{token}", links.view_edition, methods=["GET"]),
+        Route(unsubscribe, links.unsubscribe_page, methods=["GET"]),
+        Route(unsubscribe, links.unsubscribe_one_click, methods=["POST"]),
+        Route(preferences, links.preferences_page, methods=["GET"]),
+        Route(preferences, links.preferences_post, methods=["POST"]),
+        Route(view, links.view_edition, methods=["GET"]),
         Route("/subscribe", signup.subscribe_page, methods=["GET"]),
         Route("/subscribe", signup.subscribe_post, methods=["POST"]),
-        Route("/c/{token}", signup.confirm_page, methods=["GET"]),
-        Route("/c/{token}", signup.confirm_post, methods=["POST"]),
+        Route(confirm, signup.confirm_page, methods=["GET"]),
+        Route(confirm, signup.confirm_post, methods=["POST"]),
     ]
     return [Mount(context.prefix, routes=table)] if context.prefix else table
 

@@ -19,12 +19,12 @@ from starlette.responses import HTMLResponse, Response
 
 from briefing.audience.lifecycle import Preferences, leave_all, set_preferences, unsubscribe
 from briefing.config import check_timezone
-from briefing.deliver.engine import personal_tokens
 from briefing.domain.calendar import WEEKDAYS, check_frequency, parse_send_time
 from briefing.domain.states import ENDED, SubscriptionState
 from briefing.domain.tokens import Purpose
 from briefing.editions.variants import ordered_sections
 from briefing.pipeline.compose import fill_links
+from briefing.pipeline.personalise import personal_tokens
 from briefing.store import Session
 from briefing.store.copies import edition_copy
 from briefing.store.schema import Subscription
@@ -89,7 +89,9 @@ async def unsubscribe_page(request: Request) -> Response:
             heading=f"Unsubscribe from {title}",
             title=title,
             masked=mask(email),
-            preferences=context.path("p", context.signer.sign(Purpose.PREFERENCES, ident)),
+            preferences=context.path(
+                Purpose.PREFERENCES.route, context.signer.sign(Purpose.PREFERENCES, ident)
+            ),
         )
 
     return await run_in_threadpool(show)

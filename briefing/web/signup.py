@@ -186,7 +186,9 @@ def _subscribed(context: WebContext, subscription_id: int, briefing: str) -> HTM
         f"You are subscribed to {title}",
         "Your first edition arrives at your next send time.",
         link=(
-            context.path("p", context.signer.sign(Purpose.PREFERENCES, subscription_id)),
+            context.path(
+                Purpose.PREFERENCES.route, context.signer.sign(Purpose.PREFERENCES, subscription_id)
+            ),
             "Choose your sections, send time and timezone",
         ),
     )

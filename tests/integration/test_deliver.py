@@ -12,11 +12,11 @@ from sqlalchemy import select, update
 from briefing.audience.imports import import_subscribers
 from briefing.config import Config
 from briefing.deliver import OutboxTransport, deliver
-from briefing.deliver.engine import claim
 from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.dispatch import dispatch
 from briefing.ingest import ingest
 from briefing.store import Database
+from briefing.store.ledger import claim
 from briefing.store.schema import Delivery, Subscriber, Subscription
 from briefing.store.suppressions import suppress
 from tests.support.delivery import statuses

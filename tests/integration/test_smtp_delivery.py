@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -356,12 +357,14 @@ def test_progress_is_plain_lines_off_a_terminal_and_a_table_at_the_end(
     from rich.console import Console
 
     from briefing.cli import progress
-    from briefing.deliver.engine import DeliveryReport
+    from briefing.deliver.report import DeliveryReport
+    from briefing.domain.states import DeliveryState
 
     monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=120)
-    report = DeliveryReport(sent=40, deferred=2, bounced=1, elapsed=2.0)
+    counts = Counter({DeliveryState.SENT: 40, DeliveryState.DEFERRED: 2, DeliveryState.BOUNCED: 1})
+    report = DeliveryReport(counts=counts, elapsed=2.0)
     with progress.live_progress(console, 50) as show:
         show(report)
     console.print(progress.report_table(report))

@@ -35,45 +35,15 @@ from pathlib import Path
 from briefing.config import SmtpConfig
 from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.replies import Classified, Reply, Stage, classify
-from briefing.deliver.transports import TransportResult
+from briefing.deliver.transports.base import Transport, TransportResult
+from briefing.domain.states import DeliveryState
 from briefing.errors import SessionError
-from briefing.pipeline.compose import MessageTemplate, ascii_address
+from briefing.pipeline.compose import ascii_address
 
 logger = logging.getLogger(__name__)
 
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _BAD_ADDRESS = re.compile(r"[\s<>\x00-\x1f\x7f]")
 MAX_RECONNECT_WAIT = 30.0
-
-
-def to_wire(message: bytes) -> bytes:
-    """Return a message in SMTP DATA form: CRLF line ends, dot-stuffed, ending in CRLF.
-
-    The final ``.`` line is not included; :meth:`SmtpTransport.send` adds it.
-    """
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_ENDS.sub(b"\r\n", message)
-    if message.startswith(b"."):
-        message = b"." + message
-    if b"\n." in message:
-        message = message.replace(b"\n.", b"\n..")
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    return message
-
-
-def wire_template(template: MessageTemplate) -> MessageTemplate:
-    """Return a variant's template already in DATA form, so no message is scanned per recipient.
-
-    Dot-stuffing the template equals dot-stuffing each personalised message:
-    the personal parts (tokens of URL-safe base64, headers starting with a
-    name) never put a dot at the start of a line, and never add or remove a
-    line break. Composed templates already end their lines with CRLF.
-    """
-    return MessageTemplate(
-        head=to_wire(template.head), body=to_wire(template.body), placeholders=template.placeholders
-    )
 
 
 def envelope_problem(address: str, smtputf8: bool) -> str | None:
@@ -294,7 +264,7 @@ class SmtpConnection:
         reply = self._read("data-end")
         self._set_timeout(self.settings.command_timeout)
         answer = _Answer("data-end", reply, classify("data-end", reply))
-        if answer.classified.verdict != "sent":
+        if answer.classified.verdict != DeliveryState.SENT:
             self._reset(answer)
         return answer
 
@@ -342,7 +312,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-class SmtpTransport:
+class SmtpTransport(Transport):
     """A pool of up to ``pool_size`` SMTP connections shared by the engine's workers."""
 
     name = "smtp"
@@ -384,7 +354,7 @@ class SmtpTransport:
             problem := envelope_problem(sender, connection.smtputf8)
         ):
             self._checkin(connection)
-            return TransportResult("failed", reply=problem, stage="rcpt")
+            return TransportResult(DeliveryState.FAILED, reply=problem, stage="rcpt")
         connection.limiter.acquire()
         try:
             answer = connection.transact(sender, recipient, message + b".\r\n")
@@ -392,9 +362,11 @@ class SmtpTransport:
             connection.abandon()
             self._dropped()
             logger.info("SMTP %s: %s at %s; reconnecting", self.host, dropped.reason, dropped.stage)
-            return TransportResult("deferred", reply=dropped.reason, stage=dropped.stage)
+            return TransportResult(
+                DeliveryState.DEFERRED, reply=dropped.reason, stage=dropped.stage
+            )
         verdict, reply = answer.classified.verdict, answer.reply
-        if verdict == "session":
+        if not isinstance(verdict, DeliveryState):  # the session is refused
             connection.abandon()
             hint = None
             if reply.code == 530:
@@ -417,7 +389,7 @@ class SmtpTransport:
             connection.abandon()
             self._dropped()
         else:
-            if verdict == "sent":
+            if verdict == DeliveryState.SENT:
                 with self._lock:
                     self._drops_in_row = 0
             self._checkin(connection)
@@ -476,6 +448,18 @@ class SmtpTransport:
             return
         with self._lock:
             self._idle.append(connection)
+
+    def describe(self) -> str:
+        """Name the relay: ``host:port``."""
+        return self.host
+
+    def envelope_sender(self, from_address: str, *, briefing: str, recipient: str) -> str:
+        """Return ``smtp.envelope_sender`` filled in (VERP), else the From address."""
+        template = self.settings.envelope_sender
+        if not template:
+            return from_address
+        local, _, domain = recipient.rpartition("@")
+        return template.format(briefing=briefing, recipient=f"{local}={domain}")
 
     def close(self) -> None:
         """QUIT every idle connection."""
