@@ -16,6 +16,14 @@ belonging in a summary, drops sentences that repeat a better one, and keeps the
 set with the largest total of chance times length that fits the budget (a small
 knapsack), printed in article order. The weights are a handful of global
 numbers tuned with ``benchmarks/quality.py``.
+
+A summary is read under its headline without the article, so the knapsack
+also respects how sentences lean on each other: the summary never opens on a
+sentence that points back (a pronoun, a demonstrative, a connective, "The
+company" with nothing in the headline for it to stand for), and a later
+sentence that opens with a connective comes only after the sentence before it
+in the article. A first sentence that carries the news on its own (it stands
+alone and shares a word with the headline) is preferred over its score.
 """
 
 from __future__ import annotations
