@@ -565,12 +565,12 @@ def _drop_redundant(sentences: list[str], scores: list[float], limit: float) -> 
     return sorted(kept)
 
 
-_States = dict[tuple[int, bool, bool], tuple[float, tuple[int, ...]]]
+# The sentences picked so far, newest first, as a chain shared between states.
+_Picks = tuple[int, "_Picks"] | None
+_States = dict[tuple[int, bool, bool], tuple[float, _Picks]]
 
 
-def _offer(
-    states: _States, key: tuple[int, bool, bool], entry: tuple[float, tuple[int, ...]]
-) -> None:
+def _offer(states: _States, key: tuple[int, bool, bool], entry: tuple[float, _Picks]) -> None:
     """Keep ``entry`` for ``key`` unless an earlier one is at least as good."""
     current = states.get(key)
     if current is None or entry[0] > current[0] + 1e-12:
@@ -594,7 +594,7 @@ def _best_fit(
     """
     # A state is (words used, previous sentence picked, anything picked yet),
     # mapped to the best (total value, picked indexes) reaching it.
-    states: _States = {(0, False, False): (0.0, ())}
+    states: _States = {(0, False, False): (0.0, None)}
     for index, (value, length, lean) in enumerate(zip(values, lengths, leans, strict=True)):
         following: _States = {}
         for (used, previous, started), (total, picked) in states.items():
@@ -605,10 +605,14 @@ def _best_fit(
                 continue  # the summary would open mid-thought
             if started and lean is Leaning.CONNECTIVE and not previous:
                 continue  # "However, ..." after nothing to contrast with
-            _offer(following, (used + length, True, True), (total + value, (*picked, index)))
+            _offer(following, (used + length, True, True), (total + value, (index, picked)))
         states = following or states
-    best = max(states.values(), key=lambda entry: entry[0])
-    return list(best[1])
+    picks = max(states.values(), key=lambda entry: entry[0])[1]
+    chosen: list[int] = []
+    while picks is not None:
+        chosen.append(picks[0])
+        picks = picks[1]
+    return chosen[::-1]
 
 
 def _overlap(a: set[str], b: set[str]) -> float:
