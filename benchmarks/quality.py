@@ -13,10 +13,14 @@ Writes one JSON line per BBC article (``task`` "summary", the project's
 similar other articles dated within three days; ``task`` "fold": the cluster
 the folding step put it in), then prints ROUGE-1/2/L F1 for the project, the
 lead-60-words baseline and sumy's LexRank, TextRank and LSA (every output cut
-to 60 words), per-section ROUGE-2, related precision@2 and recall@2 against
+to 60 words), per-section ROUGE-2, how the summaries read on their own (the
+share opening on a dangling word, see ``dangling_opening``; the share holding
+the article's first sentence; the count over the budget) for the project, lead
+and LexRank, related precision@2 and recall@2 against
 plain TF-IDF, folding pairwise precision/recall/F1, and milliseconds per
 summary. With ``--split-seed`` the figures are also given for a random half of
-the articles and for the other half.
+the articles and for the other half. Each summary line of the output also says
+whether it opens on a dangling word (``dangling``) and holds the lede (``lede``).
 
 Last, the settings the email uses by default (``BriefingConfig``'s
 ``fold_threshold``, ``related_threshold`` and ``related_links``): folding
@@ -49,7 +53,7 @@ from briefing.config import BriefingConfig
 from briefing.domain.models import SelectedArticle
 from briefing.pipeline.relate import Archive, related_links
 from briefing.pipeline.similarity import Doc, SimilarityIndex, fold
-from briefing.pipeline.summarise import count_words, split_sentences, summarise
+from briefing.pipeline.summarise import ELLIPSIS, count_words, split_sentences, summarise
 
 BUDGET = 60
 RELATED_K = 2
@@ -236,6 +240,92 @@ def rouge_table(
     return table
 
 
+# How a summary reads on its own. A summary opens on a dangling word when its
+# first word, after any opening quote and with "'s", "'re", "'ve", "'d" or
+# "'ll" taken off, lower-cased, is in DANGLING_WORDS (pronouns,
+# demonstratives and discourse connectives that point back to a sentence the
+# reader never saw), when its first words are a phrase in DANGLING_PHRASES,
+# or when it opens with "The" and a lower-case noun from STAND_IN_NOUNS
+# ("The company", "The firm's") while the headline holds neither that noun nor
+# a capitalised word after its first. "So far" and hyphenated first words
+# ("Then-president") are not counted. A summary contains the lede when the
+# article's first sentence is in it whole (or, longer than the budget, is
+# the start of the summary cut with an ellipsis).
+
+
+def _words(text: str) -> frozenset[str]:
+    """Return the whitespace-separated words of ``text`` as a set."""
+    return frozenset(text.split())
+
+
+DANGLING_WORDS = _words(
+    """
+    he him his she her hers it its they them their theirs this these those that
+    such others however but and also meanwhile instead still yet therefore
+    moreover furthermore nevertheless nonetheless thus hence besides likewise
+    similarly otherwise consequently then so or nor plus additionally accordingly
+    """
+)
+DANGLING_PHRASES = (
+    "in addition",
+    "as a result",
+    "on the other hand",
+    "even so",
+    "at the same time",
+    "by contrast",
+    "in contrast",
+    "in turn",
+    "in the meantime",
+    "in other words",
+)
+STAND_IN_NOUNS = _words(
+    """
+    company firm group club side team bank airline carrier retailer giant maker
+    star singer actor actress band player pair duo couple film show album deal
+    plan move decision report latter
+    """
+)
+_QUOTES = "\"'\u201c\u2018\u00ab("
+_ENDINGS = ("'s", "'re", "'ve", "'d", "'ll")
+
+
+def _plain_word(token: str) -> str:
+    """Lower-case a token without quotes, punctuation or a contraction ending."""
+    word = token.strip(_QUOTES + "\"'\u201d\u2019\u00bb),;:.!?").lower().replace("\u2019", "'")
+    for ending in _ENDINGS:
+        if word.endswith(ending):
+            return word[: -len(ending)]
+    return word
+
+
+def dangling_opening(headline: str, summary: str) -> bool:
+    """Tell whether a summary's first word points back to a sentence it does not hold."""
+    tokens = summary.split()[:4]
+    if not tokens:
+        return False
+    words = [_plain_word(token) for token in tokens]
+    if "-" in words[0] or words[:2] == ["so", "far"]:
+        return False
+    opening = " ".join(words) + " "
+    if words[0] in DANGLING_WORDS or opening.startswith(tuple(f"{p} " for p in DANGLING_PHRASES)):
+        return True
+    if words[0] != "the" or len(tokens) < 2 or not tokens[1][:1].islower():
+        return False
+    named = any(word[:1].isupper() for word in headline.split()[1:])
+    return words[1] in STAND_IN_NOUNS and not named and words[1] not in headline.lower().split()
+
+
+def contains_lede(body: str, summary: str) -> bool:
+    """Tell whether the summary holds the article's first sentence."""
+    sentences = split_sentences(body)
+    if not sentences:
+        return False
+    lede = sentences[0]
+    if lede in summary:
+        return True
+    return summary.endswith(ELLIPSIS) and lede.startswith(summary[: -len(ELLIPSIS)])
+
+
 # --------------------------------------------------------------------------
 # Related links and folding
 
@@ -371,6 +461,7 @@ def print_summary_table(
     articles: Sequence[Article],
     table: dict[str, dict[str, dict[str, float]]],
     title: str,
+    outputs: dict[str, dict[str, str]],
 ) -> None:
     """Print ROUGE F1 per system and ROUGE-2 per section for a subset of articles."""
     ids = [a.id for a in articles]
@@ -396,6 +487,20 @@ def print_summary_table(
             f"  {section:<20} {figures['project']:8.4f} {figures['lead']:8.4f}"
             f" {figures['lexrank']:8.4f}  {above} (n={len(in_section)})"
         )
+    print(f"  reading on its own   {'dangling':>8} {'lede':>8} {'over':>8}")
+    for name in ("project", "lead", "lexrank"):
+        summaries = outputs[name]
+        dangling = mean(dangling_opening(a.headline, summaries[a.id]) for a in articles)
+        lede = mean(contains_lede(a.body, summaries[a.id]) for a in articles)
+        over = sum(count_words(summaries[a.id]) > BUDGET for a in articles)
+        print(f"  {name:<20} {dangling:8.3f} {lede:8.3f} {over:8d}")
+    dangling = mean(dangling_opening(a.headline, outputs["project"][a.id]) for a in articles)
+    over = sum(count_words(outputs["project"][a.id]) > BUDGET for a in articles)
+    print(
+        f"  project dangling openings {dangling:.1%} (target <= 1%:"
+        f" {'yes' if dangling <= 0.01 else 'NO'}); over the budget {over} (target 0:"
+        f" {'yes' if over == 0 else 'NO'})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -425,10 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
         for article in articles:
+            summary = run.outputs["project"][article.id]
             record = {
                 "task": "summary",
                 "id": article.id,
-                "summary": run.outputs["project"][article.id],
+                "summary": summary,
+                "dangling": dangling_opening(article.headline, summary),
+                "lede": contains_lede(article.body, summary),
             }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         for s in stories:
@@ -444,11 +552,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = rouge_table(articles, run.outputs)
     rng = random.Random(args.split_seed)
     half = set(rng.sample([a.id for a in articles], len(articles) // 2))
-    print_summary_table(articles, table, "All")
+    print_summary_table(articles, table, "All", run.outputs)
     print_summary_table(
-        [a for a in articles if a.id in half], table, f"Random half (seed {args.split_seed})"
+        [a for a in articles if a.id in half],
+        table,
+        f"Random half (seed {args.split_seed})",
+        run.outputs,
     )
-    print_summary_table([a for a in articles if a.id not in half], table, "Other half")
+    print_summary_table([a for a in articles if a.id not in half], table, "Other half", run.outputs)
 
     ms = run.milliseconds
     print(

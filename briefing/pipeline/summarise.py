@@ -16,19 +16,30 @@ belonging in a summary, drops sentences that repeat a better one, and keeps the
 set with the largest total of chance times length that fits the budget (a small
 knapsack), printed in article order. The weights are a handful of global
 numbers tuned with ``benchmarks/quality.py``.
+
+A summary is read under its headline without the article, so the knapsack
+also respects how sentences lean on each other: the summary never opens on a
+sentence that points back (a pronoun, a demonstrative, a connective, "The
+company" with nothing in the headline for it to stand for), and a later
+sentence that opens with a connective comes only after the sentence before it
+in the article. A first sentence that carries the news on its own (it stands
+alone and shares a word with the headline) is preferred over its score.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 __all__ = ["count_words", "split_sentences", "summarise"]
 
 ELLIPSIS = "\u2026"
+LEDE_MIN_WORDS = 8
 
 
 def _wordset(text: str) -> frozenset[str]:
@@ -250,6 +261,8 @@ class Weights:
     redundancy: float = 0.7
     # Sentences scored below this never fill leftover words (the first may).
     floor: float = 0.05
+    # Added to the first sentence's logit when it carries the news on its own.
+    lede: float = 0.5
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -338,6 +351,154 @@ def _score_sentences(headline: str, sentences: list[str], weights: Weights) -> l
     return [float(value) for value in 1.0 / (1.0 + np.exp(-logit))]
 
 
+# --------------------------------------------------------------------------
+# Sentences that lean on an earlier one
+#
+# A summary is read under its headline, without the article: its first
+# sentence must not point back to a sentence the reader never saw, and a
+# later one must not open with a connective whose sentence was left out.
+# A sentence leans back when its first word (after any opening quote, with
+# "'s", "'re", "'ve", "'d" or "'ll" taken off) is
+#
+# - a pronoun or demonstrative in _BACK_REFERENCES ("Its profits ...", "This
+#   is ...", "They said ..."),
+# - a connective in _CONNECTIVES, or its first words a phrase in
+#   _CONNECTIVE_PHRASES ("However, ...", "In addition, ..."); "So far" and
+#   a hyphenated first word ("Then-president") are not connectives,
+# - or it opens with "The" and a stand-in noun from _STAND_INS ("The company
+#   ...", "The firm's ...") while the headline names nothing the noun could
+#   stand for: neither the noun itself nor a name, a capitalised headline
+#   word that the article also writes capitalised inside a sentence.
+
+_BACK_REFERENCES = _wordset(
+    """
+    he him his she her hers it its they them their theirs this these those that
+    such others
+    """
+)
+
+_CONNECTIVES = _wordset(
+    """
+    however but and also meanwhile instead still yet therefore moreover furthermore
+    nevertheless nonetheless thus hence besides likewise similarly otherwise
+    consequently then so or nor plus additionally accordingly
+    """
+)
+
+_CONNECTIVE_PHRASES = tuple(
+    phrase.split()
+    for phrase in (
+        "in addition",
+        "as a result",
+        "on the other hand",
+        "even so",
+        "even then",
+        "at the same time",
+        "by contrast",
+        "in contrast",
+        "in turn",
+        "in the meantime",
+        "in other words",
+        "on top of that",
+        "apart from that",
+        "after that",
+        "despite this",
+        "despite that",
+        "because of this",
+        "for its part",
+        "for his part",
+        "for her part",
+        "for their part",
+    )
+)
+
+_STAND_INS = _wordset(
+    """
+    company firm group club side team bank airline carrier retailer giant maker
+    operator business organisation organization agency body union party
+    star singer actor actress band player pair duo trio couple man woman
+    film movie show album book game series report study survey bill plan deal
+    move decision case latter two
+    """
+)
+
+_CONTRACTIONS = ("'s", "'re", "'ve", "'d", "'ll")
+
+
+class Leaning(Enum):
+    """How a sentence depends on the one before it."""
+
+    REFERENCE = "reference"  # a pronoun, demonstrative or stand-in noun
+    CONNECTIVE = "connective"  # a discourse connective
+
+
+def _opening_words(sentence: str, count: int) -> list[str]:
+    """Return the first ``count`` words of a sentence, lower-cased, without quotes or contractions."""
+    words: list[str] = []
+    for token in sentence.split()[:count]:
+        word = token.strip(_OPEN_QUOTES + _CLOSERS + ",;:.!?").lower().replace("\u2019", "'")
+        for ending in _CONTRACTIONS:
+            if word.endswith(ending):
+                word = word[: -len(ending)]
+                break
+        words.append(word)
+    return words
+
+
+def _named_in(headline: str, sentences: list[str]) -> frozenset[str]:
+    """Return the headline's names: capitalised words the article capitalises mid-sentence."""
+    inside: set[str] = set()
+    for sentence in sentences:
+        for word in _WORD.findall(sentence)[1:]:
+            if word[0].isupper():
+                inside.add(_stem(word.lower()))
+    return frozenset(
+        _stem(word.lower())
+        for word in _WORD.findall(headline)
+        if word[0].isupper() and _stem(word.lower()) in inside
+    )
+
+
+def _leans_back(sentence: str, headline: str, names: frozenset[str]) -> Leaning | None:
+    """Tell whether a sentence depends on an earlier one, and how (None: it stands alone)."""
+    words = _opening_words(sentence, 4)
+    if not words:
+        return None
+    first = words[0]
+    if "-" in first or (first == "so" and words[1:2] == ["far"]):
+        return None
+    if first in _CONNECTIVES or any(words[: len(p)] == p for p in _CONNECTIVE_PHRASES):
+        return Leaning.CONNECTIVE
+    if first in _BACK_REFERENCES:
+        return Leaning.REFERENCE
+    raw = sentence.split()
+    if first == "the" and len(words) > 1 and words[1] in _STAND_INS and raw[1][:1].islower():
+        headline_words = {_stem(word.lower()) for word in _WORD.findall(headline)}
+        if not names and _stem(words[1]) not in headline_words:
+            return Leaning.REFERENCE
+    return None
+
+
+def _carries_the_news(lede: str, headline: str, names: frozenset[str]) -> bool:
+    """Tell whether the article's first sentence carries the news on its own.
+
+    It does when it stands alone (no back reference, no connective, not a
+    quotation) and names the story: it shares a content word with the
+    headline, or names something the headline names.
+    """
+    if lede[:1] in _OPEN_QUOTES or _leans_back(lede, headline, names) is not None:
+        return False
+    if count_words(lede) < LEDE_MIN_WORDS:
+        return False
+    return bool(set(_terms(headline)) & set(_terms(lede)))
+
+
+def _raise(chance: float, logit: float) -> float:
+    """Return ``chance`` with ``logit`` added to its log-odds."""
+    chance = min(max(chance, 1e-9), 1.0 - 1e-9)
+    return 1.0 / (1.0 + math.exp(-(math.log(chance / (1.0 - chance)) + logit)))
+
+
 def _truncate(sentence: str, words: int) -> str:
     """Cut a sentence to ``words`` words and mark the cut with an ellipsis."""
     kept = sentence.split()[:words]
@@ -374,15 +535,20 @@ def _summarise(headline: str, body: str, words: int, weights: Weights) -> str:
 
     scores = _score_sentences(headline, sentences, weights)
     # Filler that shares nothing with the story stays out even when it fits.
-    candidates = [
+    candidates = {
         index
         for index in _drop_redundant(sentences, scores, weights.redundancy)
         if scores[index] >= weights.floor or index == 0
-    ]
-    chosen = _best_fit(
-        [scores[i] * lengths[i] for i in candidates], [lengths[i] for i in candidates], words
-    )
-    return " ".join(sentences[candidates[i]] for i in chosen)
+    }
+    names = _named_in(headline, sentences)
+    leans = [_leans_back(sentence, headline, names) for sentence in sentences]
+    if _carries_the_news(sentences[0], headline, names):
+        scores[0] = _raise(scores[0], weights.lede)
+    values = [scores[i] * lengths[i] if i in candidates else None for i in range(len(sentences))]
+    chosen = _best_fit(values, lengths, leans, words)
+    if not chosen:  # every sentence leans back: an opening mid-thought beats none
+        chosen = _best_fit(values, lengths, [None] * len(sentences), words)
+    return " ".join(sentences[i] for i in chosen)
 
 
 def _drop_redundant(sentences: list[str], scores: list[float], limit: float) -> list[int]:
@@ -399,28 +565,54 @@ def _drop_redundant(sentences: list[str], scores: list[float], limit: float) -> 
     return sorted(kept)
 
 
-def _best_fit(values: list[float], lengths: list[int], budget: int) -> list[int]:
-    """Return the indexes, ascending, of the items with the largest total value that fit.
+# The sentences picked so far, newest first, as a chain shared between states.
+_Picks = tuple[int, "_Picks"] | None
+_States = dict[tuple[int, bool, bool], tuple[float, _Picks]]
 
-    A 0/1 knapsack over word counts; on equal totals the earlier solution wins,
-    which keeps the result deterministic.
+
+def _offer(states: _States, key: tuple[int, bool, bool], entry: tuple[float, _Picks]) -> None:
+    """Keep ``entry`` for ``key`` unless an earlier one is at least as good."""
+    current = states.get(key)
+    if current is None or entry[0] > current[0] + 1e-12:
+        states[key] = entry
+
+
+def _best_fit(
+    values: list[float | None],
+    lengths: list[int],
+    leans: list[Leaning | None],
+    budget: int,
+) -> list[int]:
+    """Return the indexes, ascending, of the sentences with the largest total value that fit.
+
+    A 0/1 knapsack over word counts, walked in article order so that it can
+    respect how sentences lean on each other: ``values[i]`` is None for a
+    sentence that may not be picked; the summary's first sentence must not
+    lean back at all, and a later one that opens with a connective must
+    follow the sentence before it in the article. On equal totals the
+    earlier solution wins, which keeps the result deterministic.
     """
-    # best[w]: (total value, chosen indexes) of the best set using exactly w words.
-    best: list[tuple[float, tuple[int, ...]] | None] = [None] * (budget + 1)
-    best[0] = (0.0, ())
-    for index, (value, length) in enumerate(zip(values, lengths, strict=True)):
-        if length > budget or length == 0:
-            continue
-        for used in range(budget, length - 1, -1):
-            before = best[used - length]
-            if before is None:
+    # A state is (words used, previous sentence picked, anything picked yet),
+    # mapped to the best (total value, picked indexes) reaching it.
+    states: _States = {(0, False, False): (0.0, None)}
+    for index, (value, length, lean) in enumerate(zip(values, lengths, leans, strict=True)):
+        following: _States = {}
+        for (used, previous, started), (total, picked) in states.items():
+            _offer(following, (used, False, started), (total, picked))
+            if value is None or length == 0 or used + length > budget:
                 continue
-            total = before[0] + value
-            current = best[used]
-            if current is None or total > current[0] + 1e-12:
-                best[used] = (total, (*before[1], index))
-    filled = [entry for entry in best if entry is not None]
-    return list(max(filled, key=lambda entry: entry[0])[1])
+            if not started and lean is not None:
+                continue  # the summary would open mid-thought
+            if started and lean is Leaning.CONNECTIVE and not previous:
+                continue  # "However, ..." after nothing to contrast with
+            _offer(following, (used + length, True, True), (total + value, (index, picked)))
+        states = following or states
+    picks = max(states.values(), key=lambda entry: entry[0])[1]
+    chosen: list[int] = []
+    while picks is not None:
+        chosen.append(picks[0])
+        picks = picks[1]
+    return chosen[::-1]
 
 
 def _overlap(a: set[str], b: set[str]) -> float:
