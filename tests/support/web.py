@@ -76,7 +76,9 @@ def live_server(app: object) -> Iterator[str]:
 
 def outbox(config: Config) -> list[bytes]:
     """Return every message in the outbox, oldest key first."""
-    box = mailbox.Maildir(str(config.outbox_path), create=True)
+    if not (config.outbox_path / "cur").is_dir():
+        return []  # nothing sent yet (and never race the transport creating the Maildir)
+    box = mailbox.Maildir(str(config.outbox_path), create=False)
     return [box.get_bytes(key) for key in sorted(box.keys())]
 
 
