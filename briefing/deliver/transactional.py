@@ -93,6 +93,8 @@ def drain_transactional(
     counts: Counter[DeliveryState] = Counter()
     own_transport: Transport | None = None
     try:
+        with database.transaction() as session:
+            ledger.release_dead_claims(session, clock())
         while True:
             now = clock()
             with database.transaction() as session:
@@ -230,8 +232,16 @@ class TransactionalDrainer:
         self._dkim: DkimSigner | None = None
 
     def start(self) -> None:
-        """Start the thread (DKIM settings are read now, so a bad key fails at start-up)."""
-        self._dkim = DkimSigner.from_config(self.config)
+        """Start the thread; without a usable DKIM key, say why and leave mail queued."""
+        try:
+            self._dkim = DkimSigner.from_config(self.config)
+        except BriefingError as exc:
+            logger.error(
+                "transactional mail is not sent from this process: %s%s",
+                exc.message,
+                f" ({exc.hint})" if exc.hint else "",
+            )
+            return
         self._thread = threading.Thread(target=self._loop, name="transactional-mail", daemon=True)
         self._thread.start()
 

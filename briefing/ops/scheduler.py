@@ -172,6 +172,7 @@ class Service:
         # Set when serve is told to stop: a running drain stops claiming and lets the
         # messages in flight finish (set from the main loop, never from a signal handler).
         self.stopping = threading.Event()
+        self._mail_dkim: tuple[DkimSigner | None] | None = None  # read once, when first needed
 
     # --- jobs -----------------------------------------------------------------
 
@@ -198,11 +199,13 @@ class Service:
         """Send queued confirmations (a paused briefing does not hold them)."""
         if self.stopping.is_set():
             return
+        if self._mail_dkim is None:
+            self._mail_dkim = (DkimSigner.from_config(self.config),)
         drain_transactional(
             self.config,
             self.database,
             composers(self.config, self.signer),
-            dkim=DkimSigner.from_config(self.config),
+            dkim=self._mail_dkim[0],
             clock=self.clock,
         )
 

@@ -82,11 +82,6 @@ def claim_transactional(
     )
 
 
-def count_transactional_due(session: Session, now: datetime) -> int:
-    """Count the transactional rows a drain starting now would take on."""
-    return len(list(session.scalars(select(Delivery.id).where(_transactional_due(now)))))
-
-
 @dataclass(frozen=True)
 class Queued:
     """One claimed transactional message with what composing and sending it needs."""
