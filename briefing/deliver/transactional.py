@@ -127,6 +127,8 @@ def drain_transactional(
                     break
                 with database.transaction() as session:
                     ledger.write_outcomes(session, owner, [outcome], clock(), lease)
+                    # Keep the rest of the batch ours while a slow relay takes its time.
+                    ledger.heartbeat(session, owner, clock(), lease)
                     if outcome.status == DeliveryState.BOUNCED:
                         ledger.suppress_bounce(
                             session, message.delivery_id, message.recipient, outcome.reply, now
