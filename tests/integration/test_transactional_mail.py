@@ -24,6 +24,7 @@ from briefing.deliver.transactional import drain_transactional
 from briefing.domain.states import DeliveryState, MessageKind
 from briefing.domain.tokens import Signer
 from briefing.ops.controls import pause
+from briefing.ops.scheduler import Service
 from briefing.store import Database, open_database
 from briefing.store.db import MIGRATIONS
 from briefing.store.messages import transactional_rows
@@ -268,3 +269,12 @@ def test_subject_names_the_briefing(project: Config, database: Database, signer:
     drain_transactional(project, database, composers(project, signer), clock=Clock())
     raw = message_to(project, "who@example.com")
     assert re.search(rb"Subject: Confirm your subscription to ", raw)
+
+
+def test_serve_sends_confirmations_in_its_mail_job(project: Config, database: Database) -> None:
+    clock = Clock()
+    queue(project, database, "served@example.com", clock)
+    service = Service(project, database, Signer([KEY]), clock=clock)
+    assert "mail" in {job.id for job in service.scheduler(clock.now).get_jobs()}
+    service.send_transactional()
+    assert b"Confirm your subscription" in message_to(project, "served@example.com")
