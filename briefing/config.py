@@ -624,6 +624,11 @@ class Config(StrictModel):
         path = Path(path)
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
+    def templates_folder(self) -> Path | None:
+        """Return the site's own templates folder (looked up before the defaults), if it has one."""
+        folder = self.resolve("templates")
+        return folder if folder.is_dir() else None
+
     @property
     def database(self) -> str:
         """Return the database URL, a SQLite file under var/ by default."""

@@ -1,4 +1,9 @@
-"""Compose and send the double opt-in message: one link that confirms one sign-up.
+"""Queue and compose the double opt-in message: one link that confirms one sign-up.
+
+A sign-up only queues its confirmation on the ledger (:func:`queue_confirmation`,
+in the sign-up's own transaction); the transactional drain of the web process,
+``serve`` or ``send`` composes it with :func:`composers` and sends it like a
+digest: same From, bounce envelope, DKIM and retries.
 
 It is a single transactional message, so Python's email package builds it
 directly: ``multipart/alternative`` (text/plain then text/html, UTF-8,
@@ -18,14 +23,15 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from typing import cast
 
-from briefing.audience.lifecycle import Signup
+from briefing.audience.lifecycle import Signup, SignupOutcome
 from briefing.config import Config
-from briefing.deliver import make_transport
+from briefing.domain.states import MessageKind
 from briefing.domain.tokens import Purpose, Signer
-from briefing.editions.variants import templates_folder
-from briefing.errors import DeliveryError
 from briefing.pipeline.compose import ascii_address, clean_header
 from briefing.pipeline.render import environment
+from briefing.store import Session
+from briefing.store.messages import Composers, Queued
+from briefing.store.messages import queue_confirmation as queue_row
 
 CONFIRM_ROUTE = Purpose.CONFIRM.route
 
@@ -35,8 +41,10 @@ def confirm_link(config: Config, signer: Signer, confirmation_id: int) -> str:
     return f"{config.site.base_url}/{CONFIRM_ROUTE}/{signer.sign(Purpose.CONFIRM, confirmation_id)}"
 
 
-def compose_confirmation(config: Config, signup: Signup, link: str, now: datetime) -> bytes:
-    """Build the confirmation message for one sign-up."""
+def compose_confirmation(
+    config: Config, signup: Signup, link: str, now: datetime, *, message_id: str | None = None
+) -> bytes:
+    """Build the confirmation message for one sign-up (a fresh Message-ID unless given)."""
     assert signup.expires_at is not None
     site = config.site
     briefing = config.briefings[signup.briefing]
@@ -46,7 +54,7 @@ def compose_confirmation(config: Config, signup: Signup, link: str, now: datetim
         "link": link,
         "expires": f"{signup.expires_at:%d %B %Y, %H:%M} UTC",
     }
-    templates = environment(templates_folder(config))
+    templates = environment(config.templates_folder())
     text = templates.get_template("confirmation.txt.j2").render(context)
     html = templates.get_template("confirmation.html.j2").render(context)
     message = EmailMessage(policy=SMTP)
@@ -58,7 +66,7 @@ def compose_confirmation(config: Config, signup: Signup, link: str, now: datetim
         message["Reply-To"] = site.reply_to
     message["Subject"] = clean_header(f"Confirm your subscription to {briefing.title}")
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=site.from_address.rpartition("@")[2])
+    message["Message-ID"] = message_id or new_message_id(config)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
@@ -67,17 +75,34 @@ def compose_confirmation(config: Config, signup: Signup, link: str, now: datetim
     return message.as_bytes(policy=SMTP)
 
 
-def send_confirmation(config: Config, signer: Signer, signup: Signup, now: datetime) -> None:
-    """Send a sign-up's confirmation through the configured transport, or raise DeliveryError."""
+def new_message_id(config: Config) -> str:
+    """Return a fresh Message-ID on the From address's domain."""
+    return make_msgid(domain=config.site.from_address.rpartition("@")[2])
+
+
+def queue_confirmation(session: Session, config: Config, signup: Signup, now: datetime) -> int:
+    """Put a sign-up's confirmation mail on the ledger in the sign-up's transaction.
+
+    Its Message-ID is fixed now, so every resend of it is the same message.
+    """
     assert signup.confirmation_id is not None
-    link = confirm_link(config, signer, signup.confirmation_id)
-    message = compose_confirmation(config, signup, link, now)
-    transport = make_transport(config)
-    try:
-        result = transport.send(config.site.from_address, signup.email, message)
-    finally:
-        transport.close()
-    if result.outcome != "sent":
-        raise DeliveryError(
-            signup.email, f"confirmation not sent ({result.outcome}): {result.reply}"
+    return queue_row(session, signup.confirmation_id, new_message_id(config), now)
+
+
+def composers(config: Config, signer: Signer) -> Composers:
+    """Return how the transactional drain composes each kind this package queues."""
+
+    def confirmation(queued: Queued, now: datetime) -> bytes:
+        signup = Signup(
+            SignupOutcome.CONFIRMATION,
+            queued.recipient,
+            queued.briefing,
+            queued.subscription_id,
+            queued.confirmation_id,
+            queued.deadline,
+            None,
         )
+        link = confirm_link(config, signer, queued.confirmation_id)
+        return compose_confirmation(config, signup, link, now, message_id=queued.message_id)
+
+    return {MessageKind.CONFIRMATION: confirmation}

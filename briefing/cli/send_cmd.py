@@ -13,9 +13,11 @@ from types import FrameType
 import click
 from rich.console import Console
 
+from briefing.audience.confirmations import composers
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.cli.progress import failures_table, live_progress, report_table
-from briefing.deliver import DkimSigner, deliver, make_transport
+from briefing.deliver import DkimSigner, Transport, deliver, make_transport
+from briefing.deliver.transactional import drain_transactional
 from briefing.editions.dispatch import dispatch
 from briefing.store.ledger import count_due
 
@@ -47,6 +49,26 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(number, old)
 
 
+def send_transactional(
+    app: App, transport: Transport, dkim: DkimSigner | None, clock: Callable[[], datetime]
+) -> None:
+    """Send the queued confirmations and say how it went (nothing in redirect mode)."""
+    config = app.config
+    if config.delivery.redirect_to:
+        return
+    counts = drain_transactional(
+        config,
+        app.database,
+        composers(config, app.signer),
+        transport=transport,
+        dkim=dkim,
+        clock=clock,
+    )
+    if counts:
+        done = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+        click.echo(f"confirmations: {done}")
+
+
 @click.command("send")
 @click.option("--briefing", "briefing_key", help="Only this briefing.")
 @click.option("--at", "at_text", help="Dispatch as if it were this time (ISO 8601; naive is UTC).")
@@ -58,7 +80,10 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 )
 @pass_app
 def send_command(app: App, briefing_key: str | None, at_text: str | None, force: bool) -> None:
-    """Dispatch due editions into the ledger, then deliver what the ledger holds."""
+    """Dispatch due editions into the ledger, then deliver what the ledger holds.
+
+    Queued confirmations go out first and again last (those queued meanwhile).
+    """
     config = app.config
     if briefing_key:
         config.briefing(briefing_key)
@@ -86,6 +111,7 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
     stop = threading.Event()
     console = Console(stderr=True, highlight=False)
     try:
+        send_transactional(app, transport, dkim, clock)
         with stop_on_signals(stop), live_progress(console, total) as progress:
             report = deliver(
                 config,
@@ -98,6 +124,8 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
                 progress=progress,
                 dkim=dkim,
             )
+        if not stop.is_set():
+            send_transactional(app, transport, dkim, clock)
     finally:
         transport.close()
     click.echo(

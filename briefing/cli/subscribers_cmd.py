@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from briefing.audience.confirmations import send_confirmation
+from briefing.audience.confirmations import queue_confirmation
 from briefing.audience.imports import import_subscribers, parse_row
 from briefing.audience.lifecycle import (
     Preferences,
@@ -77,7 +77,11 @@ def add_command(
     send_time: str | None,
     frequency: str | None,
 ) -> None:
-    """Sign an address up: it gets a confirmation link and is pending until it follows it."""
+    """Sign an address up: it gets a confirmation link and is pending until it follows it.
+
+    The confirmation mail is queued on the ledger; a running `briefing web` or
+    `briefing serve` sends it within seconds, otherwise the next `briefing send`.
+    """
     config = app.config
     raw = {
         "email": email,
@@ -99,7 +103,6 @@ def add_command(
         send_time=row.send_time or defaults.send_time,
         frequency=row.frequency or defaults.frequency,
     )
-    signer = app.signer
     now = datetime.now(UTC)
     with app.database.transaction() as session:
         signup = start_signup(
@@ -112,14 +115,19 @@ def add_command(
             name=row.name,
             preferences=preferences,
         )
+        if signup.kind == SignupOutcome.CONFIRMATION:
+            queue_confirmation(session, config, signup, now)
     if signup.kind == SignupOutcome.ALREADY_ACTIVE:
         click.echo(f"{row.email} already receives {row.briefing}; nothing sent")
         return
-    send_confirmation(config, signer, signup, now)
     assert signup.expires_at is not None
     click.echo(
-        f"confirmation sent to {row.email} for {row.briefing}; pending until they follow it "
+        f"confirmation queued for {row.email} for {row.briefing}; pending until they follow it "
         f"(the link expires {signup.expires_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    click.echo(
+        "it goes out within seconds while `briefing web` or `briefing serve` runs, "
+        "else with the next `briefing send`"
     )
     if signup.suppressed:
         click.echo(

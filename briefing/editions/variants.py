@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from briefing.config import Config
 from briefing.pipeline.cut import BuiltVariant, VariantInputs, VariantSpec, cut_variant
@@ -37,7 +36,6 @@ __all__ = [
     "frozen",
     "load_inputs",
     "ordered_sections",
-    "templates_folder",
 ]
 
 CANDIDATE_SLACK = 10
@@ -124,7 +122,7 @@ def build_variant(
     """Load a variant's inputs from the store and cut it (outside any transaction)."""
     inputs = load_inputs(database, config, spec, archives)
     return cut_variant(
-        config, spec, inputs, placeholders=placeholders, templates=templates_folder(config)
+        config, spec, inputs, placeholders=placeholders, templates=config.templates_folder()
     )
 
 
@@ -149,9 +147,3 @@ def frozen(built: BuiltVariant) -> NewVariant:
         placeholders=built.placeholders,
         items=built.digest.items,
     )
-
-
-def templates_folder(config: Config) -> Path | None:
-    """Return the config's own templates folder, if it has one."""
-    folder = config.resolve("templates")
-    return folder if folder.is_dir() else None

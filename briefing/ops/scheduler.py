@@ -41,8 +41,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from briefing.audience.confirmations import composers
 from briefing.config import Config, format_duration
 from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
+from briefing.deliver.transactional import DRAIN_INTERVAL, drain_transactional
 from briefing.domain.tokens import Signer
 from briefing.editions.dispatch import DispatchReport, dispatch
 from briefing.errors import BriefingError, SchedulerError
@@ -170,6 +172,7 @@ class Service:
         # Set when serve is told to stop: a running drain stops claiming and lets the
         # messages in flight finish (set from the main loop, never from a signal handler).
         self.stopping = threading.Event()
+        self._mail_dkim: tuple[DkimSigner | None] | None = None  # read once, when first needed
 
     # --- jobs -----------------------------------------------------------------
 
@@ -190,6 +193,20 @@ class Service:
             sum(r.suppressed for r in reports),
             sum(r.expired for r in reports),
             sum(r.sent for r in tick.drain.delivered.values()),
+        )
+
+    def send_transactional(self) -> None:
+        """Send queued confirmations (a paused briefing does not hold them)."""
+        if self.stopping.is_set():
+            return
+        if self._mail_dkim is None:
+            self._mail_dkim = (DkimSigner.from_config(self.config),)
+        drain_transactional(
+            self.config,
+            self.database,
+            composers(self.config, self.signer),
+            dkim=self._mail_dkim[0],
+            clock=self.clock,
         )
 
     def ingest_sources(self) -> None:
@@ -342,8 +359,8 @@ class Service:
         settings = self.config.scheduler
         scheduler = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()},
-            # Ingest, dispatch and the run-now poll may each be busy at once.
-            executors={"default": ThreadPoolExecutor(max_workers=3)},
+            # Ingest, dispatch, the run-now poll and transactional mail may each be busy at once.
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -361,6 +378,11 @@ class Service:
                 "controls",
                 self.take_run_now_requests,
                 _every(settings.control_interval, start=minute),
+            ),
+            (
+                "mail",
+                self.send_transactional,
+                _every(timedelta(seconds=DRAIN_INTERVAL), start=now),
             ),
         ]
         for name, run, trigger in jobs:

@@ -92,9 +92,24 @@ class Database:
         if current == head:
             return
         logger.info("upgrading database schema %s -> %s", current or "(empty)", head)
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self.engine.connect() as connection:
+            raw = connection.connection.driver_connection if self.is_sqlite else None
+            if raw is not None:
+                # A batch migration rebuilds a table by dropping it; with foreign keys on,
+                # the drop would cascade to the rows pointing at it. The pragma only takes
+                # effect outside a transaction, hence the raw connection.
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if raw is not None:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise StoreError(f"the upgrade left broken references: {broken[:5]}")
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -8,21 +8,27 @@ The model is DESIGN.md's and is meant to be settled once:
   summaries and related links, and the composed message template), shared by
   every subscription with the same sections, window, cut time and locale;
 - an **edition** is (briefing, subscriber, local issue date) pointing at its
-  variant; a **delivery** is the ledger row for one edition, unique;
+  variant; a **delivery** is the ledger row of one message: of one edition
+  (kind ``digest``, unique) or of one confirmation (kind ``confirmation``);
 - a **confirmation** is one double opt-in link sent to an address, and a
   **sign-up attempt** (hashed) is what the web sign-up limits count.
 
 Times are stored as UTC (naive in SQLite, converted on the way in and out).
+Every status column has a CHECK constraint listing the states of
+:mod:`briefing.domain.states`, so a typo is refused by the database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -36,6 +42,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from briefing.domain.states import DeliveryState, MessageKind, SubscriptionState
+
+# What a transport said about one attempt (a subset of the delivery states).
+ATTEMPT_OUTCOMES = (
+    DeliveryState.SENT,
+    DeliveryState.DEFERRED,
+    DeliveryState.FAILED,
+    DeliveryState.BOUNCED,
+)
+
+
+def one_of(column: str, values: Iterable[StrEnum], *, nullable: bool = False) -> str:
+    """Return the SQL of a CHECK that ``column`` holds one of ``values``."""
+    listed = ", ".join(f"'{value.value}'" for value in values)
+    check = f"{column} IN ({listed})"
+    return f"{column} IS NULL OR {check}" if nullable else check
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -145,7 +168,10 @@ class Subscription(Base):
     """A subscriber's choice of one briefing: sections, time, frequency, status, consent."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("subscriber_id", "briefing"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "briefing"),
+        CheckConstraint(one_of("status", SubscriptionState), name="ck_subscriptions_status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
@@ -170,6 +196,15 @@ class SubscriptionEvent(Base):
     """Record one lifecycle change of a subscription with its time and source."""
 
     __tablename__ = "subscription_events"
+    __table_args__ = (
+        CheckConstraint(
+            one_of("status_from", SubscriptionState, nullable=True),
+            name="ck_subscription_events_status_from",
+        ),
+        CheckConstraint(
+            one_of("status_to", SubscriptionState), name="ck_subscription_events_status_to"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscription_id: Mapped[int | None] = mapped_column(
@@ -268,14 +303,34 @@ class Edition(Base):
 
 
 class Delivery(Base):
-    """The ledger row of one edition: state, claim, attempts and the last reply."""
+    """The ledger row of one message: kind, state, claim, attempts and the last reply.
+
+    A digest row points at its edition; a confirmation row at its confirmation,
+    and goes with it when the sign-up is removed.
+    """
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        CheckConstraint(one_of("status", DeliveryState), name="ck_deliveries_status"),
+        CheckConstraint(one_of("kind", MessageKind), name="ck_deliveries_kind"),
+        CheckConstraint(
+            f"(kind <> '{MessageKind.DIGEST.value}' OR edition_id IS NOT NULL) AND "
+            f"(kind <> '{MessageKind.CONFIRMATION.value}' OR confirmation_id IS NOT NULL)",
+            name="ck_deliveries_target",
+        ),
+        UniqueConstraint("confirmation_id", name="uq_deliveries_confirmation_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    edition_id: Mapped[int] = mapped_column(
+    kind: Mapped[str] = mapped_column(
+        String(20), default=MessageKind.DIGEST.value, server_default=MessageKind.DIGEST.value
+    )
+    edition_id: Mapped[int | None] = mapped_column(
         ForeignKey("editions.id", ondelete="CASCADE"), unique=True
+    )
+    confirmation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("confirmations.id", ondelete="CASCADE", name="fk_deliveries_confirmation_id")
     )
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -291,13 +346,16 @@ class Delivery(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    edition: Mapped[Edition] = relationship(back_populates="delivery")
+    edition: Mapped[Edition | None] = relationship(back_populates="delivery")
 
 
 class DeliveryAttempt(Base):
     """One try at handing a delivery to the transport, with the reply."""
 
     __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        CheckConstraint(one_of("outcome", ATTEMPT_OUTCOMES), name="ck_delivery_attempts_outcome"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(

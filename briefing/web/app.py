@@ -14,12 +14,17 @@ Routes (``<base>`` is the path of ``site.base_url``, e.g. ``/briefing``):
 
 Any bad token, unknown page or failure answers with a plain page and a 4xx or
 5xx status, never a stack trace.
+
+While the application runs (its lifespan), a background thread drains the
+ledger's transactional mail, so a confirmation goes out within seconds even
+where only ``briefing web`` runs and digests are sent by a cron ``send``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from starlette.applications import Starlette
@@ -28,7 +33,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from briefing.audience.confirmations import composers
 from briefing.config import Config
+from briefing.deliver.transactional import DRAIN_INTERVAL, TransactionalDrainer
 from briefing.domain.tokens import InertTokenError, Purpose, Signer
 from briefing.errors import TokenError
 from briefing.store import Database
@@ -115,17 +122,43 @@ def create_app(
     keys: Sequence[bytes],
     *,
     clock: Callable[[], datetime] = utc_now,
+    drain_interval: float | None = DRAIN_INTERVAL,
 ) -> Starlette:
-    """Build the ASGI application serving the public endpoints."""
+    """Build the ASGI application serving the public endpoints.
+
+    With ``drain_interval`` (seconds) its lifespan runs the transactional mail
+    drain; None leaves the mail to ``send`` and ``serve``.
+    """
+    signer = Signer(keys)
+    drainer = (
+        TransactionalDrainer(
+            config, database, composers(config, signer), clock=clock, interval=drain_interval
+        )
+        if drain_interval is not None
+        else None
+    )
     context = WebContext(
         config=config,
         database=database,
-        signer=Signer(keys),
+        signer=signer,
         guard=FormGuard(keys, config.site.base_url),
         limiter=SignupLimiter(config.web, keys),
         clock=clock,
+        mail_queued=drainer.wake if drainer is not None else lambda: None,
     )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if drainer is not None:
+            drainer.start()
+        try:
+            yield
+        finally:
+            if drainer is not None:
+                drainer.stop()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=routes(context),
         exception_handlers={
             HTTPException: _http_error,

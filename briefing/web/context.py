@@ -23,7 +23,11 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class WebContext:
-    """What every endpoint needs: config, database, signer, form guard, limits and a clock."""
+    """What every endpoint needs: config, database, signer, form guard, limits and a clock.
+
+    ``mail_queued`` is called after a request put mail on the ledger, to wake
+    the process's transactional drain rather than wait for its next poll.
+    """
 
     config: Config
     database: Database
@@ -31,6 +35,7 @@ class WebContext:
     guard: FormGuard
     limiter: SignupLimiter
     clock: Callable[[], datetime]
+    mail_queued: Callable[[], None] = lambda: None
 
     @property
     def prefix(self) -> str:

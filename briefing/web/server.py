@@ -52,6 +52,6 @@ def serve(
         access_log=False,  # the URLs hold tokens; the app logs what it does without them
         log_level=log_level,
         server_header=False,
-        lifespan="off",
+        lifespan="on",  # runs the transactional mail drain
     )
     uvicorn.Server(settings).run(sockets=[sock])

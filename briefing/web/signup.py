@@ -1,8 +1,9 @@
 """Serve sign-up and its double opt-in: the form, the confirmation mail, the confirm link.
 
-A sign-up creates (or keeps) a pending subscription and mails a signed,
-expiring confirmation link; only the POST from that link's page confirms, so
-a mail scanner fetching the link confirms nothing. Sign-ups are limited per
+A sign-up creates (or keeps) a pending subscription and queues a mail with a
+signed, expiring confirmation link on the ledger, which the process's
+transactional drain sends within seconds; only the POST from that link's page
+confirms, so a mail scanner fetching the link confirms nothing. Sign-ups are limited per
 address and per client, and the page says the same whether or not the address
 was already subscribed.
 """
@@ -18,12 +19,11 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from briefing.audience.confirmations import send_confirmation
+from briefing.audience.confirmations import queue_confirmation
 from briefing.audience.lifecycle import ConfirmOutcome, SignupOutcome, confirm, start_signup
 from briefing.domain.addresses import AddressError, normalise_address
 from briefing.domain.text import one_line
 from briefing.domain.tokens import Purpose
-from briefing.errors import DeliveryError
 from briefing.store.signups import confirmation_by_id
 from briefing.store.subscriptions import subscription_by_id
 from briefing.web.context import WebContext, context_of
@@ -94,7 +94,7 @@ def signup_response(
     source: str,
     name: str | None = None,
 ) -> Response:
-    """Start a sign-up within the limits, mail its confirmation, and say what happens next."""
+    """Start a sign-up within the limits, queue its confirmation, and say what happens next."""
     config = context.config
     now = context.clock()
     with context.database.transaction() as session:
@@ -104,6 +104,8 @@ def signup_response(
             signup = start_signup(
                 session, config, email=email, briefing=briefing, source=source, now=now, name=name
             )
+            if signup.kind == SignupOutcome.CONFIRMATION:
+                queue_confirmation(session, config, signup, now)
     if refusal is not None:
         logger.info("sign-up to %s refused: %s", briefing, refusal.reason)
         response = message(
@@ -115,18 +117,7 @@ def signup_response(
         response.headers["Retry-After"] = str(math.ceil(refusal.retry_after.total_seconds()))
         return response
     if signup.kind == SignupOutcome.CONFIRMATION:
-        try:
-            send_confirmation(config, context.signer, signup, now)
-        except DeliveryError as exc:
-            logger.warning(
-                "confirmation for subscription %d not sent: %s", signup.subscription_id, exc.reason
-            )
-            return message(
-                config.site,
-                "We could not send the confirmation just now",
-                "Nothing is lost: please try again in a few minutes.",
-                status=503,
-            )
+        context.mail_queued()
     hours = round(config.web.confirm_within.total_seconds() / 3600)
     title = config.briefings[briefing].title
     return message(

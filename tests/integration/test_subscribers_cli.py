@@ -45,7 +45,11 @@ def test_add_sends_a_confirmation_instead_of_activating(
         "06:45",
     )
     assert result.exit_code == 0, result.output
-    assert "confirmation sent to Dee@example.org for daily; pending" in result.output
+    assert "confirmation queued for Dee@example.org for daily; pending" in result.output
+    assert outbox(project) == []  # queued on the ledger; `send` (or web, serve) sends it
+    sent = run(project, "send")
+    assert sent.exit_code == 0, sent.output
+    assert "confirmations: 1 sent" in sent.output
     dee = subscription_of(database, "Dee@example.org")
     assert (
         dee.status == "pending" and dee.sections == ["sport", "world"] and dee.send_time == "06:45"

@@ -28,6 +28,7 @@ from tests.support.web import (
     send_editions,
     serve_site,
     subscription_of,
+    wait_for_drain,
 )
 
 
@@ -192,6 +193,7 @@ def test_leaving_one_briefing_or_everything(site: Site) -> None:
         url, data={"form_token": form_token(page.text), "action": "resubscribe"}
     )
     assert back.status_code == 200 and "Check your inbox" in back.text
+    wait_for_drain(site.database)
     confirmation = [raw for raw in outbox(site.config) if b"Subject: Confirm" in raw]
     assert len(confirmation) == 1 and "c" in links_in(confirmation[0])
     assert subscription_of(site.database, "cy@example.com").status == "unsubscribed"

@@ -33,6 +33,7 @@ from tests.support.web import (
     send_editions,
     serve_site,
     subscription_of,
+    wait_for_drain,
 )
 
 SUBSCRIBE = "/b/subscribe"
@@ -129,6 +130,7 @@ def test_signups_are_limited_per_address_and_per_client(tmp_path: Path, signer: 
     try:
         with serve_site(config, database, [KEY], clock) as site:
             assert [sign_up(site, "same@example.com")[0] for _ in range(4)] == [200, 200, 200, 429]
+            wait_for_drain(database)
             assert len(confirmations(config)) == 3
             assert [sign_up(site, f"r{n}@example.com")[0] for n in range(3)] == [200, 200, 429]
             page = site.client.get(SUBSCRIBE)
@@ -148,6 +150,7 @@ def test_signups_are_limited_per_address_and_per_client(tmp_path: Path, signer: 
             clock.now += timedelta(hours=1, minutes=1)
             assert sign_up(restarted, "r3@example.com")[0] == 200
             assert sign_up(restarted, "same@example.com")[0] == 429  # per address: 24 hours
+            wait_for_drain(database)
         assert len(confirmations(config)) == 6
     finally:
         database.dispose()
@@ -160,6 +163,7 @@ def test_forms_refuse_cross_site_posts(site: Site) -> None:
         SUBSCRIBE, data={"email": "target@example.com", "briefing": "daily"}
     )
     assert response.status_code == 403
+    wait_for_drain(site.database)
     assert confirmations(site.config) == []
     bad = site.client.post(
         SUBSCRIBE,
@@ -177,6 +181,7 @@ def test_active_reader_gets_the_same_answer_and_no_mail(site: Site) -> None:
     before = len(outbox(site.config))
     status, text = sign_up(site, "ann@example.com")
     assert status == 200 and "Check your inbox" in text
+    wait_for_drain(site.database)
     assert len(outbox(site.config)) == before
 
 
@@ -184,6 +189,7 @@ def test_only_a_fresh_confirmed_opt_in_brings_back_a_suppressed_address(site: Si
     unsubscribe = links_in(message_to(site.config, "ann@example.com"))["u"]
     site.client.post(site.url(unsubscribe), data={"List-Unsubscribe": "One-Click"})
     assert sign_up(site, "ann@example.com")[0] == 200
+    wait_for_drain(site.database)
     link = links_in(confirmations(site.config)[0])["c"]
     csv = site.config.base_dir / "subs.csv"
     report = import_subscribers(site.config, site.database, csv, site.clock.now)

@@ -24,10 +24,12 @@ from sqlalchemy import select
 from briefing.audience.imports import import_subscribers
 from briefing.config import Config
 from briefing.deliver import OutboxTransport, deliver
+from briefing.domain.states import OPEN
 from briefing.domain.tokens import Signer
 from briefing.editions.dispatch import dispatch
 from briefing.ingest import ingest
 from briefing.store import Database
+from briefing.store.messages import transactional_rows
 from briefing.store.schema import Subscriber, Subscription
 from briefing.web import create_app
 from briefing.web.server import bind
@@ -57,7 +59,7 @@ def live_server(app: object) -> Iterator[str]:
     """Serve an ASGI app on 127.0.0.1 (a free port) in a thread; yield its origin."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -74,7 +76,9 @@ def live_server(app: object) -> Iterator[str]:
 
 def outbox(config: Config) -> list[bytes]:
     """Return every message in the outbox, oldest key first."""
-    box = mailbox.Maildir(str(config.outbox_path), create=True)
+    if not (config.outbox_path / "cur").is_dir():
+        return []  # nothing sent yet (and never race the transport creating the Maildir)
+    box = mailbox.Maildir(str(config.outbox_path), create=False)
     return [box.get_bytes(key) for key in sorted(box.keys())]
 
 
@@ -83,9 +87,34 @@ def parse(raw: bytes) -> EmailMessage:
     return cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(raw))
 
 
+def messages_to(config: Config, address: str) -> list[bytes]:
+    """Return every message in the outbox addressed to ``address``."""
+    return [raw for raw in outbox(config) if address in str(parse(raw)["To"])]
+
+
+def wait_for_mail(config: Config, address: str, count: int = 1, within: float = 10.0) -> None:
+    """Wait until ``count`` messages to ``address`` are in the outbox (a drain sends them)."""
+    deadline = time.monotonic() + within
+    while len(messages_to(config, address)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def wait_for_drain(database: Database, within: float = 10.0) -> None:
+    """Wait until no transactional mail (confirmations) is waiting on the ledger."""
+    deadline = time.monotonic() + within
+    while True:
+        with database.transaction() as session:
+            waiting = [row for row in transactional_rows(session) if row[2] in OPEN]
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, f"transactional mail not drained: {waiting}"
+        time.sleep(0.05)
+
+
 def message_to(config: Config, address: str) -> bytes:
-    """Return the only message in the outbox addressed to ``address``."""
-    found = [raw for raw in outbox(config) if address in str(parse(raw)["To"])]
+    """Return the only message in the outbox addressed to ``address`` (waiting for a drain)."""
+    wait_for_mail(config, address)
+    found = messages_to(config, address)
     assert len(found) == 1, f"{len(found)} messages to {address}"
     return found[0]
 

@@ -1,0 +1,183 @@
+"""Queue, claim and check transactional mail on the ledger: every kind but the digest.
+
+A confirmation is a ledger row like a digest (``deliveries`` with
+``kind = 'confirmation'``): it is claimed, sent and recorded with the same
+owner, lease and outcome functions of :mod:`briefing.store.ledger`, so it gets
+the same crash safety and retries. It differs in three ways: it points at its
+confirmation instead of an edition (and is deleted with it), a paused briefing
+does not hold it, and its deadline is the confirmation's own expiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from briefing.domain.states import CLAIMABLE, DeliveryState, MessageKind
+from briefing.store.ledger import Settlement
+from briefing.store.schema import Confirmation, Delivery, Subscriber, Subscription
+
+
+def queue_confirmation(
+    session: Session, confirmation_id: int, message_id: str, now: datetime
+) -> int:
+    """Put one confirmation mail on the ledger, due at once; return the delivery id."""
+    delivery = Delivery(
+        kind=MessageKind.CONFIRMATION.value,
+        confirmation_id=confirmation_id,
+        status=DeliveryState.PENDING.value,
+        message_id=message_id,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery.id
+
+
+def _transactional_due(now: datetime) -> Any:
+    return (Delivery.kind != MessageKind.DIGEST.value) & or_(
+        Delivery.status.in_(CLAIMABLE)
+        & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        (Delivery.status == DeliveryState.SENDING.value) & (Delivery.lease_until < now),
+    )
+
+
+def claim_transactional(
+    session: Session, owner: str, now: datetime, limit: int, *, lease: timedelta
+) -> list[int]:
+    """Claim up to ``limit`` due transactional rows for ``owner`` (pauses do not hold them)."""
+    query = select(Delivery.id).where(_transactional_due(now)).order_by(Delivery.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), _transactional_due(now))
+        .values(
+            status=DeliveryState.SENDING.value,
+            owner=owner,
+            lease_until=now + lease,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+    )
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.owner == owner,
+                Delivery.status == DeliveryState.SENDING.value,
+            )
+            .order_by(Delivery.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One claimed transactional message with what composing and sending it needs."""
+
+    delivery_id: int
+    kind: MessageKind
+    message_id: str
+    attempts: int  # tries recorded before this one
+    recipient: str
+    briefing: str
+    subscription_id: int
+    confirmation_id: int
+    deadline: datetime
+
+
+# How the transactional drain composes each kind of message: the queued row and now, to bytes.
+Composer = Callable[[Queued, datetime], bytes]
+Composers = Mapping[MessageKind, Composer]
+
+
+def load_transactional(
+    session: Session, ids: list[int], now: datetime
+) -> tuple[list[Queued], list[Settlement]]:
+    """Load claimed transactional rows; sort out those that must no longer be sent, and why."""
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.kind,
+            Delivery.message_id,
+            Delivery.attempts,
+            Confirmation.id,
+            Confirmation.expires_at,
+            Confirmation.confirmed_at,
+            Subscription.id,
+            Subscription.briefing,
+            Subscriber.email,
+        )
+        .outerjoin(Confirmation, Confirmation.id == Delivery.confirmation_id)
+        .outerjoin(Subscription, Subscription.id == Confirmation.subscription_id)
+        .outerjoin(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    queued: list[Queued] = []
+    settled: list[Settlement] = []
+    for (
+        delivery_id,
+        kind,
+        message_id,
+        attempts,
+        confirmation_id,
+        expires_at,
+        confirmed_at,
+        subscription_id,
+        briefing,
+        email,
+    ) in rows:
+        if kind != MessageKind.CONFIRMATION or confirmation_id is None or email is None:
+            settled.append(
+                Settlement(delivery_id, DeliveryState.CANCELLED, f"nothing to send for a {kind}")
+            )
+        elif confirmed_at is not None:
+            settled.append(
+                Settlement(delivery_id, DeliveryState.CANCELLED, "already confirmed", email)
+            )
+        elif now > expires_at:
+            settled.append(
+                Settlement(
+                    delivery_id, DeliveryState.EXPIRED, "the confirmation link expired", email
+                )
+            )
+        else:
+            queued.append(
+                Queued(
+                    delivery_id,
+                    MessageKind(kind),
+                    message_id,
+                    attempts,
+                    email,
+                    briefing,
+                    subscription_id,
+                    confirmation_id,
+                    expires_at,
+                )
+            )
+    return queued, settled
+
+
+def transactional_rows(session: Session) -> list[tuple[int, str, str, int | None]]:
+    """List every transactional row: id, kind, status and confirmation id (for checks)."""
+    return [
+        (row[0], row[1], row[2], row[3])
+        for row in session.execute(
+            select(Delivery.id, Delivery.kind, Delivery.status, Delivery.confirmation_id)
+            .where(Delivery.kind != MessageKind.DIGEST.value)
+            .order_by(Delivery.id)
+        )
+    ]
