@@ -9,7 +9,7 @@ served by Python's own ``http.server`` on 127.0.0.1 (it sends Last-Modified
 and answers If-Modified-Since with 304, as most static servers do). Then runs
 ``briefing --config DIR/config.yaml ingest`` twice, exactly as a user types
 it, keeps each run's output in ``DIR/run1.txt`` / ``DIR/run2.txt`` and prints
-a summary. It checks what the issue's "Done when" asks:
+a summary. It checks that:
 
 - both runs exit 1, and every unreadable file is named with a reason, as a
   local path and as a URL alike;

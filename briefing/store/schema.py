@@ -1,6 +1,6 @@
 """Declare the tables: sources, articles, subscribers, editions, variants, the ledger.
 
-The model is DESIGN.md's and is meant to be settled once:
+The model is meant to be settled once:
 
 - a **subscription** is subscriber x briefing, with its own sections, timezone,
   send time, frequency, lifecycle status and consent record;

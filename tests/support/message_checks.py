@@ -1,4 +1,4 @@
-"""Check a composed message against DESIGN.md's "Every message" list."""
+"""Check a composed message against the "Every message" list of docs/architecture.md."""
 
 from __future__ import annotations
 
