@@ -39,7 +39,7 @@ from briefing.pipeline.compose import HTML_LIMIT, ComposedVariant, compose_varia
 from briefing.pipeline.relate import Archive, Folding, fold_candidates, related_links
 from briefing.pipeline.render import new_placeholders, render_digest
 from briefing.pipeline.select import drop_lowest, select_articles, window_start
-from briefing.pipeline.summarise import summarise
+from briefing.plugins import summarise
 from briefing.store.queries import insert_ignore
 from briefing.store.schema import Article, ArticleSection, Source, Variant, VariantItem
 

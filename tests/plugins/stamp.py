@@ -1,0 +1,81 @@
+"""A small outside plugin, written only against the hooks: it adds a summariser,
+a template filter and context name, an extra header and a transport.
+
+Installed as a package it would declare, in its ``pyproject.toml``::
+
+    [project.entry-points.briefing]
+    stamp = "tests.plugins.stamp"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from briefing.plugins import hookimpl
+
+# How often each hook ran; tests read it to prove "once per variant".
+CALLS: dict[str, int] = {}
+
+
+def _count(hook: str) -> None:
+    CALLS[hook] = CALLS.get(hook, 0) + 1
+
+
+@hookimpl
+def briefing_summarise(headline: str, words: int) -> str:
+    """Summarise every article by its headline alone (this plugin wins over the built-in)."""
+    _count("briefing_summarise")
+    return " ".join(f"Stamp summary of {headline}.".split()[:words])
+
+
+@hookimpl
+def briefing_template_filters() -> Mapping[str, Callable[..., Any]]:
+    """Add a ``shout`` filter."""
+    _count("briefing_template_filters")
+    return {"shout": lambda text: str(text).upper() + "!"}
+
+
+@hookimpl
+def briefing_template_context(key: str) -> Mapping[str, Any]:
+    """Add a ``stamp_motto`` name."""
+    _count("briefing_template_context")
+    return {"stamp_motto": f"stamped for {key}"}
+
+
+@hookimpl
+def briefing_extra_headers(briefing: Any, variant_key: str) -> Mapping[str, str]:
+    """Add one header naming the variant."""
+    _count("briefing_extra_headers")
+    return {"X-Stamp": f"{briefing.title} / {variant_key[:12]}"}
+
+
+@dataclass
+class MemoryTransport:
+    """Keep every message in a list (a transport for tests and demos)."""
+
+    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "stamp-memory"
+    connections: int = 1
+    wire_form: bool = False
+    sent: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+    def send(self, sender: str, recipient: str, message: bytes) -> str:
+        self.sent.append((sender, recipient, message))
+        return "sent"
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def memory_transport(**options: Any) -> MemoryTransport:
+    """Make a :class:`MemoryTransport`."""
+    return MemoryTransport(options=options)
+
+
+@hookimpl
+def briefing_transports() -> Mapping[str, Callable[..., Any]]:
+    """Offer the memory transport as ``stamp-memory``."""
+    _count("briefing_transports")
+    return {"stamp-memory": memory_transport}
