@@ -1,5 +1,6 @@
-"""A small outside plugin, written only against the hooks: it adds a summariser,
-a template filter and context name, an extra header and a transport.
+"""A small outside plugin, written only against the hooks: it adds a source
+reader, a summariser, a template filter and context name, an extra header and
+a transport.
 
 Installed as a package it would declare, in its ``pyproject.toml``::
 
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from briefing.domain.models import ArticleDraft
+from briefing.ingest.readers import ReadContext, ReadResult, content_uid
 from briefing.plugins import hookimpl
 
 # How often each hook ran; tests read it to prove "once per variant".
@@ -21,6 +25,40 @@ CALLS: dict[str, int] = {}
 
 def _count(hook: str) -> None:
     CALLS[hook] = CALLS.get(hook, 0) + 1
+
+
+class StampReader:
+    """Read ``.stamp`` files: one article a line, ``headline | HTML body``.
+
+    It returns the HTML raw, as a quick reader might; ingest sanitises it.
+    """
+
+    kind = "stamp"
+    suffixes: tuple[str, ...] = (".stamp",)
+
+    def read(self, path: Path, context: ReadContext) -> ReadResult:
+        result = ReadResult()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            title, _, html = line.partition("|")
+            if not title.strip():
+                result.skipped.append(f"line {number}: no headline")
+                continue
+            result.drafts.append(
+                ArticleDraft(
+                    uid=content_uid(None, None, context.label, title.strip()),
+                    title=title.strip(),
+                    body_html=html.strip(),
+                    sections=context.sections,
+                )
+            )
+        return result
+
+
+@hookimpl
+def briefing_source_readers() -> Mapping[str, Any]:
+    """Register the ``stamp`` reader for ``.stamp`` files."""
+    _count("briefing_source_readers")
+    return {StampReader.kind: StampReader()}
 
 
 @hookimpl

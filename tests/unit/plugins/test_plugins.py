@@ -10,16 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from briefing import plugins
+from briefing.config import Config
 from briefing.domain.models import Digest, DigestItem, DigestSection
 from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.variants import VariantInputs, VariantSpec, build_variant
+from briefing.ingest import ingest
 from briefing.ingest.readers import FEED, JSON_FEED, MARKDOWN, reader_for
 from briefing.pipeline.relate import Archive
 from briefing.pipeline.render import new_placeholders, render_digest
 from briefing.pipeline.summarise import summarise as extractive
 from briefing.plugins import PluginError, hookimpl
+from briefing.store import open_database
+from briefing.store.schema import Article
 from tests.plugins import stamp
 from tests.support.factories import NOW, make_config, make_selected
 
@@ -78,6 +83,57 @@ def test_builtins_register_through_the_hooks() -> None:
     assert plugins.summarise("Budget", BODY, 20) == extractive("Budget", BODY, 20)
     assert plugins.plugin_transports() == {}
     assert plugins.extra_headers(None, "k") == {}
+
+
+def stamp_project(folder: Path, **overrides: Any) -> Config:
+    """A project whose one section reads ``content/*.stamp`` files."""
+    sections = {"world": {"title": "World", "sources": ["content/*.stamp"], "max_items": 3}}
+    briefings = {
+        "daily": {
+            "title": "The Daily",
+            "list_id": "daily.news.example.org",
+            "sections": ["world"],
+            "send_time": "07:00",
+            "timezone": "Europe/London",
+        }
+    }
+    (folder / "content").mkdir(parents=True)
+    return make_config(folder, sections=sections, briefings=briefings, **overrides)
+
+
+def test_a_plugin_reader_reads_its_files_and_ingest_sanitises_them(tmp_path: Path) -> None:
+    config = stamp_project(tmp_path)
+    (tmp_path / "content" / "notes.stamp").write_text(
+        "Council votes | <p onclick='x()'>Budget <script>alert(1)</script>passed.</p>\n"
+        " | no headline here\n"
+    )
+    register(stamp, "stamp")
+    assert reader_for(Path("x.stamp")).kind == "stamp"
+    database = open_database(config.database)
+    try:
+        [report] = ingest(config, database, NOW)
+        assert (report.new, report.failures) == (1, [])
+        assert report.skipped == ["content/notes.stamp: line 2: no headline"]
+        with database.transaction() as session:
+            [article] = session.scalars(select(Article)).all()
+            assert article.title == "Council votes"
+            assert article.body_html == "<p>Budget passed.</p>"
+            assert article.body_text == "Budget passed."
+    finally:
+        database.dispose()
+
+
+def test_ingest_refuses_an_oversized_file_before_a_plugin_reader_sees_it(tmp_path: Path) -> None:
+    config = stamp_project(tmp_path, ingest={"max_bytes": 1000})
+    (tmp_path / "content" / "big.stamp").write_text("Big story | " + "x" * 2000 + "\n")
+    register(stamp, "stamp")
+    database = open_database(config.database)
+    try:
+        [report] = ingest(config, database, NOW)
+    finally:
+        database.dispose()
+    assert report.failures == ["content/big.stamp: file is 2,013 bytes, over the 1,000-byte limit"]
+    assert report.new == 0
 
 
 def test_plugin_summariser_replaces_the_builtin_for_a_run(tmp_path: Path) -> None:
