@@ -113,6 +113,8 @@ def _answers(hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
     """
     caller = getattr(plugin_manager().hook, hook)
     for impl in caller.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue  # wrappers wrap pluggy's own calls, not these
         answer = impl.function(**{name: kwargs[name] for name in impl.argnames})
         if answer is not None:
             yield impl.plugin_name, answer
@@ -137,9 +139,14 @@ def source_readers() -> dict[str, Any]:
 
 def summarise(headline: str, body: str, words: int = 60) -> str:
     """Summarise an article within ``words`` words with the first summariser that answers."""
+    hook = "briefing_summarise"
     summary = plugin_manager().hook.briefing_summarise(headline=headline, body=body, words=words)
+    if summary is None:
+        raise PluginError("(none)", hook, "no summariser returned a summary")
     if not isinstance(summary, str):
-        raise PluginError("(none)", "briefing_summarise", "no summariser returned a summary")
+        answers = list(_answers(hook, headline=headline, body=body, words=words))
+        owner = answers[-1][0] if answers else "(unknown)"
+        raise PluginError(owner, hook, f"returned {type(summary).__name__}, not a string")
     return summary
 
 

@@ -159,6 +159,19 @@ def test_a_summariser_that_passes_leaves_it_to_the_next() -> None:
     assert plugins.summarise("Budget", BODY, 20) == extractive("Budget", BODY, 20)
 
 
+def test_a_summariser_answering_with_something_else_is_named() -> None:
+    class Sloppy:
+        @hookimpl
+        def briefing_summarise(self) -> int:
+            return 42
+
+    register(Sloppy(), "sloppy")
+    with pytest.raises(
+        PluginError, match=r"plugin 'sloppy', hook briefing_summarise: returned int"
+    ):
+        plugins.summarise("Budget", BODY, 20)
+
+
 def test_extra_header_once_per_variant_identical_for_every_recipient(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     register(stamp, "stamp")
