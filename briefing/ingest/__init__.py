@@ -261,8 +261,8 @@ def _ingest_url(
 def admitted(result: ReadResult) -> ReadResult:
     """Sanitise what a reader returned, whoever wrote the reader.
 
-    The built-in readers sanitise as they read, so for them this changes
-    nothing; a plugin's reader may hand over raw HTML.
+    The built-in readers sanitise as they read and sanitising is idempotent,
+    so for them this changes nothing; a plugin's reader may hand over raw HTML.
     """
     drafts = []
     for draft in result.drafts:

@@ -4,9 +4,9 @@ Readers register by source type through the ``briefing_source_readers``
 plugin hook, as an outside plugin's would (see :func:`briefing_source_readers`
 at the end); each names the file extensions it reads (Pelican's ``Readers``
 idea), and anything unknown goes to the ``feed`` reader, which sniffs the
-format and also reads every http(s) source. A reader turns one document into :class:`ArticleDraft` values and
-names every entry it had to skip; it raises :class:`SourceError` only when the
-whole document is unreadable.
+format and also reads every http(s) source. A reader turns one document into
+:class:`ArticleDraft` values and names every entry it had to skip; it raises
+:class:`SourceError` only when the whole document is unreadable.
 """
 
 from __future__ import annotations
