@@ -381,9 +381,11 @@ class RetryConfig(StrictModel):
 class DeliveryConfig(StrictModel):
     """How composed messages leave: the Maildir outbox (default) or SMTP."""
 
-    transport: Literal["outbox", "smtp"] = Field(
+    transport: str = Field(
         default="outbox",
-        description="outbox: write a Maildir under `outbox`; smtp: send through `smtp`.",
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="outbox: write a Maildir under `outbox`; smtp: send through `smtp`; "
+        "or the name of a transport a plugin registers.",
     )
     outbox: Path = Field(
         default=Path("var/outbox"), description="Maildir folder for the outbox transport."

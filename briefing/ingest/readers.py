@@ -1,10 +1,12 @@
 """Read articles from files: Markdown with YAML front matter, and RSS/Atom/JSON feeds.
 
-Readers are looked up by file extension in :data:`READERS` (Pelican's
-``Readers`` idea); anything unknown goes to the feed reader, which sniffs the
-format. A reader turns one document into :class:`ArticleDraft` values and
-names every entry it had to skip; it raises :class:`SourceError` only when the
-whole document is unreadable.
+Readers register by source type through the ``briefing_source_readers``
+plugin hook, as an outside plugin's would (see :func:`briefing_source_readers`
+at the end); each names the file extensions it reads (Pelican's ``Readers``
+idea), and anything unknown goes to the ``feed`` reader, which sniffs the
+format and also reads every http(s) source. A reader turns one document into
+:class:`ArticleDraft` values and names every entry it had to skip; it raises
+:class:`SourceError` only when the whole document is unreadable.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import frontmatter
 import yaml
 from markdown_it import MarkdownIt
 
+from briefing import plugins
 from briefing.domain.models import ArticleDraft
 from briefing.domain.text import one_line
 from briefing.errors import ArticleError, SourceError
@@ -48,6 +51,7 @@ from briefing.ingest.decode import (
     strip_leading_junk,
     xml_as_utf8,
 )
+from briefing.plugins import hookimpl
 
 DEFAULT_MAX_BYTES = 10_000_000
 FRONT_MATTER_KEYS = {
@@ -97,10 +101,27 @@ class ReadResult:
 class Reader(Protocol):
     """Turn one document into article drafts."""
 
-    kind: str
+    kind: str  # the source type name it registers under
+    suffixes: tuple[str, ...]  # file extensions it reads, lower case with the dot
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         """Read ``path`` for the source described by ``context``."""
+        ...
+
+
+class DocumentReader(Reader, Protocol):
+    """A reader that also reads a document given as bytes (one fetched from a URL)."""
+
+    def parse(
+        self,
+        data: bytes,
+        name: str,
+        context: ReadContext,
+        *,
+        charset: str | None = None,
+        base_url: str | None = None,
+    ) -> ReadResult:
+        """Read ``data``, named ``name`` in messages, as fetched from ``base_url``."""
         ...
 
 
@@ -140,6 +161,7 @@ class MarkdownReader:
     """Read an editor-written article: YAML front matter, then a Markdown body."""
 
     kind = "markdown"
+    suffixes: tuple[str, ...] = (".md", ".markdown")
     _markdown = MarkdownIt("commonmark")
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
@@ -233,14 +255,20 @@ def _entry_image(entry: Any) -> str | None:
     return absolute_url(image) if isinstance(image, str) else None
 
 
-def _read_file(path: Path, context: ReadContext) -> bytes:
-    """Read a feed file whole, refusing one over the size limit before reading it."""
+def check_size(path: Path, max_bytes: int) -> None:
+    """Refuse a file over the size limit before anything reads it."""
     try:
         size = path.stat().st_size
-        if size > context.max_bytes:
-            raise SourceError(
-                str(path), f"file is {size:,} bytes, over the {context.max_bytes:,}-byte limit"
-            )
+    except OSError as exc:
+        raise SourceError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise SourceError(str(path), f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
+
+
+def _read_file(path: Path, context: ReadContext) -> bytes:
+    """Read a feed file whole, refusing one over the size limit before reading it."""
+    check_size(path, context.max_bytes)
+    try:
         return path.read_bytes()
     except OSError as exc:
         raise SourceError(str(path), f"cannot read: {exc.strerror or exc}") from exc
@@ -337,6 +365,7 @@ class FeedReader:
     """
 
     kind = "feed"
+    suffixes: tuple[str, ...] = ()  # every file no other reader claims
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         """Read every entry of one feed file."""
@@ -501,6 +530,7 @@ class JsonFeedReader:
     """
 
     kind = "jsonfeed"
+    suffixes: tuple[str, ...] = (".json",)
 
     def read(self, path: Path, context: ReadContext) -> ReadResult:
         """Read every item of one JSON Feed file."""
@@ -617,9 +647,23 @@ class JsonFeedReader:
 MARKDOWN = MarkdownReader()
 FEED = FeedReader()
 JSON_FEED = JsonFeedReader()
-READERS: dict[str, Reader] = {".md": MARKDOWN, ".markdown": MARKDOWN, ".json": JSON_FEED}
 
 
-def reader_for(path: Path) -> Reader:
-    """Pick the reader for a file by its extension; feeds are sniffed by content."""
-    return READERS.get(path.suffix.lower(), FEED)
+@hookimpl
+def briefing_source_readers() -> dict[str, Reader]:
+    """Register the built-in readers by source type, as any plugin would."""
+    return {reader.kind: reader for reader in (FEED, JSON_FEED, MARKDOWN)}
+
+
+def reader_for(path: Path, readers: Mapping[str, Reader] | None = None) -> Reader:
+    """Pick the reader for a file by its extension; feeds are sniffed by content.
+
+    ``readers`` is the registry by source type (every plugin's, when not given);
+    when two readers claim an extension, the one registered later wins.
+    """
+    registry: Mapping[str, Reader] = plugins.source_readers() if readers is None else readers
+    suffix = path.suffix.lower()
+    for reader in reversed(list(registry.values())):
+        if suffix in reader.suffixes:
+            return reader
+    return registry[FEED.kind]

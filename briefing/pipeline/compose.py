@@ -3,7 +3,8 @@
 Python's email package builds and encodes the variant's message once:
 ``multipart/alternative`` with a quoted-printable ``text/plain`` part first
 and ``text/html`` last, the fixed headers (From, Subject, List-Id,
-List-Unsubscribe-Post, MIME-Version) folded and RFC 2047-encoded. That costs
+List-Unsubscribe-Post, MIME-Version, and any a plugin adds through the
+``briefing_extra_headers`` hook) folded and RFC 2047-encoded. That costs
 milliseconds, so it is never done per subscriber.
 
 Per recipient only the personal parts change: Date, To, Message-ID,
@@ -28,6 +29,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from typing import cast
 
+from briefing import plugins
 from briefing.config import BriefingConfig, SiteConfig
 from briefing.domain.models import RenderedDigest
 
@@ -204,6 +206,8 @@ def compose_variant(
     message["Subject"] = clean_header(rendered.subject)
     message["List-Id"] = f"{clean_header(briefing.title)} <{briefing.list_id}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in plugins.extra_headers(briefing, variant_key).items():
+        message[name] = value
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     message.set_boundary(boundary_for(variant_key))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from briefing import plugins
 from briefing.config import Config
 from briefing.domain.models import (
     Digest,
@@ -30,7 +31,6 @@ from briefing.pipeline.compose import HTML_LIMIT, ComposedVariant, compose_varia
 from briefing.pipeline.relate import Archive, Folding, fold_candidates, related_links
 from briefing.pipeline.render import new_placeholders, render_digest
 from briefing.pipeline.select import drop_lowest, select_articles
-from briefing.pipeline.summarise import summarise
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,10 @@ class BuiltVariant:
 
 
 def summary_of(article: SelectedArticle, words: int) -> str:
-    """Return the article's own dek, else an extractive summary within ``words``."""
+    """Return the article's own dek, else the summariser's (a plugin's, or the built-in) in ``words``."""
     if article.dek:
         return article.dek
-    return summarise(article.title, article.body_text, words)
+    return plugins.summarise(article.title, article.body_text, words)
 
 
 def make_digest(

@@ -4,6 +4,8 @@ Rendering happens once per variant. Personal links carry placeholders of the
 tokens' exact length; composing swaps them per recipient. Templates are looked
 up as ``<briefing>.mjml.j2`` then ``digest.mjml.j2`` (and ``.txt.j2`` for the
 plain-text twin) in the config's folder ``templates/``, then the project's.
+Plugins add filters and context names through the ``briefing_template_filters``
+and ``briefing_template_context`` hooks, called here, once per variant.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from briefing.domain.text import one_line
 from briefing.domain.tokens import TOKEN_LENGTH, Purpose
 from briefing.errors import RenderError
 from briefing.pipeline.personalise import PERSONAL_PURPOSES, personal_link
+from briefing.plugins import template_context, template_filters
 
 # The default email templates ship inside the package; a site's own folder is looked up first.
 DEFAULT_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -127,7 +130,12 @@ def render_digest(
         ),
     }
     env = env.overlay()
-    env.filters.update(filters)
+    # A copy: an overlay shares its parent's filter dict, and the parent is cached.
+    env.filters = {
+        **env.filters,
+        **template_filters(reserved=set(env.filters) | set(filters)),
+        **filters,
+    }
     date_label = format_date(digest.issue_date, format="full", locale=locale)
     top = digest.items[0].article.title if digest.items else "no new stories"
     subject = render_subject(
@@ -155,6 +163,7 @@ def render_digest(
         "sections": [section for section in digest.sections if section.items],
         "links": links,
     }
+    context.update(template_context(briefing, key, digest, reserved=context))
     try:
         mjml_source = env.select_template([f"{key}.mjml.j2", "digest.mjml.j2"]).render(context)
         text = env.select_template([f"{key}.txt.j2", "digest.txt.j2"]).render(context)

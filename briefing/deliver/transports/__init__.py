@@ -3,19 +3,23 @@
 Every transport keeps the contract in :mod:`briefing.deliver.transports.base`
 (rss2email picks smtp, maildir or sendmail the same way). The configured
 ``delivery.transport`` names one entry of :func:`transport_factories`; a
-factory builds the transport from the configuration.
+factory builds the transport from the configuration. The two built-ins
+register through the ``briefing_transports`` plugin hook, as a transport from
+a plugin does.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from briefing.config import SMTP_PASSWORD_ENV, Config
 from briefing.deliver.transports.base import SEND_OUTCOMES, Transport, TransportResult, to_wire
 from briefing.deliver.transports.outbox import OutboxTransport
 from briefing.deliver.transports.smtp import SmtpTransport
 from briefing.errors import BriefingError, SecretError
+from briefing.plugins import hookimpl, plugin_transports
 
 Factory = Callable[[Config], Transport]
 
@@ -57,9 +61,15 @@ def smtp_transport(config: Config) -> Transport:
     )
 
 
-def transport_factories() -> dict[str, Factory]:
-    """Return every known transport by the name ``delivery.transport`` gives it."""
+@hookimpl
+def briefing_transports() -> Mapping[str, Factory]:
+    """Register the built-in transports."""
     return {"outbox": outbox_transport, "smtp": smtp_transport}
+
+
+def transport_factories() -> dict[str, Factory]:
+    """Return every known transport (built-in or a plugin's) by its ``delivery.transport`` name."""
+    return cast(dict[str, Factory], plugin_transports())
 
 
 def make_transport(config: Config, factories: Mapping[str, Factory] | None = None) -> Transport:
