@@ -18,7 +18,7 @@ from typing import Any
 
 from briefing.config import Config
 from briefing.domain.addresses import ALL_BRIEFINGS
-from briefing.domain.states import ENDED, SubscriptionState
+from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.errors import BriefingError
 from briefing.store import Session
 from briefing.store.schema import Subscriber, Subscription
@@ -86,7 +86,7 @@ def unsubscribe(
     suppress(
         session,
         email,
-        reason="unsubscribed",
+        reason=SuppressionReason.UNSUBSCRIBED,
         source=source,
         now=now,
         briefing=subscription.briefing,
@@ -103,7 +103,9 @@ def leave_all(session: Session, subscriber: Subscriber, *, source: str, now: dat
         unsubscribe(session, subscription, source=source, now=now)
         for subscription in subscriber.subscriptions
     )
-    suppress(session, subscriber.email, reason="unsubscribed", source=source, now=now)
+    suppress(
+        session, subscriber.email, reason=SuppressionReason.UNSUBSCRIBED, source=source, now=now
+    )
     return changed
 
 
@@ -300,6 +302,6 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
             hint="`briefing subscribers list` shows who is; addresses are matched normalised",
         )
     count = len(subscriber.subscriptions)
-    suppress(session, email, reason="removed", source=source, now=now)
+    suppress(session, email, reason=SuppressionReason.REMOVED, source=source, now=now)
     erase_subscriber(session, subscriber)
     return Removal(email, count, forget_address(session, email))

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from briefing.deliver.report import DeliveryReport
+from briefing.domain.states import DeliveryState
 
 logger = logging.getLogger("briefing.send")
 LOG_EVERY = 5.0  # seconds between plain progress lines
@@ -67,19 +68,24 @@ def report_table(report: DeliveryReport) -> Table:
     table.add_column("outcome")
     table.add_column("count", justify="right")
     table.add_column("meaning")
-    rows = [
-        ("sent", report.sent, "taken by the relay (2xx after the final dot)"),
-        ("deferred", report.deferred, "temporary failure; a later run retries before the deadline"),
-        ("failed", report.failed, "refused for good (5xx)"),
-        ("bounced", report.bounced, "address does not exist (5.1.x); now suppressed"),
-        ("suppressed", report.suppressed, "on the suppression list; not sent"),
-        ("cancelled", report.cancelled, "cancelled, unsubscribed or removed; not sent"),
-        ("expired", report.expired, "past the briefing's deadline; not sent"),
-        ("left pending", report.released, "handed back unsent when the run stopped"),
-    ]
-    for name, count, meaning in rows:
-        if count or name in ("sent", "deferred", "failed"):
-            table.add_row(name, f"{count:,}", meaning)
+    D = DeliveryState
+    meanings = {
+        D.SENT: "taken by the relay (2xx after the final dot)",
+        D.DEFERRED: "temporary failure; a later run retries before the deadline",
+        D.FAILED: "refused for good (5xx)",
+        D.BOUNCED: "address does not exist (5.1.x); now suppressed",
+        D.SUPPRESSED: "on the suppression list; not sent",
+        D.CANCELLED: "cancelled, unsubscribed or removed; not sent",
+        D.EXPIRED: "past the briefing's deadline; not sent",
+    }
+    for state, meaning in meanings.items():
+        count = report.counts[state]
+        if count or state in (D.SENT, D.DEFERRED, D.FAILED):
+            table.add_row(state.value, f"{count:,}", meaning)
+    if report.released:
+        table.add_row(
+            "left pending", f"{report.released:,}", "handed back unsent when the run stopped"
+        )
     table.add_row("retries", f"{report.retries:,}", "extra tries within this run")
     table.add_row("time", f"{report.elapsed:.1f} s", f"{report.rate:,.0f} messages/s")
     return table

@@ -119,7 +119,7 @@ def _echo_timetable(table: BriefingTimetable, at: datetime) -> None:
     state = (
         f"PAUSED since {_utc(control.paused_at)} by {control.paused_by or '?'}"
         if control.paused
-        else "active"
+        else "not paused"
     )
     click.echo(
         f"{table.briefing} ({table.title}): {state}; {table.subscribers} "

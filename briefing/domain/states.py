@@ -76,6 +76,24 @@ class MessageKind(StrEnum):
     TEST = "test"
 
 
+class IngestOutcome(StrEnum):
+    """What reading one source, or storing one article, came to."""
+
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list."""
+
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+    REMOVED = "removed"
+
+
 D = DeliveryState
 S = SubscriptionState
 E = EditionState

@@ -27,9 +27,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 from briefing.config import Config, SourceConfig
+from briefing.domain.states import IngestOutcome
 from briefing.errors import SourceError
 from briefing.ingest.clean import html_to_text, sanitise_html
 from briefing.ingest.fetch import Fetcher, Validators, default_user_agent
@@ -47,7 +48,7 @@ from briefing.store.articles import source_row, upsert_articles
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["new", "updated", "unchanged", "failed"]
+Status = IngestOutcome
 
 
 def is_url(location: str) -> bool:
@@ -100,14 +101,14 @@ class SourceReport:
     def status(self) -> Status:
         """Summarise the outcome in one word."""
         if self.failures and not (self.new or self.updated or self.unchanged):
-            return "failed"
+            return IngestOutcome.FAILED
         if self.new:
-            return "new"
+            return IngestOutcome.NEW
         if self.updated:
-            return "updated"
+            return IngestOutcome.UPDATED
         if self.failures:
-            return "failed"
-        return "unchanged"
+            return IngestOutcome.FAILED
+        return IngestOutcome.UNCHANGED
 
     @property
     def failed(self) -> bool:
@@ -342,7 +343,7 @@ def _record_health(
         source = source_row(session, planned.config.location, planned.kind)
         source.kind = planned.kind
         source.last_checked_at = now
-        if report.status != "failed":
+        if report.status != IngestOutcome.FAILED:
             source.last_success_at = now
         if report.failed:
             source.last_error = "; ".join(report.failures)[:2000]

@@ -8,15 +8,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from briefing.domain.models import ArticleDraft, SelectedArticle
+from briefing.domain.states import IngestOutcome
 from briefing.store.schema import Article, ArticleSection, Source
-
-Outcome = Literal["new", "updated", "unchanged"]
 
 
 def draft_hash(draft: ArticleDraft) -> str:
@@ -70,7 +68,7 @@ def upsert_articles(
     now: datetime,
     *,
     owned_sections: frozenset[str] | None = None,
-) -> list[Outcome]:
+) -> list[IngestOutcome]:
     """Upsert one document's drafts, looking their rows up in two queries, not two per draft.
 
     Same rules as :func:`upsert_article`; the drafts must have distinct uids.
@@ -109,7 +107,7 @@ def upsert_article(
     now: datetime,
     *,
     owned_sections: frozenset[str] | None = None,
-) -> Outcome:
+) -> IngestOutcome:
     """Insert or update one article; its first-seen time never changes.
 
     The source that first stored an article owns its text: when it changes
@@ -132,7 +130,7 @@ def _apply(
     source_id: int | None,
     now: datetime,
     owned_sections: frozenset[str] | None,
-) -> tuple[Outcome, Article]:
+) -> tuple[IngestOutcome, Article]:
     if article is None:
         fingerprint = draft_hash(draft)
         article = Article(
@@ -145,21 +143,21 @@ def _apply(
         )
         article.sections = [ArticleSection(section=key) for key in draft.sections]
         session.add(article)
-        return "new", article
+        return IngestOutcome.NEW, article
     current = {row.section for row in article.sections}
     if article.source_id not in (source_id, None):
         missing = set(draft.sections) - current
         if not missing:
-            return "unchanged", article
+            return IngestOutcome.UNCHANGED, article
         article.sections = [
             *article.sections,
             *(ArticleSection(section=key) for key in sorted(missing)),
         ]
         article.updated_at = now
-        return "updated", article
+        return IngestOutcome.UPDATED, article
     fingerprint = draft_hash(draft)
     if article.content_hash == fingerprint:
-        return "unchanged", article
+        return IngestOutcome.UNCHANGED, article
     for name, value in draft.model_dump(exclude={"sections", "tags"}).items():
         setattr(article, name, value)
     article.tags = list(draft.tags)
@@ -171,7 +169,7 @@ def _apply(
     article.sections = [row for row in article.sections if row.section in wanted] + [
         ArticleSection(section=key) for key in sorted(wanted - current)
     ]
-    return "updated", article
+    return IngestOutcome.UPDATED, article
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,13 @@ from sqlalchemy.orm import Session
 
 from briefing.config import Config
 from briefing.domain.addresses import address_hash
-from briefing.domain.states import CLAIMABLE, OPEN, DeliveryState, SubscriptionState
+from briefing.domain.states import (
+    CLAIMABLE,
+    OPEN,
+    DeliveryState,
+    SubscriptionState,
+    SuppressionReason,
+)
 from briefing.errors import BriefingError
 from briefing.store.schema import (
     BriefingControl,
@@ -455,7 +461,13 @@ def suppress_bounce(
     session: Session, delivery_id: int, address: str, reply: str | None, now: datetime
 ) -> None:
     """Put a hard-bounced address on the suppression list for every briefing."""
-    suppress(session, address, reason="bounced", source=bounce_source(delivery_id), now=now)
+    suppress(
+        session,
+        address,
+        reason=SuppressionReason.BOUNCED,
+        source=bounce_source(delivery_id),
+        now=now,
+    )
     logger.info("suppressed %s after a hard bounce: %s", address, reply)
 
 
