@@ -145,12 +145,22 @@ def claim(
     query = query.order_by(Delivery.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Delivery)
-    ids = list(session.scalars(query))
+    return take_claims(session, list(session.scalars(query)), _due(now), owner, now, lease)
+
+
+def take_claims(
+    session: Session, ids: list[int], due: Any, owner: str, now: datetime, lease: timedelta
+) -> list[int]:
+    """Mark the rows of ``ids`` still ``due`` as ``owner``'s under a lease; return those it got.
+
+    The update re-checks ``due``, so a row another process claimed between the
+    select and here is left alone (SQLite has no SKIP LOCKED).
+    """
     if not ids:
         return []
     session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(ids), _due(now))
+        .where(Delivery.id.in_(ids), due)
         .values(
             status=DeliveryState.SENDING,
             owner=owner,

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from briefing.domain.states import CLAIMABLE, DeliveryState, MessageKind
-from briefing.store.ledger import Settlement
+from briefing.store.ledger import Settlement, take_claims
 from briefing.store.schema import Confirmation, Delivery, Subscriber, Subscription
 
 
@@ -57,30 +57,7 @@ def claim_transactional(
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = list(session.scalars(query))
-    if not ids:
-        return []
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids), _transactional_due(now))
-        .values(
-            status=DeliveryState.SENDING.value,
-            owner=owner,
-            lease_until=now + lease,
-            heartbeat_at=now,
-            updated_at=now,
-        )
-    )
-    return list(
-        session.scalars(
-            select(Delivery.id)
-            .where(
-                Delivery.id.in_(ids),
-                Delivery.owner == owner,
-                Delivery.status == DeliveryState.SENDING.value,
-            )
-            .order_by(Delivery.id)
-        )
-    )
+    return take_claims(session, ids, _transactional_due(now), owner, now, lease)
 
 
 @dataclass(frozen=True)
