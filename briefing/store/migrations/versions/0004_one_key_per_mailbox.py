@@ -117,7 +117,7 @@ def _merge_subscriber(connection: sa.Connection, survivor: Any, other: Any) -> N
     """Move everything of subscriber ``other`` to ``survivor`` and delete ``other``."""
     subscriptions = sa.text(
         "SELECT id, subscriber_id, briefing, status, status_changed_at, consent_source, "
-        "consent_at, created_at FROM subscriptions WHERE subscriber_id = :id"
+        "consent_at, created_at FROM subscriptions WHERE subscriber_id = :id ORDER BY id"
     )
     mine = {row.briefing: row for row in connection.execute(subscriptions, {"id": survivor.id})}
     for theirs in connection.execute(subscriptions, {"id": other.id}).all():
