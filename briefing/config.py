@@ -74,6 +74,34 @@ def check_timezone(value: str) -> str:
     return value
 
 
+# Legacy zone names that read like a region but are a fixed offset or a bare US rule;
+# new input names a region zone instead (stored values and config keep working).
+LEGACY_ZONES: dict[str, str] = {
+    "EST": "America/New_York",
+    "MST": "America/Denver (or America/Phoenix, which has no summer time)",
+    "HST": "Pacific/Honolulu",
+    "EST5EDT": "America/New_York",
+    "CST6CDT": "America/Chicago",
+    "MST7MDT": "America/Denver",
+    "PST8PDT": "America/Los_Angeles",
+}
+
+
+def check_new_timezone(value: str) -> str:
+    """Accept a timezone for a new subscription: any IANA name but the legacy abbreviations.
+
+    ``EST``-style names are refused with the region zone to use instead; a
+    zone already stored or configured is never checked against this rule.
+    """
+    region = LEGACY_ZONES.get(value.strip().upper())
+    if region is not None:
+        raise ValueError(
+            f"{value!r} is a legacy abbreviation that does not follow the region's summer time;"
+            f" name the region's zone instead, such as {region}"
+        )
+    return check_timezone(value)
+
+
 def check_locale(value: str) -> str:
     """Accept a locale Babel knows, such as ``en_GB`` or ``de``."""
     try:
@@ -392,6 +420,12 @@ class DeliveryConfig(StrictModel):
     )
     batch_size: int = Field(
         default=200, ge=1, le=10_000, description="Deliveries claimed from the ledger at once."
+    )
+    smtputf8: bool = Field(
+        default=False,
+        description="Accept addresses with non-ASCII characters before the @ (josé@example.com);"
+        " only for a relay that offers SMTPUTF8, which such mail needs (sending fails clearly"
+        " when the relay does not offer it).",
     )
     smtp: SmtpConfig | None = Field(
         default=None, description="The relay; required when transport is smtp."

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 from typing import cast
 
@@ -57,7 +57,10 @@ def compose_confirmation(
     templates = environment(config.templates_folder())
     text = templates.get_template("confirmation.txt.j2").render(context)
     html = templates.get_template("confirmation.html.j2").render(context)
-    message = EmailMessage(policy=SMTP)
+    # An address with a non-ASCII local part (only taken with delivery.smtputf8) goes in the
+    # header as UTF-8 (RFC 6532): an encoded word is not allowed in an address.
+    policy = SMTP if signup.email.isascii() else SMTPUTF8
+    message = EmailMessage(policy=policy)
     message["From"] = Address(
         display_name=clean_header(site.from_name or site.name), addr_spec=site.from_address
     )
@@ -72,7 +75,7 @@ def compose_confirmation(
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     html_part = cast(list[EmailMessage], message.get_payload())[1]
     del html_part["MIME-Version"]  # add_alternative repeats it on the part
-    return message.as_bytes(policy=SMTP)
+    return message.as_bytes(policy=policy)
 
 
 def new_message_id(config: Config) -> str:

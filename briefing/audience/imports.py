@@ -5,7 +5,10 @@ frequency``; only ``email`` is required, the rest default to the briefing's
 settings. Sections are separated by ``;`` (or ``|``). A bad row is reported
 with its line number and the reason while the good rows import. Importing
 again changes nothing; preferences a subscriber set themselves are never
-overwritten; an unsubscribed, bounced or suppressed address is never revived.
+overwritten; an unsubscribed, bounced or suppressed address is never revived,
+and a removed one never comes back. Addresses are keyed by mailbox
+(:func:`~briefing.domain.addresses.normalise_address`): two spellings of one
+mailbox in a file are one subscriber, and the second row is reported.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from briefing.config import Config, check_timezone
-from briefing.domain.addresses import AddressError, normalise_address
+from briefing.config import Config, check_new_timezone
+from briefing.domain.addresses import ALL_BRIEFINGS, AddressError, normalise_address
 from briefing.domain.calendar import check_frequency, parse_send_time
-from briefing.domain.states import ENDED, SubscriptionState
+from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.domain.text import one_line
 from briefing.errors import SubscriberRowError
 from briefing.store import Database, Session
@@ -35,7 +38,7 @@ from briefing.store.subscriptions import (
     subscriber_by_email,
     subscription_of,
 )
-from briefing.store.suppressions import suppression_for
+from briefing.store.suppressions import suppression_for, suppressions_of
 
 COLUMNS = ("email", "name", "briefing", "sections", "timezone", "send_time", "frequency")
 
@@ -94,6 +97,22 @@ def _split_sections(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in re.split(r"[;|]", value) if part.strip())
 
 
+def removed_from(session: Session, email: str, briefing: str) -> bool:
+    """Tell whether an address was removed (erased) and has not come back to ``briefing``."""
+    return any(
+        row.reason == SuppressionReason.REMOVED and row.briefing in (briefing, ALL_BRIEFINGS)
+        for row in suppressions_of(session, email)
+    )
+
+
+def removed_note(email: str) -> str:
+    """Say why an operator cannot bring a removed address back."""
+    return (
+        f"{email} was removed at their request; an import or `subscribers add` never brings it"
+        " back, only the person can, by signing up again and confirming"
+    )
+
+
 def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) -> SubscriberRow:
     """Validate one CSV row against the config, or raise :class:`SubscriberRowError`."""
 
@@ -101,7 +120,7 @@ def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) 
         return (raw.get(column) or "").strip()
 
     try:
-        email = normalise_address(value("email"))
+        email = normalise_address(value("email"), smtputf8=config.delivery.smtputf8)
     except AddressError as exc:
         shown = value("email") or "(empty)"
         raise SubscriberRowError(file, line, f"email {shown!r}: {exc}") from None
@@ -123,7 +142,7 @@ def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) 
                 file, line, f"section {section!r} is not configured ({', '.join(config.sections)})"
             )
     checks = {
-        "timezone": check_timezone,
+        "timezone": check_new_timezone,
         "send_time": lambda v: parse_send_time(v).strftime("%H:%M"),
         "frequency": check_frequency,
     }
@@ -185,11 +204,11 @@ def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[Sub
             continue
         first = seen.setdefault((row.email, row.briefing), line)
         if first != line:
+            typed = (raw.get("email") or "").strip()
+            who = row.email if typed == row.email else f"{typed} (mailbox {row.email})"
             errors.append(
                 SubscriberRowError(
-                    file,
-                    line,
-                    f"{row.email} is already on line {first} for briefing {row.briefing}",
+                    file, line, f"{who} is already on line {first} for briefing {row.briefing}"
                 )
             )
             continue
@@ -201,6 +220,8 @@ def apply_row(
     session: Session, config: Config, row: SubscriberRow, source: str, now: datetime
 ) -> tuple[ImportOutcome, str | None]:
     """Create or update the subscription of one row; return the outcome and a note."""
+    if removed_from(session, row.email, row.briefing):
+        return ImportOutcome.REFUSED, removed_note(row.email)
     if (suppressed := suppression_for(session, row.email, row.briefing)) is not None:
         return (
             ImportOutcome.REFUSED,

@@ -11,7 +11,12 @@ from typing import Any
 import click
 
 from briefing.audience.confirmations import queue_confirmation
-from briefing.audience.imports import import_subscribers, parse_row
+from briefing.audience.imports import (
+    import_subscribers,
+    parse_row,
+    removed_from,
+    removed_note,
+)
 from briefing.audience.lifecycle import (
     Preferences,
     SignupOutcome,
@@ -20,7 +25,7 @@ from briefing.audience.lifecycle import (
 )
 from briefing.audience.roster import describe_subscriber, export_csv, list_subscriptions
 from briefing.cli.app import App, pass_app
-from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.addresses import AddressError, mailbox_key
 from briefing.domain.states import SubscriptionState
 from briefing.errors import BriefingError, SubscriberRowError
 
@@ -53,7 +58,7 @@ def import_command(app: App, file: Path) -> None:
 
 def _address(text: str) -> str:
     try:
-        return normalise_address(text)
+        return mailbox_key(text)
     except AddressError as exc:
         raise BriefingError(f"{text!r} is not an email address: {exc}") from None
 
@@ -61,7 +66,11 @@ def _address(text: str) -> str:
 @subscribers_group.command("add")
 @click.argument("email")
 @click.option("--name", help="Their name, applied once they confirm.")
-@click.option("--briefing", "briefing_key", help="Briefing key (default: the only one).")
+@click.option(
+    "--briefing",
+    "briefing_key",
+    help="Briefing key (default: the only one, else the first in config.yaml).",
+)
 @click.option("--sections", help="Sections, comma-separated (default: the briefing's).")
 @click.option("--timezone", help="IANA timezone, e.g. Europe/London.")
 @click.option("--send-time", help="Local send time, HH:MM.")
@@ -86,7 +95,8 @@ def add_command(
     raw = {
         "email": email,
         "name": name,
-        "briefing": briefing_key,
+        # Like the sign-up form: the first briefing of config.yaml unless one is named.
+        "briefing": briefing_key or next(iter(config.briefings)),
         "sections": (sections or "").replace(",", ";"),
         "timezone": timezone,
         "send_time": send_time,
@@ -105,6 +115,12 @@ def add_command(
     )
     now = datetime.now(UTC)
     with app.database.transaction() as session:
+        if removed_from(session, row.email, row.briefing):
+            raise BriefingError(
+                f"refused: {removed_note(row.email)}",
+                hint="they can sign up on the web page themselves; the confirmed sign-up is "
+                "their new consent",
+            )
         signup = start_signup(
             session,
             config,

@@ -8,7 +8,8 @@ placeholder it was rendered with is swapped for it.
 
 Id 0 is the *inert* token carried by previews and test sends: it verifies,
 but acts on nobody. Verification is constant-time and accepts the previous
-key during a rotation.
+key during a rotation. Only the one spelling :meth:`Signer.sign` writes is
+accepted: the same bytes in the standard base64 alphabet are refused.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class Signer:
             raw = base64.urlsafe_b64decode(token.encode("ascii"))
         except (binascii.Error, UnicodeEncodeError, ValueError):
             raise TokenError("this link is incomplete or damaged") from None
+        if base64.urlsafe_b64encode(raw) != token.encode("ascii"):
+            # Only the URL-safe alphabet as sign() writes it: no '+' or '/' variants.
+            raise TokenError("this link is incomplete or damaged")
         payload, tag = raw[: 1 + _ID_BYTES], raw[1 + _ID_BYTES :]
         if not any(hmac.compare_digest(self._tag(key, payload), tag) for key in self._token_keys):
             raise TokenError("this link is not valid")

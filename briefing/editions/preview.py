@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from briefing.config import Config
-from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.addresses import AddressError, mailbox_key
 from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.variants import VariantSpec, build_variant, ordered_sections
 from briefing.errors import BriefingError
@@ -83,7 +83,7 @@ def _check_sections(config: Config, sections: list[str] | None) -> None:
 
 def _address(subscriber: str) -> str:
     try:
-        return normalise_address(subscriber)
+        return mailbox_key(subscriber)
     except AddressError as exc:
         raise BriefingError(f"--subscriber {subscriber!r}: {exc}") from None
 

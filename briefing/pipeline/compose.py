@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime
 from typing import cast
 
@@ -158,14 +158,17 @@ def ascii_address(address: str) -> str:
 def to_header(address: str, name: str | None) -> bytes:
     """Return the folded To header; a plain ASCII name skips the email package."""
     address = ascii_address(clean_header(address))
+    # A non-ASCII local part (accepted only with delivery.smtputf8) is written as UTF-8
+    # (RFC 6532); the message then needs a relay that offers SMTPUTF8.
+    policy, charset = (SMTP, "ascii") if address.isascii() else (SMTPUTF8, "utf-8")
     name = clean_header(name or "")[:100]
     if not name:
-        return f"To: {address}\r\n".encode("ascii")
+        return f"To: {address}\r\n".encode(charset)
     if _PLAIN_NAME.match(name):
-        return f"To: {name} <{address}>\r\n".encode("ascii")
+        return f"To: {name} <{address}>\r\n".encode(charset)
     value = str(Address(display_name=name, addr_spec=address))
-    folded: str = SMTP.header_factory("To", value).fold(policy=SMTP)
-    return folded.encode("ascii")
+    folded: str = policy.header_factory("To", value).fold(policy=policy)
+    return folded.encode(charset)
 
 
 @dataclass(frozen=True)

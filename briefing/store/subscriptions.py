@@ -29,7 +29,7 @@ REMOVED_ADDRESS = "[removed address]"
 
 
 def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
-    """Return the subscriber with this (normalised) address, if there is one."""
+    """Return the subscriber of this mailbox key (:func:`~briefing.domain.addresses.mailbox_key`)."""
     return session.scalar(select(Subscriber).where(Subscriber.email == email))
 
 

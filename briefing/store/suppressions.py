@@ -1,4 +1,4 @@
-"""Keep the suppression list: addresses (hashed) that must never be mailed again."""
+"""Keep the suppression list: addresses (hashed by mailbox key) that must never be mailed again."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from briefing.domain.addresses import ALL_BRIEFINGS, address_hash
+from briefing.domain.addresses import ALL_BRIEFINGS, address_hash, address_hashes
 from briefing.store.schema import Suppression
 
 
@@ -16,7 +16,7 @@ def suppression_for(session: Session, address: str, briefing: str) -> Suppressio
     return session.scalar(
         select(Suppression)
         .where(
-            Suppression.email_hash == address_hash(address),
+            Suppression.email_hash.in_(address_hashes(address)),
             Suppression.briefing.in_((briefing, ALL_BRIEFINGS)),
         )
         .limit(1)
@@ -57,7 +57,7 @@ def suppressions_of(session: Session, address: str) -> list[Suppression]:
     return list(
         session.scalars(
             select(Suppression)
-            .where(Suppression.email_hash == address_hash(address))
+            .where(Suppression.email_hash.in_(address_hashes(address)))
             .order_by(Suppression.id)
         )
     )
@@ -70,9 +70,11 @@ def lift(session: Session, entry: Suppression) -> None:
 
 def forget_address(session: Session, address: str) -> int:
     """Keep only the hash of an address on the suppression list; return its entries."""
-    digest = address_hash(address)
-    session.execute(update(Suppression).where(Suppression.email_hash == digest).values(email=None))
+    digests = address_hashes(address)
+    session.execute(
+        update(Suppression).where(Suppression.email_hash.in_(digests)).values(email=None)
+    )
     kept = session.scalar(
-        select(func.count()).select_from(Suppression).where(Suppression.email_hash == digest)
+        select(func.count()).select_from(Suppression).where(Suppression.email_hash.in_(digests))
     )
     return kept or 0

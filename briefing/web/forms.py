@@ -17,9 +17,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 FORM_FIELD = "form_token"
@@ -87,8 +88,34 @@ class FormGuard:
         return None
 
 
+UNDECODABLE = (
+    "The form was not sent as UTF-8 text, so its fields cannot be read. "
+    "Nothing was changed: open the page again and resend the form from there."
+)
+
+
+def _utf8_form(body: bytes, content_type: str) -> bool:
+    """Tell whether a posted body's text is UTF-8 (never guessed as Latin-1)."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        if not body.isascii():
+            return False
+        body = unquote_to_bytes(body.replace(b"+", b" "))
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 async def read_form(request: Request) -> FormData:
-    """Parse a form-encoded or multipart body: small fields, no files."""
+    """Parse a form-encoded or multipart body: small fields, no files, UTF-8 text only.
+
+    A body whose bytes are not UTF-8 is refused with 400 rather than read
+    as Latin-1, which would turn a stray byte into a plausible character.
+    """
+    body = await request.body()
+    if not _utf8_form(body, request.headers.get("content-type", "")):
+        raise HTTPException(400, UNDECODABLE)
     return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES)
 
 

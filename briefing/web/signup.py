@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 
 from briefing.audience.confirmations import queue_confirmation
 from briefing.audience.lifecycle import ConfirmOutcome, SignupOutcome, confirm, start_signup
-from briefing.domain.addresses import AddressError, normalise_address
+from briefing.domain.addresses import AddressError, mailbox_key, normalise_address
 from briefing.domain.text import one_line
 from briefing.domain.tokens import Purpose
 from briefing.store.signups import confirmation_by_id
@@ -129,6 +129,15 @@ def signup_response(
     )
 
 
+def _valid_elsewhere(address: str) -> bool:
+    """Tell whether an address is valid but refused here (a non-ASCII local part)."""
+    try:
+        mailbox_key(address)
+    except AddressError:
+        return False
+    return True
+
+
 async def subscribe_post(request: Request) -> Response:
     """Take a sign-up: validate, limit, record as pending, and mail the confirmation link."""
     context = context_of(request)
@@ -139,9 +148,14 @@ async def subscribe_post(request: Request) -> Response:
     errors: dict[str, str] = {}
     email = ""
     try:
-        email = normalise_address(values["email"])
+        email = normalise_address(values["email"], smtputf8=context.config.delivery.smtputf8)
     except AddressError:
         errors["email"] = "Enter an email address such as name@example.com."
+        if _valid_elsewhere(values["email"]):
+            errors["email"] = (
+                "Our mail cannot reach an address with accents or other non-ASCII letters "
+                "before the @. Please use another address."
+            )
     if values["briefing"] not in context.config.briefings:
         errors["briefing"] = "Choose a briefing."
     if errors:

@@ -196,12 +196,25 @@ def test_a_hard_bounce_streak_lifts_its_suppressions(tmp_path: Path) -> None:
 def test_a_non_ascii_address_the_relay_cannot_take_fails_alone(tmp_path: Path) -> None:
     with smtp_server() as server:
         addresses = ["josé@example.com", reader(1), reader(2)]
-        config, database = smtp_project(tmp_path, server, addresses=addresses)
+        config, database = smtp_project(tmp_path, server, addresses=addresses, smtputf8=True)
         report = run(config, database)
     assert report.sent == 2 and report.failed == 1
     assert "josé@example.com" in report.failures[0].recipient
     assert "SMTPUTF8" in report.failures[0].reply
     assert statuses(database)["josé@example.com"] == "failed"
+
+
+def test_with_smtputf8_a_non_ascii_address_goes_out_through_a_relay_that_offers_it(
+    tmp_path: Path,
+) -> None:
+    handler = Handler()
+    with smtp_server(handler, smtputf8=True) as server:
+        addresses = ["josé@example.com", reader(1)]
+        config, database = smtp_project(tmp_path, server, addresses=addresses, smtputf8=True)
+        report = run(config, database)
+    assert report.sent == 2 and report.failed == 0, report.failures
+    (received,) = [r for r in handler.received if r.recipient == "josé@example.com"]
+    assert "To: Reader 0 <josé@example.com>".encode() in received.data.split(b"\r\n\r\n", 1)[0]
 
 
 def test_connections_are_reused_up_to_the_limit_then_replaced(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_good_rows_import_and_bad_rows_are_named(project: Config, database: Data
     assert errors[8].startswith("frequency: expected daily, weekdays")
     assert errors[9] == "a@example.com is already on line 2 for briefing daily"
     subs = subscriptions(database)
-    assert set(subs) == {"a@example.com", "B@example.com"}
+    assert set(subs) == {"a@example.com", "b@example.com"}
     ann = subs["a@example.com"]
     assert (ann.sections, ann.timezone, ann.send_time, ann.frequency) == (
         ["world", "sport"],
@@ -62,7 +62,7 @@ def test_good_rows_import_and_bad_rows_are_named(project: Config, database: Data
         "06:30",
         "weekdays",
     )
-    default = subs["B@example.com"]
+    default = subs["b@example.com"]
     assert (default.sections, default.timezone, default.send_time, default.frequency) == (
         None,
         "Europe/London",

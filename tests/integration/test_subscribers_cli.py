@@ -45,22 +45,22 @@ def test_add_sends_a_confirmation_instead_of_activating(
         "06:45",
     )
     assert result.exit_code == 0, result.output
-    assert "confirmation queued for Dee@example.org for daily; pending" in result.output
+    assert "confirmation queued for dee@example.org for daily; pending" in result.output
     assert outbox(project) == []  # queued on the ledger; `send` (or web, serve) sends it
     sent = run(project, "send")
     assert sent.exit_code == 0, sent.output
     assert "confirmations: 1 sent" in sent.output
-    dee = subscription_of(database, "Dee@example.org")
+    dee = subscription_of(database, "dee@example.org")
     assert (
         dee.status == "pending" and dee.sections == ["sport", "world"] and dee.send_time == "06:45"
     )
-    link = links_in(message_to(project, "Dee@example.org"))["c"]
+    link = links_in(message_to(project, "dee@example.org"))["c"]
     assert link.startswith("https://news.example.org/b/c/")
-    assert "Dee" not in message_to(project, "Dee@example.org").decode().split("\r\n\r\n", 1)[1]
+    assert "Dee" not in message_to(project, "dee@example.org").decode().split("\r\n\r\n", 1)[1]
 
     listed = run(project, "subscribers", "list", "--json")
     records = [json.loads(line) for line in listed.output.splitlines()]
-    assert [(r["email"], r["status"]) for r in records] == [("Dee@example.org", "pending")]
+    assert [(r["email"], r["status"]) for r in records] == [("dee@example.org", "pending")]
     shown = run(project, "subscribers", "show", "Dee@EXAMPLE.org", "--json")
     record = json.loads(shown.output)
     assert record["subscriptions"][0]["confirmations"][0]["source"] == "cli:add"
@@ -111,11 +111,16 @@ def test_remove_deletes_personal_data_but_keeps_the_suppression(
     assert "suppressed for *: removed" in shown.output and "Ann" not in shown.output
 
     reimport = run(project, "subscribers", "import", str(project.base_dir / "subs.csv"))
-    assert "refused line 2: ann@example.com is suppressed (removed)" in reimport.output
+    assert "refused line 2: ann@example.com was removed at their request" in reimport.output
     assert "0 created" in reimport.output
 
-    readd = run(project, "subscribers", "add", "ann@example.com")
-    assert "note: ann@example.com is suppressed (removed)" in readd.output
-    assert subscription_of(database, "ann@example.com").status == "pending"
+    # Removed stays removed: an operator cannot add the address back, in any spelling.
+    readd = run(project, "subscribers", "add", "Ann@Example.com")
+    assert readd.exit_code == 1 and isinstance(readd.exception, BriefingError)
+    assert "refused: ann@example.com was removed at their request" in str(readd.exception)
+    with database.transaction() as session:
+        assert (
+            session.scalar(select(Subscriber).where(Subscriber.email == "ann@example.com")) is None
+        )
     missing = run(project, "subscribers", "remove", "nobody@example.com", "--yes")
     assert isinstance(missing.exception, BriefingError)

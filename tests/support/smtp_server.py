@@ -175,6 +175,7 @@ def smtp_server(
     implicit_tls: ssl.SSLContext | None = None,
     auth: tuple[str, str] | None = None,
     refuse_auth: bool = False,
+    smtputf8: bool = False,
 ) -> Iterator[Server]:
     """Run an SMTP server on 127.0.0.1 on a free port in a thread, for the ``with`` block."""
     handler = handler or Handler()
@@ -198,6 +199,7 @@ def smtp_server(
                 auth_required=bool(auth or refuse_auth),
                 loop=loop,
                 data_size_limit=None,
+                enable_SMTPUTF8=smtputf8,
             )
 
     def run() -> None:
