@@ -28,6 +28,7 @@ from briefing.store.subscriptions import (
     create_subscription,
     erase_subscriber,
     move_subscription,
+    note_subscription,
     subscriber_by_email,
     subscription_by_id,
     subscription_of,
@@ -75,7 +76,12 @@ class Preferences:
 
 
 def unsubscribe(
-    session: Session, subscription: Subscription, *, source: str, now: datetime
+    session: Session,
+    subscription: Subscription,
+    *,
+    source: str,
+    now: datetime,
+    detail: str | None = None,
 ) -> bool:
     """End a subscription and suppress its address for that briefing; tell whether it changed.
 
@@ -93,7 +99,9 @@ def unsubscribe(
     )
     if subscription.status in ENDED:
         return False
-    move_subscription(session, subscription, SubscriptionState.UNSUBSCRIBED, source=source, now=now)
+    move_subscription(
+        session, subscription, SubscriptionState.UNSUBSCRIBED, source=source, now=now, detail=detail
+    )
     return True
 
 
@@ -305,3 +313,123 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     suppress(session, email, reason=SuppressionReason.REMOVED, source=source, now=now)
     erase_subscriber(session, subscriber)
     return Removal(email, count, forget_address(session, email))
+
+
+# --- operator acts: who did it and why are recorded with each -------------------------------
+
+SOURCE_LENGTH = 200  # the suppression list's source column
+
+
+def operator_source(command: str, by: str, why: str | None = None) -> str:
+    """Name an operator's act for the records: ``cli:suppress by ann@host: why``."""
+    text = f"cli:{command} by {by}" + (f": {why}" if why else "")
+    return text[:SOURCE_LENGTH]
+
+
+@dataclass(frozen=True)
+class OperatorUnsubscribe:
+    """What ``subscribers unsubscribe`` did, briefing by briefing."""
+
+    email: str
+    ended: tuple[str, ...]  # briefings moved to unsubscribed now
+    already: tuple[str, ...]  # briefings that had ended before (kept their status)
+
+
+def operator_unsubscribe(
+    session: Session,
+    email: str,
+    *,
+    briefing: str | None,
+    by: str,
+    why: str | None,
+    now: datetime,
+) -> OperatorUnsubscribe:
+    """End one subscription of an address (or all), recording who and why; suppress it too."""
+    subscriber = subscriber_by_email(session, email)
+    if subscriber is None:
+        raise BriefingError(
+            f"{email} is not a subscriber",
+            hint="`briefing subscribers suppress` stops mail to an address that is not one",
+        )
+    chosen = [s for s in subscriber.subscriptions if briefing is None or s.briefing == briefing]
+    if not chosen:
+        raise BriefingError(
+            f"{email} has no subscription to {briefing}",
+            hint=f"`briefing subscribers show {email}` lists theirs",
+        )
+    source = operator_source("unsubscribe", by)
+    ended: list[str] = []
+    already: list[str] = []
+    for subscription in chosen:
+        changed = unsubscribe(session, subscription, source=source, now=now, detail=why)
+        (ended if changed else already).append(subscription.briefing)
+    if briefing is None:
+        suppress(session, email, reason=SuppressionReason.UNSUBSCRIBED, source=source, now=now)
+    return OperatorUnsubscribe(email, tuple(ended), tuple(already))
+
+
+@dataclass(frozen=True)
+class OperatorSuppression:
+    """What ``subscribers suppress`` found or added."""
+
+    email: str
+    added: bool
+    reason: str
+    source: str
+    since: datetime
+
+
+def operator_suppress(
+    session: Session, email: str, *, by: str, why: str | None, now: datetime
+) -> OperatorSuppression:
+    """Put an address on the suppression list for every briefing, recording who and why.
+
+    Subscriptions keep their status: nothing is sent to the address while it
+    is suppressed, and it is not imported again.
+    """
+    existing = suppression_for(session, email, ALL_BRIEFINGS)
+    if existing is not None and existing.briefing == ALL_BRIEFINGS:
+        return OperatorSuppression(
+            email, False, existing.reason, existing.source, existing.created_at
+        )
+    source = operator_source("suppress", by, why)
+    row = suppress(session, email, reason=SuppressionReason.OPERATOR, source=source, now=now)
+    subscriber = subscriber_by_email(session, email)
+    for subscription in subscriber.subscriptions if subscriber else []:
+        note_subscription(session, subscription, source=source, now=now, detail="suppressed")
+    return OperatorSuppression(email, True, row.reason, row.source, row.created_at)
+
+
+@dataclass(frozen=True)
+class OperatorUnsuppression:
+    """What ``subscribers unsuppress`` lifted and what it had to keep."""
+
+    email: str
+    lifted: tuple[tuple[str, str], ...]  # (briefing, reason) taken off the list
+    kept: tuple[tuple[str, str], ...]  # (briefing, reason) kept: a removed address stays so
+
+
+def operator_unsuppress(
+    session: Session, email: str, *, by: str, why: str | None, now: datetime
+) -> OperatorUnsuppression:
+    """Take an address off the suppression list, recording who and why.
+
+    An entry left by ``subscribers remove`` stays: a removed address comes back
+    only by signing up again. Subscriptions keep their status, so an ended one
+    still needs a fresh confirmed sign-up before anything is sent.
+    """
+    lifted: list[tuple[str, str]] = []
+    kept: list[tuple[str, str]] = []
+    for row in suppressions_of(session, email):
+        if row.reason == SuppressionReason.REMOVED:
+            kept.append((row.briefing, row.reason))
+            continue
+        lifted.append((row.briefing, row.reason))
+        lift(session, row)
+    subscriber = subscriber_by_email(session, email)
+    if lifted and subscriber is not None:
+        source = operator_source("unsuppress", by, why)
+        detail = "unsuppressed: " + ", ".join(f"{b} ({r})" for b, r in lifted)
+        for subscription in subscriber.subscriptions:
+            note_subscription(session, subscription, source=source, now=now, detail=detail)
+    return OperatorUnsuppression(email, tuple(lifted), tuple(kept))

@@ -15,6 +15,9 @@ from briefing.audience.imports import import_subscribers, parse_row
 from briefing.audience.lifecycle import (
     Preferences,
     SignupOutcome,
+    operator_suppress,
+    operator_unsubscribe,
+    operator_unsuppress,
     remove_subscriber,
     start_signup,
 )
@@ -23,6 +26,7 @@ from briefing.cli.app import App, pass_app
 from briefing.domain.addresses import AddressError, normalise_address
 from briefing.domain.states import SubscriptionState
 from briefing.errors import BriefingError, SubscriberRowError
+from briefing.ops.controls import operator
 
 
 @click.group("subscribers")
@@ -152,6 +156,95 @@ def remove_command(app: App, email: str, yes: bool) -> None:
         f"{removal.suppressions} suppression entr{'y' if removal.suppressions == 1 else 'ies'} "
         "kept (address hash only), so it is never mailed or imported again"
     )
+
+
+BY_HELP = "Who is acting, recorded with the change (default: your login name@host)."
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email")
+@click.option("--briefing", "briefing_key", help="Only this briefing (default: every one).")
+@click.option("--reason", "why", help="Why, recorded in the subscription's history.")
+@click.option("--by", help=BY_HELP)
+@pass_app
+def unsubscribe_command(
+    app: App, email: str, briefing_key: str | None, why: str | None, by: str | None
+) -> None:
+    """End an address's subscription (one briefing, or all) as if they had unsubscribed."""
+    address = _address(email)
+    if briefing_key:
+        app.config.briefing(briefing_key)
+    with app.database.transaction() as session:
+        done = operator_unsubscribe(
+            session,
+            address,
+            briefing=briefing_key,
+            by=by or operator(),
+            why=why,
+            now=datetime.now(UTC),
+        )
+    if done.ended:
+        click.echo(
+            f"unsubscribed {address} from {', '.join(done.ended)}; the address is "
+            "suppressed there until they sign up again and confirm"
+        )
+    if done.already:
+        click.echo(f"{address} had already left {', '.join(done.already)}; nothing changed there")
+
+
+@subscribers_group.command("suppress")
+@click.argument("email")
+@click.option("--reason", "why", help="Why, recorded on the suppression entry.")
+@click.option("--by", help=BY_HELP)
+@pass_app
+def suppress_command(app: App, email: str, why: str | None, by: str | None) -> None:
+    """Stop all mail to an address, subscriber or not; subscriptions keep their status."""
+    address = _address(email)
+    with app.database.transaction() as session:
+        done = operator_suppress(
+            session, address, by=by or operator(), why=why, now=datetime.now(UTC)
+        )
+    if done.added:
+        click.echo(
+            f"suppressed {address} for every briefing ({done.source}); nothing is sent to it "
+            "until `briefing subscribers unsuppress`"
+        )
+    else:
+        click.echo(
+            f"{address} was already suppressed for every briefing: {done.reason} since "
+            f"{done.since:%Y-%m-%d %H:%M} ({done.source}); nothing changed"
+        )
+
+
+@subscribers_group.command("unsuppress")
+@click.argument("email")
+@click.option("--reason", "why", help="Why, recorded in the subscriptions' history.")
+@click.option("--by", help=BY_HELP)
+@pass_app
+def unsuppress_command(app: App, email: str, why: str | None, by: str | None) -> None:
+    """Take an address off the suppression list (not a removed one); subscriptions stay as they are."""
+    address = _address(email)
+    with app.database.transaction() as session:
+        done = operator_unsuppress(
+            session, address, by=by or operator(), why=why, now=datetime.now(UTC)
+        )
+    for briefing, reason in done.lifted:
+        click.echo(f"lifted {address}: {briefing} ({reason})")
+    for briefing, reason in done.kept:
+        click.echo(
+            f"kept {address}: {briefing} ({reason}): a removed address comes back only by "
+            "signing up again",
+            err=True,
+        )
+    if not done.lifted and not done.kept:
+        click.echo(f"{address} is not suppressed; nothing changed")
+    elif done.lifted:
+        click.echo(
+            "subscriptions keep their status: an unsubscribed one needs a fresh confirmed "
+            "sign-up before anything is sent"
+        )
+    if done.kept and not done.lifted:
+        sys.exit(1)
 
 
 def _show_list(records: list[dict[str, Any]], as_json: bool) -> None:

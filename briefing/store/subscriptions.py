@@ -136,6 +136,14 @@ def move_subscription(
     subscription.updated_at = now
 
 
+def note_subscription(
+    session: Session, subscription: Subscription, *, source: str, now: datetime, detail: str
+) -> None:
+    """Record an event that changes no state (an operator's act on the address) in the history."""
+    current = SubscriptionState(subscription.status)
+    _event(session, subscription, current, source=source, now=now, previous=current, detail=detail)
+
+
 def subscriptions_with_subscribers(
     session: Session, *, briefing: str | None = None, status: SubscriptionState | None = None
 ) -> list[tuple[Subscription, Subscriber]]:

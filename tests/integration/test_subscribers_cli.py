@@ -119,3 +119,92 @@ def test_remove_deletes_personal_data_but_keeps_the_suppression(
     assert subscription_of(database, "ann@example.com").status == "pending"
     missing = run(project, "subscribers", "remove", "nobody@example.com", "--yes")
     assert isinstance(missing.exception, BriefingError)
+
+
+def test_operator_unsubscribe_records_who_and_why(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    send_editions(project, database, signer)
+    result = run(
+        project,
+        "subscribers",
+        "unsubscribe",
+        "bob@example.com",
+        "--briefing",
+        "daily",
+        "--reason",
+        "asked by phone",
+        "--by",
+        "desk@news",
+    )
+    assert result.exit_code == 0, result.output
+    assert "unsubscribed bob@example.com from daily" in result.output
+    bob = subscription_of(database, "bob@example.com")
+    assert bob.status == "unsubscribed" and bob.status_source == "cli:unsubscribe by desk@news"
+    record = json.loads(run(project, "subscribers", "show", "bob@example.com", "--json").output)
+    last = record["subscriptions"][0]["events"][-1]
+    assert (last["to"], last["source"], last["detail"]) == (
+        "unsubscribed",
+        "cli:unsubscribe by desk@news",
+        "asked by phone",
+    )
+    assert record["suppressions"][0]["reason"] == "unsubscribed"
+
+    again = run(project, "subscribers", "unsubscribe", "bob@example.com")
+    assert again.exit_code == 0 and "had already left daily; nothing changed" in again.output
+    # Without --by the OS user is recorded.
+    run(project, "subscribers", "unsubscribe", "cy@example.com")
+    assert subscription_of(database, "cy@example.com").status_source.startswith(
+        "cli:unsubscribe by "
+    )
+    assert "@" in subscription_of(database, "cy@example.com").status_source
+    missing = run(project, "subscribers", "unsubscribe", "nobody@example.com")
+    assert isinstance(missing.exception, BriefingError)
+    assert subscription_of(database, "ann@example.com").status == "active"
+
+
+def test_operator_suppress_and_unsuppress(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    send_editions(project, database, signer)
+    result = run(
+        project,
+        "subscribers",
+        "suppress",
+        "cy@example.com",
+        "--reason",
+        "relay reports hard bounces",
+        "--by",
+        "desk@news",
+    )
+    assert result.exit_code == 0, result.output
+    assert "suppressed cy@example.com for every briefing" in result.output
+    with database.transaction() as session:
+        (row,) = session.scalars(select(Suppression)).all()
+        assert (row.briefing, row.reason, row.source) == (
+            "*",
+            "operator",
+            "cli:suppress by desk@news: relay reports hard bounces",
+        )
+    again = run(project, "subscribers", "suppress", "cy@example.com")
+    assert "was already suppressed for every briefing: operator since" in again.output
+    assert subscription_of(database, "cy@example.com").status == "active"  # status kept
+    stranger = run(project, "subscribers", "suppress", "stranger@example.org")
+    assert stranger.exit_code == 0, stranger.output
+
+    lifted = run(project, "subscribers", "unsuppress", "cy@example.com", "--reason", "fixed")
+    assert lifted.exit_code == 0, lifted.output
+    assert "lifted cy@example.com: * (operator)" in lifted.output
+    record = json.loads(run(project, "subscribers", "show", "cy@example.com", "--json").output)
+    assert record["suppressions"] == []
+    events = record["subscriptions"][0]["events"]
+    assert events[-1]["source"].startswith("cli:unsuppress by ")
+    assert events[-1]["source"].endswith(": fixed")
+    assert events[-1]["detail"] == "unsuppressed: * (operator)"
+    assert events[-2]["source"] == "cli:suppress by desk@news: relay reports hard bounces"
+    nothing = run(project, "subscribers", "unsuppress", "cy@example.com")
+    assert "is not suppressed; nothing changed" in nothing.output
+
+    run(project, "subscribers", "remove", "ann@example.com", "--yes")
+    removed = run(project, "subscribers", "unsuppress", "ann@example.com")
+    assert removed.exit_code == 1 and "kept ann@example.com: * (removed)" in removed.output
