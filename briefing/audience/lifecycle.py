@@ -11,16 +11,18 @@ each runs inside the caller's transaction and never sends mail itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from briefing.config import Config
 from briefing.domain.addresses import ALL_BRIEFINGS
 from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.errors import BriefingError
-from briefing.store import Session
+from briefing.store import Database, Session
+from briefing.store.db import Checkpoint
 from briefing.store.schema import Subscriber, Subscription
 from briefing.store.signups import add_confirmation, confirmation_by_id
 from briefing.store.subscriptions import (
@@ -293,15 +295,18 @@ class Removal:
     email: str
     subscriptions: int
     suppressions: int
+    files: tuple[Path, ...] = ()  # outbox messages and previews that named them, deleted
+    checkpoint: Checkpoint | None = None  # SQLite: the WAL written back and truncated
 
 
 def remove_subscriber(session: Session, email: str, *, source: str, now: datetime) -> Removal:
     """Delete a subscriber's personal data, keeping (or adding) the hashed suppression entry.
 
-    The subscriber row, their subscriptions and pending confirmations go; their
-    editions and ledger rows stay for the send history with the address
-    scrubbed from transport replies; the suppression list keeps only the
-    address's hash, so the address is never mailed or imported again.
+    The subscriber row, their subscriptions, their history and confirmations
+    (with the confirmations' ledger rows) go; their editions and digest ledger
+    rows stay for the send history with the address scrubbed from transport
+    replies; the suppression list keeps only the address's hash, so the
+    address is never mailed or imported again.
     """
     subscriber = subscriber_by_email(session, email)
     if subscriber is None:
@@ -313,6 +318,47 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     suppress(session, email, reason=SuppressionReason.REMOVED, source=source, now=now)
     erase_subscriber(session, subscriber)
     return Removal(email, count, forget_address(session, email))
+
+
+PREVIEWS = "var/preview"
+
+
+def erase_files(config: Config, email: str) -> tuple[Path, ...]:
+    """Delete the Maildir outbox messages and the previews that carry ``email``; return them."""
+    needle = email.lower().encode("utf-8")
+    outbox = config.outbox_path
+    folders = [outbox / part for part in ("new", "cur", "tmp")]
+    folders.append(config.resolve(PREVIEWS))
+    deleted = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            try:
+                if path.is_file() and needle in path.read_bytes().lower():
+                    path.unlink()
+                    deleted.append(path)
+            except OSError as exc:
+                raise BriefingError(
+                    f"cannot erase {path}: {exc.strerror or exc}",
+                    hint="delete it by hand: it holds the removed address",
+                ) from exc
+    return tuple(deleted)
+
+
+def erase(config: Config, database: Database, email: str, *, source: str, now: datetime) -> Removal:
+    """Remove a subscriber everywhere: the database rows, the files, then the SQLite WAL.
+
+    The rows go in one transaction (:func:`remove_subscriber`); then outbox
+    messages and previews naming the address are deleted; then the WAL is
+    checkpointed and truncated so no earlier copy of a page survives in it
+    (retried while other processes hold readers open, and reported if it
+    cannot finish). PostgreSQL keeps dead row versions until VACUUM.
+    """
+    with database.transaction() as session:
+        removal = remove_subscriber(session, email, source=source, now=now)
+    files = erase_files(config, email)
+    return replace(removal, files=files, checkpoint=database.checkpoint())
 
 
 # --- operator acts: who did it and why are recorded with each -------------------------------

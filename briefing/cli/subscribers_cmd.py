@@ -15,10 +15,10 @@ from briefing.audience.imports import import_subscribers, parse_row
 from briefing.audience.lifecycle import (
     Preferences,
     SignupOutcome,
+    erase,
     operator_suppress,
     operator_unsubscribe,
     operator_unsuppress,
-    remove_subscriber,
     start_signup,
 )
 from briefing.audience.roster import describe_subscriber, export_csv, list_subscriptions
@@ -145,17 +145,39 @@ def add_command(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def remove_command(app: App, email: str, yes: bool) -> None:
-    """Delete a subscriber's personal data; keep their address's hash on the suppression list."""
+    """Delete a subscriber's personal data; keep their address's hash on the suppression list.
+
+    The rows go, outbox messages and previews naming them are deleted, and on
+    SQLite the write-ahead log is written back and truncated so no copy of the
+    address or name stays in the database files.
+    """
     address = _address(email)
     if not yes:
         click.confirm(f"Delete {address} and every subscription of theirs?", abort=True)
-    with app.database.transaction() as session:
-        removal = remove_subscriber(session, address, source="cli:remove", now=datetime.now(UTC))
+    removal = erase(app.config, app.database, address, source="cli:remove", now=datetime.now(UTC))
     click.echo(
         f"removed {removal.email}: {removal.subscriptions} subscription(s) deleted; "
         f"{removal.suppressions} suppression entr{'y' if removal.suppressions == 1 else 'ies'} "
         "kept (address hash only), so it is never mailed or imported again"
     )
+    if removal.files:
+        click.echo(
+            f"deleted {len(removal.files)} outbox message(s) and preview file(s) naming them"
+        )
+    checkpoint = removal.checkpoint
+    if checkpoint is None:
+        click.echo(
+            "PostgreSQL keeps deleted row versions until VACUUM: run `VACUUM` on the database "
+            "(see docs/operations.md) to clear them from disk"
+        )
+    elif not checkpoint.done:
+        click.echo(
+            f"warning: the database's write-ahead log still holds old copies: {checkpoint.busy}; "
+            f"tried {checkpoint.attempts} times. Stop the other `briefing` processes (serve, "
+            "web) for a moment: the last one to close the database writes the log back and "
+            "deletes it",
+            err=True,
+        )
 
 
 BY_HELP = "Who is acting, recorded with the change (default: your login name@host)."

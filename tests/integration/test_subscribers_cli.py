@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from briefing.audience.imports import import_subscribers
 from briefing.cli import cli
 from briefing.config import Config
+from briefing.deliver import deliver
+from briefing.deliver.transports.outbox import OutboxTransport
 from briefing.domain.addresses import address_hash
 from briefing.domain.tokens import Signer
+from briefing.editions.dispatch import dispatch
 from briefing.errors import BriefingError
 from briefing.store import Database
-from briefing.store.schema import Subscriber, Suppression
+from briefing.store.schema import Delivery, DeliveryAttempt, Edition, Subscriber, Suppression
 from tests.support.factories import KEY, make_project
-from tests.support.web import links_in, message_to, outbox, send_editions, subscription_of
+from tests.support.web import AT, links_in, message_to, outbox, send_editions, subscription_of
 
 
 @pytest.fixture(autouse=True)
@@ -208,3 +213,64 @@ def test_operator_suppress_and_unsuppress(
     run(project, "subscribers", "remove", "ann@example.com", "--yes")
     removed = run(project, "subscribers", "unsuppress", "ann@example.com")
     assert removed.exit_code == 1 and "kept ann@example.com: * (removed)" in removed.output
+
+
+def test_remove_leaves_no_copy_of_the_address_or_name_on_disk(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    email, name = "dorothea.q@example.net", "Quillfeather"
+    send_editions(project, database, signer)
+    row = f"{email},Dorothea {name},daily,world,Europe/London,07:00,daily\n"
+    csv = project.base_dir / "more.csv"
+    csv.write_text("email,name,briefing,sections,timezone,send_time,frequency\n" + row)
+    import_subscribers(project, database, csv, datetime(2026, 11, 26, tzinfo=UTC))
+    dispatch(project, database, signer, AT)
+    deliver(project, database, signer, OutboxTransport(project.outbox_path), clock=lambda: AT)
+    # A relay that quotes the address in its replies, as many do.
+    with database.transaction() as session:
+        delivery = session.scalars(
+            select(Delivery)
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .join(Subscriber, Subscriber.id == Edition.subscriber_id)
+            .where(Subscriber.email == email)
+        ).one()
+        delivery.last_reply = f"250 2.0.0 <{email.upper()}> queued"
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                owner="relay-test",
+                started_at=AT,
+                finished_at=AT,
+                outcome="sent",
+                code=250,
+                reply=f"250 ok <{email}>",
+            )
+        )
+    # Leave and sign up again: a confirmation on the ledger, sent to the outbox.
+    assert run(project, "subscribers", "unsubscribe", email).exit_code == 0
+    assert run(project, "subscribers", "add", email, "--name", f"Dorothea {name}").exit_code == 0
+    sent = run(project, "send")
+    assert "confirmations: 1 sent" in sent.output, sent.output
+    shown = run(project, "preview", "--subscriber", email)
+    assert shown.exit_code == 0, shown.output
+    with database.transaction() as session:
+        kinds = session.scalars(select(Delivery.kind)).all()
+    assert "confirmation" in kinds
+
+    removed = run(project, "subscribers", "remove", email, "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert "outbox message(s) and preview file(s) naming them" in removed.output
+    assert "warning" not in removed.output
+    with database.transaction() as session:
+        assert session.scalars(select(Delivery.kind)).all().count("confirmation") == 0
+    path = database.sqlite_path
+    assert path is not None
+    files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+    files += [p for p in project.outbox_path.rglob("*") if p.is_file()]
+    files += [p for p in (project.base_dir / "var").rglob("*") if p.is_file()]
+    for file in files:
+        if file.exists():
+            data = file.read_bytes().lower()
+            assert email.encode() not in data, file
+            assert name.lower().encode() not in data, file
+    assert outbox(project)  # the others' mail stays
