@@ -13,7 +13,6 @@ transactions short and never hold one across an SMTP or HTTP call.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,15 +140,21 @@ class Database:
             with self.engine.connect() as connection:
                 raw = connection.connection.driver_connection
                 assert raw is not None
-                blocked, frames, copied = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                # TRUNCATE waits for readers through the busy handler: wait ``wait``, not 30 s.
+                raw.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+                try:
+                    blocked, frames, copied = raw.execute(
+                        "PRAGMA wal_checkpoint(TRUNCATE)"
+                    ).fetchone()
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if not blocked:
                 return Checkpoint(True, attempt)
             busy = (
-                f"another connection holds the database ({copied} of {frames} WAL page(s) "
-                "written back)"
+                "another process is still reading or writing the database "
+                f"({copied} of {frames} log page(s) written back)"
             )
-            if attempt < attempts:
-                time.sleep(wait)
+            logger.info("WAL checkpoint attempt %d of %d: %s", attempt, attempts, busy)
         return Checkpoint(False, attempts, busy)
 
     def dispose(self) -> None:

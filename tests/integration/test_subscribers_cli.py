@@ -274,3 +274,18 @@ def test_remove_leaves_no_copy_of_the_address_or_name_on_disk(
             assert email.encode() not in data, file
             assert name.lower().encode() not in data, file
     assert outbox(project)  # the others' mail stays
+
+
+def test_remove_on_postgresql_says_to_vacuum(postgres_url: str, tmp_path: Path) -> None:
+    config = make_project(tmp_path, database_url=postgres_url)
+    csv = config.base_dir / "one.csv"
+    csv.write_text(
+        "email,name,briefing,sections,timezone,send_time,frequency\n"
+        "pg@example.org,Pat,daily,world,Europe/London,07:00,daily\n"
+    )
+    assert run(config, "subscribers", "import", str(csv)).exit_code == 0
+    removed = run(config, "subscribers", "remove", "pg@example.org", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert "removed pg@example.org" in removed.output and "VACUUM" in removed.output
+    shown = run(config, "subscribers", "show", "pg@example.org")
+    assert "suppressed for *: removed" in shown.output and "Pat" not in shown.output
