@@ -11,16 +11,18 @@ each runs inside the caller's transaction and never sends mail itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from briefing.config import Config
 from briefing.domain.addresses import ALL_BRIEFINGS
 from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.errors import BriefingError
-from briefing.store import Session
+from briefing.store import Database, Session
+from briefing.store.db import Checkpoint
 from briefing.store.schema import Subscriber, Subscription
 from briefing.store.signups import add_confirmation, confirmation_by_id
 from briefing.store.subscriptions import (
@@ -28,6 +30,7 @@ from briefing.store.subscriptions import (
     create_subscription,
     erase_subscriber,
     move_subscription,
+    note_subscription,
     subscriber_by_email,
     subscription_by_id,
     subscription_of,
@@ -75,7 +78,12 @@ class Preferences:
 
 
 def unsubscribe(
-    session: Session, subscription: Subscription, *, source: str, now: datetime
+    session: Session,
+    subscription: Subscription,
+    *,
+    source: str,
+    now: datetime,
+    detail: str | None = None,
 ) -> bool:
     """End a subscription and suppress its address for that briefing; tell whether it changed.
 
@@ -93,7 +101,9 @@ def unsubscribe(
     )
     if subscription.status in ENDED:
         return False
-    move_subscription(session, subscription, SubscriptionState.UNSUBSCRIBED, source=source, now=now)
+    move_subscription(
+        session, subscription, SubscriptionState.UNSUBSCRIBED, source=source, now=now, detail=detail
+    )
     return True
 
 
@@ -285,15 +295,18 @@ class Removal:
     email: str
     subscriptions: int
     suppressions: int
+    files: tuple[Path, ...] = ()  # outbox messages and previews that named them, deleted
+    checkpoint: Checkpoint | None = None  # SQLite: the WAL written back and truncated
 
 
 def remove_subscriber(session: Session, email: str, *, source: str, now: datetime) -> Removal:
     """Delete a subscriber's personal data, keeping (or adding) the hashed suppression entry.
 
-    The subscriber row, their subscriptions and pending confirmations go; their
-    editions and ledger rows stay for the send history with the address
-    scrubbed from transport replies; the suppression list keeps only the
-    address's hash, so the address is never mailed or imported again.
+    The subscriber row, their subscriptions, their history and confirmations
+    (with the confirmations' ledger rows) go; their editions and digest ledger
+    rows stay for the send history with the address scrubbed from transport
+    replies; the suppression list keeps only the address's hash, so the
+    address is never mailed or imported again.
     """
     subscriber = subscriber_by_email(session, email)
     if subscriber is None:
@@ -305,3 +318,164 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     suppress(session, email, reason=SuppressionReason.REMOVED, source=source, now=now)
     erase_subscriber(session, subscriber)
     return Removal(email, count, forget_address(session, email))
+
+
+PREVIEWS = "var/preview"
+
+
+def erase_files(config: Config, email: str) -> tuple[Path, ...]:
+    """Delete the Maildir outbox messages and the previews that carry ``email``; return them."""
+    needle = email.lower().encode("utf-8")
+    outbox = config.outbox_path
+    folders = [outbox / part for part in ("new", "cur", "tmp")]
+    folders.append(config.resolve(PREVIEWS))
+    deleted = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            try:
+                if path.is_file() and needle in path.read_bytes().lower():
+                    path.unlink()
+                    deleted.append(path)
+            except OSError as exc:
+                raise BriefingError(
+                    f"cannot erase {path}: {exc.strerror or exc}",
+                    hint="delete it by hand: it holds the removed address",
+                ) from exc
+    return tuple(deleted)
+
+
+def erase(config: Config, database: Database, email: str, *, source: str, now: datetime) -> Removal:
+    """Remove a subscriber everywhere: the database rows, the files, then the SQLite WAL.
+
+    The rows go in one transaction (:func:`remove_subscriber`); then outbox
+    messages and previews naming the address are deleted; then the WAL is
+    checkpointed and truncated so no earlier copy of a page survives in it
+    (retried while other processes hold readers open, and reported if it
+    cannot finish). PostgreSQL keeps dead row versions until VACUUM.
+    """
+    with database.transaction() as session:
+        removal = remove_subscriber(session, email, source=source, now=now)
+    files = erase_files(config, email)
+    return replace(removal, files=files, checkpoint=database.checkpoint())
+
+
+# --- operator acts: who did it and why are recorded with each -------------------------------
+
+SOURCE_LENGTH = 200  # the suppression list's source column
+
+
+def operator_source(command: str, by: str, why: str | None = None) -> str:
+    """Name an operator's act for the records: ``cli:suppress by ann@host: why``."""
+    text = f"cli:{command} by {by}" + (f": {why}" if why else "")
+    return text[:SOURCE_LENGTH]
+
+
+@dataclass(frozen=True)
+class OperatorUnsubscribe:
+    """What ``subscribers unsubscribe`` did, briefing by briefing."""
+
+    email: str
+    ended: tuple[str, ...]  # briefings moved to unsubscribed now
+    already: tuple[str, ...]  # briefings that had ended before (kept their status)
+
+
+def operator_unsubscribe(
+    session: Session,
+    email: str,
+    *,
+    briefing: str | None,
+    by: str,
+    why: str | None,
+    now: datetime,
+) -> OperatorUnsubscribe:
+    """End one subscription of an address (or all), recording who and why; suppress it too."""
+    subscriber = subscriber_by_email(session, email)
+    if subscriber is None:
+        raise BriefingError(
+            f"{email} is not a subscriber",
+            hint="`briefing subscribers suppress` stops mail to an address that is not one",
+        )
+    chosen = [s for s in subscriber.subscriptions if briefing is None or s.briefing == briefing]
+    if not chosen:
+        raise BriefingError(
+            f"{email} has no subscription to {briefing}",
+            hint=f"`briefing subscribers show {email}` lists theirs",
+        )
+    source = operator_source("unsubscribe", by)
+    ended: list[str] = []
+    already: list[str] = []
+    for subscription in chosen:
+        changed = unsubscribe(session, subscription, source=source, now=now, detail=why)
+        (ended if changed else already).append(subscription.briefing)
+    if briefing is None:
+        suppress(session, email, reason=SuppressionReason.UNSUBSCRIBED, source=source, now=now)
+    return OperatorUnsubscribe(email, tuple(ended), tuple(already))
+
+
+@dataclass(frozen=True)
+class OperatorSuppression:
+    """What ``subscribers suppress`` found or added."""
+
+    email: str
+    added: bool
+    reason: str
+    source: str
+    since: datetime
+
+
+def operator_suppress(
+    session: Session, email: str, *, by: str, why: str | None, now: datetime
+) -> OperatorSuppression:
+    """Put an address on the suppression list for every briefing, recording who and why.
+
+    Subscriptions keep their status: nothing is sent to the address while it
+    is suppressed, and it is not imported again.
+    """
+    existing = suppression_for(session, email, ALL_BRIEFINGS)
+    if existing is not None and existing.briefing == ALL_BRIEFINGS:
+        return OperatorSuppression(
+            email, False, existing.reason, existing.source, existing.created_at
+        )
+    source = operator_source("suppress", by, why)
+    row = suppress(session, email, reason=SuppressionReason.OPERATOR, source=source, now=now)
+    subscriber = subscriber_by_email(session, email)
+    for subscription in subscriber.subscriptions if subscriber else []:
+        note_subscription(session, subscription, source=source, now=now, detail="suppressed")
+    return OperatorSuppression(email, True, row.reason, row.source, row.created_at)
+
+
+@dataclass(frozen=True)
+class OperatorUnsuppression:
+    """What ``subscribers unsuppress`` lifted and what it had to keep."""
+
+    email: str
+    lifted: tuple[tuple[str, str], ...]  # (briefing, reason) taken off the list
+    kept: tuple[tuple[str, str], ...]  # (briefing, reason) kept: a removed address stays so
+
+
+def operator_unsuppress(
+    session: Session, email: str, *, by: str, why: str | None, now: datetime
+) -> OperatorUnsuppression:
+    """Take an address off the suppression list, recording who and why.
+
+    An entry left by ``subscribers remove`` stays: a removed address comes back
+    only by signing up again. Subscriptions keep their status, so an ended one
+    still needs a fresh confirmed sign-up before anything is sent.
+    """
+    lifted: list[tuple[str, str]] = []
+    kept: list[tuple[str, str]] = []
+    for row in suppressions_of(session, email):
+        if row.reason == SuppressionReason.REMOVED:
+            kept.append((row.briefing, row.reason))
+            continue
+        lifted.append((row.briefing, row.reason))
+        lift(session, row)
+    subscriber = subscriber_by_email(session, email)
+    if lifted and subscriber is not None:
+        source = operator_source("unsuppress", by, why)
+        detail = "unsuppressed: " + ", ".join(f"{b} ({r})" for b, r in lifted)
+        for subscription in subscriber.subscriptions:
+            note_subscription(session, subscription, source=source, now=now, detail=detail)
+    return OperatorUnsuppression(email, tuple(lifted), tuple(kept))

@@ -112,15 +112,20 @@ def deliveries_command(
 def cancel_command(app: App, edition_text: str, reason: str) -> None:
     """Stop any further sending of an edition (an id, or BRIEFING:YYYY-MM-DD).
 
-    Unsent deliveries are marked cancelled; a run sending them now drops them
-    at its next heartbeat. Messages already taken by the relay stay sent.
+    Unsent deliveries are marked cancelled. Those a run had already claimed are
+    dropped at its next heartbeat, but a message already on the wire may still
+    go out: they are reported as in flight. Messages already taken by the relay
+    stay sent.
     """
     target = ledger.parse_target(edition_text, app.config)
     with app.database.transaction() as session:
-        count = ledger.cancel(session, target, datetime.now(UTC), reason)
+        stopped = ledger.cancel(session, target, datetime.now(UTC), reason)
         rows = ledger.summary(session, target)
     sent = sum(row.counts.get(DeliveryState.SENT, 0) for row in rows)
-    click.echo(f"cancelled {count} unsent delivery(ies) of {target}; {sent} already sent")
+    click.echo(
+        f"{target}: {stopped.cancelled} cancelled, {stopped.in_flight} in flight "
+        f"(may still go out), {sent} already sent"
+    )
 
 
 COMMANDS = [deliveries_command, cancel_command]

@@ -263,10 +263,30 @@ def run_now_command(app: App, briefing: str, wait_seconds: float) -> None:
             sys.exit(1)
         counts = _ledger_since(app, briefing, requested_at)
         summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+        unfinished = counts[DeliveryState.PENDING] + counts[DeliveryState.SENDING]
+        failed = counts[DeliveryState.FAILED]
+        outcome = "not finished" if unfinished else "done"
         click.echo(
-            f"done: {sum(counts.values())} edition(s) dispatched since the request"
+            f"{outcome}: {sum(counts.values())} edition(s) dispatched since the request"
             f"{': ' + summary if summary else ''}"
         )
+        if unfinished:
+            still = scheduler_holder(app.database)
+            click.echo(
+                f"the run did not finish: {unfinished} edition(s) still to send; "
+                + (
+                    f"the scheduler sends them later ({still})"
+                    if still
+                    else "the scheduler has stopped; they go when `briefing serve` starts again"
+                ),
+                err=True,
+            )
+        if failed:
+            click.echo(
+                f"{failed} delivery(ies) failed: see `briefing deliveries --failed`", err=True
+            )
+        if unfinished or failed:
+            sys.exit(1)
         return
     click.echo("no `briefing serve` is running on this database: running it in this process")
     ran = Service(app.config, app.database, app.signer).run_now(briefing)
@@ -283,7 +303,10 @@ def run_now_command(app: App, briefing: str, wait_seconds: float) -> None:
         )
     for name, failure in ran.drain.failures.items():
         click.echo(f"problem: {name}: {failure}", err=True)
-    if ran.drain.failures or any(d.failed for d in ran.drain.delivered.values()):
+    stopped = {name: d.stopped for name, d in ran.drain.delivered.items() if d.stopped}
+    for name, why in stopped.items():
+        click.echo(f"the run did not finish: {name}: {why}", err=True)
+    if stopped or ran.drain.failures or any(d.failed for d in ran.drain.delivered.values()):
         sys.exit(1)
 
 

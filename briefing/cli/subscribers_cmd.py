@@ -20,7 +20,10 @@ from briefing.audience.imports import (
 from briefing.audience.lifecycle import (
     Preferences,
     SignupOutcome,
-    remove_subscriber,
+    erase,
+    operator_suppress,
+    operator_unsubscribe,
+    operator_unsuppress,
     start_signup,
 )
 from briefing.audience.roster import describe_subscriber, export_csv, list_subscriptions
@@ -28,6 +31,7 @@ from briefing.cli.app import App, pass_app
 from briefing.domain.addresses import AddressError, mailbox_key
 from briefing.domain.states import SubscriptionState
 from briefing.errors import BriefingError, SubscriberRowError
+from briefing.ops.controls import operator
 
 
 @click.group("subscribers")
@@ -157,17 +161,128 @@ def add_command(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def remove_command(app: App, email: str, yes: bool) -> None:
-    """Delete a subscriber's personal data; keep their address's hash on the suppression list."""
+    """Delete a subscriber's personal data; keep their address's hash on the suppression list.
+
+    The rows go, outbox messages and previews naming them are deleted, and on
+    SQLite the write-ahead log is written back and truncated so no copy of the
+    address or name stays in the database files.
+    """
     address = _address(email)
     if not yes:
         click.confirm(f"Delete {address} and every subscription of theirs?", abort=True)
-    with app.database.transaction() as session:
-        removal = remove_subscriber(session, address, source="cli:remove", now=datetime.now(UTC))
+    removal = erase(app.config, app.database, address, source="cli:remove", now=datetime.now(UTC))
     click.echo(
         f"removed {removal.email}: {removal.subscriptions} subscription(s) deleted; "
         f"{removal.suppressions} suppression entr{'y' if removal.suppressions == 1 else 'ies'} "
         "kept (address hash only), so it is never mailed or imported again"
     )
+    if removal.files:
+        click.echo(
+            f"deleted {len(removal.files)} outbox message(s) and preview file(s) naming them"
+        )
+    checkpoint = removal.checkpoint
+    if checkpoint is None:
+        click.echo(
+            "PostgreSQL keeps deleted row versions until VACUUM: run `VACUUM` on the database "
+            "(see docs/operations.md) to clear them from disk"
+        )
+    elif not checkpoint.done:
+        click.echo(
+            f"warning: the database's write-ahead log still holds old copies: {checkpoint.busy}; "
+            f"tried {checkpoint.attempts} times. Stop the other `briefing` processes (serve, "
+            "web) for a moment: the last one to close the database writes the log back and "
+            "deletes it",
+            err=True,
+        )
+
+
+BY_HELP = "Who is acting, recorded with the change (default: your login name@host)."
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email")
+@click.option("--briefing", "briefing_key", help="Only this briefing (default: every one).")
+@click.option("--reason", "why", help="Why, recorded in the subscription's history.")
+@click.option("--by", help=BY_HELP)
+@pass_app
+def unsubscribe_command(
+    app: App, email: str, briefing_key: str | None, why: str | None, by: str | None
+) -> None:
+    """End an address's subscription (one briefing, or all) as if they had unsubscribed."""
+    address = _address(email)
+    if briefing_key:
+        app.config.briefing(briefing_key)
+    with app.database.transaction() as session:
+        done = operator_unsubscribe(
+            session,
+            address,
+            briefing=briefing_key,
+            by=by or operator(),
+            why=why,
+            now=datetime.now(UTC),
+        )
+    if done.ended:
+        click.echo(
+            f"unsubscribed {address} from {', '.join(done.ended)}; the address is "
+            "suppressed there until they sign up again and confirm"
+        )
+    if done.already:
+        click.echo(f"{address} had already left {', '.join(done.already)}; nothing changed there")
+
+
+@subscribers_group.command("suppress")
+@click.argument("email")
+@click.option("--reason", "why", help="Why, recorded on the suppression entry.")
+@click.option("--by", help=BY_HELP)
+@pass_app
+def suppress_command(app: App, email: str, why: str | None, by: str | None) -> None:
+    """Stop all mail to an address, subscriber or not; subscriptions keep their status."""
+    address = _address(email)
+    with app.database.transaction() as session:
+        done = operator_suppress(
+            session, address, by=by or operator(), why=why, now=datetime.now(UTC)
+        )
+    if done.added:
+        click.echo(
+            f"suppressed {address} for every briefing ({done.source}); nothing is sent to it "
+            "until `briefing subscribers unsuppress`"
+        )
+    else:
+        click.echo(
+            f"{address} was already suppressed for every briefing: {done.reason} since "
+            f"{done.since:%Y-%m-%d %H:%M} ({done.source}); nothing changed"
+        )
+
+
+@subscribers_group.command("unsuppress")
+@click.argument("email")
+@click.option("--reason", "why", help="Why, recorded in the subscriptions' history.")
+@click.option("--by", help=BY_HELP)
+@pass_app
+def unsuppress_command(app: App, email: str, why: str | None, by: str | None) -> None:
+    """Take an address off the suppression list (not a removed one); subscriptions stay as they are."""
+    address = _address(email)
+    with app.database.transaction() as session:
+        done = operator_unsuppress(
+            session, address, by=by or operator(), why=why, now=datetime.now(UTC)
+        )
+    for briefing, reason in done.lifted:
+        click.echo(f"lifted {address}: {briefing} ({reason})")
+    for briefing, reason in done.kept:
+        click.echo(
+            f"kept {address}: {briefing} ({reason}): a removed address comes back only by "
+            "signing up again",
+            err=True,
+        )
+    if not done.lifted and not done.kept:
+        click.echo(f"{address} is not suppressed; nothing changed")
+    elif done.lifted:
+        click.echo(
+            "subscriptions keep their status: an unsubscribed one needs a fresh confirmed "
+            "sign-up before anything is sent"
+        )
+    if done.kept and not done.lifted:
+        sys.exit(1)
 
 
 def _show_list(records: list[dict[str, Any]], as_json: bool) -> None:

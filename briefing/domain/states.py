@@ -92,6 +92,7 @@ class SuppressionReason(StrEnum):
     COMPLAINED = "complained"
     UNSUBSCRIBED = "unsubscribed"
     REMOVED = "removed"
+    OPERATOR = "operator"  # put on the list by hand (`briefing subscribers suppress`)
 
 
 D = DeliveryState

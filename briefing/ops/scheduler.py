@@ -34,7 +34,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -104,10 +106,17 @@ def drain_ledger(
                     stop=stop,
                     dkim=dkim,
                 )
-                if drain.delivered[name].stopped:
-                    logger.error(
-                        "briefing %s: delivery stopped: %s", name, drain.delivered[name].stopped
+                report = drain.delivered[name]
+                if report.stopped and stop is not None and stop.is_set():
+                    # A clean stop (SIGTERM, SIGINT): nothing went wrong, the rest waits.
+                    logger.info(
+                        "briefing %s: delivery stopped for shutdown; %d claim(s) handed back "
+                        "unsent, sent at the next start",
+                        name,
+                        report.released,
                     )
+                elif report.stopped:
+                    logger.error("briefing %s: delivery stopped: %s", name, report.stopped)
             except Exception as exc:  # one briefing's failure must not stop the others
                 drain.failures[name] = _describe_error(exc)
                 logger.error("briefing %s: delivery failed: %s", name, drain.failures[name])
@@ -308,13 +317,25 @@ class Service:
                 logger.debug("briefing %s: run-now traceback", name, exc_info=True)
                 return None
             delivered = ran.drain.delivered.get(name, DeliveryReport())
-            logger.info(
-                "briefing %s: run-now requested at %s done: %d edition(s) dispatched, %d sent",
-                name,
-                f"{requested_at:%Y-%m-%d %H:%M:%S} UTC",
-                ran.dispatched.dispatched,
-                delivered.sent,
-            )
+            problem = delivered.stopped or ran.drain.failures.get(name)
+            if problem:
+                logger.warning(
+                    "briefing %s: run-now requested at %s did not finish (%s): %d edition(s) "
+                    "dispatched, %d sent",
+                    name,
+                    f"{requested_at:%Y-%m-%d %H:%M:%S} UTC",
+                    problem,
+                    ran.dispatched.dispatched,
+                    delivered.sent,
+                )
+            else:
+                logger.info(
+                    "briefing %s: run-now requested at %s done: %d edition(s) dispatched, %d sent",
+                    name,
+                    f"{requested_at:%Y-%m-%d %H:%M:%S} UTC",
+                    ran.dispatched.dispatched,
+                    delivered.sent,
+                )
         clear_run_now(self.database, name, requested_at, self.clock())
         return ran
 
@@ -357,7 +378,9 @@ class Service:
     def scheduler(self, now: datetime) -> BackgroundScheduler:
         """Build the scheduler with the static jobs, the first dispatch at ``now``."""
         settings = self.config.scheduler
+        overruns = Overruns()
         scheduler = BackgroundScheduler(
+            logger=overruns.logger,
             jobstores={"default": MemoryJobStore()},
             # Ingest, dispatch, the run-now poll and transactional mail may each be busy at once.
             executors={"default": ThreadPoolExecutor(max_workers=4)},
@@ -387,6 +410,7 @@ class Service:
         ]
         for name, run, trigger in jobs:
             scheduler.add_job(self._guarded(name, run), trigger, id=name, name=name)
+        scheduler.add_listener(overruns.finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         return scheduler
 
     @staticmethod
@@ -399,6 +423,55 @@ class Service:
                 logger.debug("%s job traceback", job, exc_info=True)
 
         return guarded
+
+
+class _SchedulerLog(logging.LoggerAdapter[logging.Logger]):
+    """APScheduler's logger, with its "maximum number of running instances" lines taken out."""
+
+    def __init__(self, overruns: Overruns) -> None:
+        super().__init__(logging.getLogger("apscheduler.scheduler"), {})
+        self.overruns = overruns
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Pass every line on, except a skipped start of a job still running."""
+        if isinstance(msg, str) and "maximum number of running instances" in msg and args:
+            self.overruns.skipped(str(args[0]).split(" (trigger", 1)[0])
+            return
+        super().log(level, msg, *args, **kwargs)
+
+
+class Overruns:
+    """Log one line per overrun of a job, not one per skipped start.
+
+    A job (a long dispatch, a slow drain) that is still running when its next
+    start comes is not started twice (``max_instances`` 1); APScheduler logs a
+    warning for every start it skips, once a second for the one-second jobs.
+    Here the first skipped start of an overrun is logged once, at INFO, and the
+    count is logged when the job finishes.
+    """
+
+    def __init__(self) -> None:
+        self.logger = _SchedulerLog(self)
+        self._skips: dict[str, int] = {}
+        self._guard = threading.Lock()
+
+    def skipped(self, job: str) -> None:
+        """Note one skipped start of ``job``; log the first of an overrun."""
+        with self._guard:
+            first = job not in self._skips
+            self._skips[job] = self._skips.get(job, 0) + 1
+        if first:
+            logger.info(
+                "job %s is still running at its next start; starts are skipped until it ends",
+                job,
+            )
+
+    def finished(self, event: JobExecutionEvent) -> None:
+        """Close an overrun when its job ends (a listener of executed and failed jobs)."""
+        with self._guard:
+            count = self._skips.pop(event.job_id, 0)
+        if count:
+            logger.debug("job %s ended after %d skipped start(s)", event.job_id, count)
 
 
 def _every(interval: timedelta, *, start: datetime) -> IntervalTrigger:

@@ -2,7 +2,10 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout, and every
 transaction begins IMMEDIATE so that two writers queue instead of failing
-half-way with "database is locked". PostgreSQL is used when ``database_url``
+half-way with "database is locked". Every connection sets ``secure_delete``,
+so deleted rows are overwritten with zeros rather than left in free space;
+after an erasure :meth:`Database.checkpoint` folds the WAL back into the file
+and truncates it, so no old copy of a page stays in the ``-wal`` file. PostgreSQL is used when ``database_url``
 names it. Scheduler, sender, web and ingest may run at once: callers keep
 transactions short and never hold one across an SMTP or HTTP call.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted personal data is overwritten, not left readable in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -54,6 +60,15 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What folding the SQLite WAL back into the database file came to."""
+
+    done: bool  # the WAL was fully written back and truncated to zero bytes
+    attempts: int
+    busy: str | None = None  # why it could not finish (another process still reading)
 
 
 class Database:
@@ -110,6 +125,37 @@ class Database:
             finally:
                 if raw is not None:
                     raw.execute("PRAGMA foreign_keys=ON")
+
+    def checkpoint(self, *, attempts: int = 10, wait: float = 0.5) -> Checkpoint | None:
+        """Write the SQLite WAL back into the database file and truncate it (``TRUNCATE``).
+
+        Another process with a read transaction open keeps the WAL in use; the
+        checkpoint is then retried ``attempts`` times, ``wait`` seconds apart,
+        and the result says it did not finish. Return None for PostgreSQL.
+        """
+        if not self.is_sqlite:
+            return None
+        busy = None
+        for attempt in range(1, attempts + 1):
+            with self.engine.connect() as connection:
+                raw = connection.connection.driver_connection
+                assert raw is not None
+                # TRUNCATE waits for readers through the busy handler: wait ``wait``, not 30 s.
+                raw.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+                try:
+                    blocked, frames, copied = raw.execute(
+                        "PRAGMA wal_checkpoint(TRUNCATE)"
+                    ).fetchone()
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not blocked:
+                return Checkpoint(True, attempt)
+            busy = (
+                "another process is still reading or writing the database "
+                f"({copied} of {frames} log page(s) written back)"
+            )
+            logger.info("WAL checkpoint attempt %d of %d: %s", attempt, attempts, busy)
+        return Checkpoint(False, attempts, busy)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -35,7 +35,6 @@ from briefing.config import Config
 from briefing.domain.addresses import address_hash
 from briefing.domain.states import (
     CLAIMABLE,
-    OPEN,
     DeliveryState,
     SubscriptionState,
     SuppressionReason,
@@ -579,20 +578,34 @@ def parse_target(text: str, config: Config) -> Target:
     )
 
 
-def cancel(session: Session, target: Target, now: datetime, reason: str) -> int:
-    """Cancel every unsent delivery of ``target``; return how many.
+@dataclass(frozen=True)
+class Cancelled:
+    """What ``cancel`` stopped: rows never claimed, and rows a run had claimed (in flight)."""
 
-    Claims held by a live run keep their owner, so that run sees the cancel at
-    its next heartbeat and drops them; a message already on the wire may still
-    be recorded sent.
+    cancelled: int
+    in_flight: int
+
+
+def cancel(session: Session, target: Target, now: datetime, reason: str) -> Cancelled:
+    """Cancel every unsent delivery of ``target``; count what was stopped and what was in flight.
+
+    Rows waiting to be claimed are cancelled for certain. Claims held by a live
+    run (``sending``) are marked cancelled too and keep their owner, so that run
+    sees the cancel at its next heartbeat and drops them; but a message already
+    on the wire may still go out and be recorded sent, so they are counted apart.
     """
     editions = select(Edition.id).where(target.where())
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id.in_(editions), Delivery.status.in_(OPEN))
-        .values(status=DeliveryState.CANCELLED, reason=reason, next_attempt_at=None, updated_at=now)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    counts = []
+    for states in (CLAIMABLE, (DeliveryState.SENDING,)):
+        result = session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id.in_(editions), Delivery.status.in_(states))
+            .values(
+                status=DeliveryState.CANCELLED, reason=reason, next_attempt_at=None, updated_at=now
+            )
+        )
+        counts.append(int(result.rowcount))  # type: ignore[attr-defined]
+    return Cancelled(cancelled=counts[0], in_flight=counts[1])
 
 
 @dataclass(frozen=True)

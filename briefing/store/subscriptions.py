@@ -7,12 +7,13 @@ event with its time and source.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from briefing.domain.states import SUBSCRIPTION_MOVES, SubscriptionState, allowed
 from briefing.errors import StoreError
@@ -136,6 +137,14 @@ def move_subscription(
     subscription.updated_at = now
 
 
+def note_subscription(
+    session: Session, subscription: Subscription, *, source: str, now: datetime, detail: str
+) -> None:
+    """Record an event that changes no state (an operator's act on the address) in the history."""
+    current = SubscriptionState(subscription.status)
+    _event(session, subscription, current, source=source, now=now, previous=current, detail=detail)
+
+
 def subscriptions_with_subscribers(
     session: Session, *, briefing: str | None = None, status: SubscriptionState | None = None
 ) -> list[tuple[Subscription, Subscriber]]:
@@ -172,30 +181,43 @@ def edition_count(session: Session, subscriber_id: int, briefing: str) -> int:
     return count or 0
 
 
-def _scrub(text_column: SQLColumnExpression[str | None], email: str) -> ColumnElement[Any]:
-    return func.replace(text_column, email, REMOVED_ADDRESS)
+def _scrubbed(text: str | None, email: str) -> str | None:
+    # Relays quote an address in any case: replace every spelling of it.
+    if text is None:
+        return None
+    return re.sub(re.escape(email), REMOVED_ADDRESS, text, flags=re.IGNORECASE)
+
+
+def _scrub(
+    session: Session, columns: Sequence[InstrumentedAttribute[str | None]], rows: Any, email: str
+) -> None:
+    needle = f"%{email.lower()}%"
+    entity = columns[0].class_
+    query = select(entity).where(
+        entity.id.in_(rows), or_(*(func.lower(c).like(needle) for c in columns))
+    )
+    for row in session.scalars(query):
+        for column in columns:
+            setattr(row, column.key, _scrubbed(getattr(row, column.key), email))
 
 
 def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     """Delete a subscriber with their subscriptions, scrubbing the address from the send history.
 
-    Editions and ledger rows stay; the address is replaced in stored transport
-    replies. Subscriptions, their events and confirmations go with the subscriber.
+    Editions and digest ledger rows stay; the address is replaced in their
+    stored transport replies and reasons. Subscriptions, their events and
+    confirmations go with the subscriber, and so do the confirmations' ledger
+    rows and attempts (their foreign keys cascade).
     """
     email = subscriber.email
     edition_ids = select(Edition.id).where(Edition.subscriber_id == subscriber.id)
     delivery_ids = select(Delivery.id).where(Delivery.edition_id.in_(edition_ids))
+    _scrub(session, (Delivery.reason, Delivery.last_reply), delivery_ids, email)
+    attempt_ids = select(DeliveryAttempt.id).where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+    _scrub(session, (DeliveryAttempt.reply,), attempt_ids, email)
+    subscription_ids = select(Subscription.id).where(Subscription.subscriber_id == subscriber.id)
     session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids))
-        .values(
-            reason=_scrub(Delivery.reason, email), last_reply=_scrub(Delivery.last_reply, email)
-        )
-    )
-    session.execute(
-        update(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
-        .values(reply=_scrub(DeliveryAttempt.reply, email))
+        delete(SubscriptionEvent).where(SubscriptionEvent.subscription_id.in_(subscription_ids))
     )
     session.delete(subscriber)
     session.flush()

@@ -82,7 +82,17 @@ async def _token_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, InertTokenError)
         else "Nothing was changed. Please use the link from your most recent email, copied in full."
     )
-    return message(context.config.site, f"This link does not work: {exc}", explanation, status=404)
+    return message(
+        context.config.site, "This link does not work", _reason(exc), explanation, status=404
+    )
+
+
+def _reason(exc: TokenError) -> str:
+    """Say why a link does not work as a sentence: "It is not valid."."""
+    text = exc.message
+    if text.startswith("this link "):
+        text = "it " + text.removeprefix("this link ")
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -51,6 +51,21 @@ def unknown_subscription(context: WebContext) -> HTMLResponse:
     )
 
 
+def removed_subscription(context: WebContext, *, acted: bool) -> HTMLResponse:
+    """Answer an unsubscribe link whose subscriber has been removed: they receive nothing.
+
+    A one-click request (``acted``) is answered 200 as a success (RFC 8058):
+    the outcome it asks for, no more mail, already holds.
+    """
+    return message(
+        context.config.site,
+        "You receive nothing from us" if not acted else "You are unsubscribed",
+        f"This address has been removed from every list of {context.config.site.name}, "
+        "so nothing is sent to it. There is nothing more to do.",
+        link=(context.path("subscribe"), "Changed your mind? Sign up again"),
+    )
+
+
 def _left(context: WebContext, title: str, everything: bool = False) -> HTMLResponse:
     what = f"everything {context.config.site.name} sends" if everything else title
     return message(
@@ -74,7 +89,7 @@ async def unsubscribe_page(request: Request) -> Response:
         with context.database.transaction() as session:
             subscription = subscription_by_id(session, ident)
             if subscription is None:
-                return unknown_subscription(context)
+                return removed_subscription(context, acted=False)
             title = (
                 context.config.briefings[subscription.briefing].title
                 if (subscription.briefing in context.config.briefings)
@@ -115,7 +130,7 @@ async def unsubscribe_one_click(request: Request) -> Response:
         with context.database.transaction() as session:
             subscription = subscription_by_id(session, ident)
             if subscription is None:
-                return unknown_subscription(context)
+                return removed_subscription(context, acted=True)
             changed = unsubscribe(session, subscription, source="web:one-click", now=now)
             briefing = subscription.briefing
         if changed:

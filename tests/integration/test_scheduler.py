@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,10 +23,11 @@ from briefing.config import Config
 from briefing.domain.tokens import Signer
 from briefing.editions.dispatch import dispatch
 from briefing.ops.controls import clear_run_now, control_of, pause, request_run_now, resume
+from briefing.ops.locks import acquire_scheduler_lock
 from briefing.ops.scheduler import Service
 from briefing.store import Database, open_database
 from briefing.store.schema import Delivery, Edition, Subscriber
-from tests.support.factories import config_dict, make_project, subscribe
+from tests.support.factories import KEY, config_dict, make_project, subscribe
 
 LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -352,3 +359,110 @@ def test_start_up_ingests_before_dispatching(
     with database.transaction() as session:
         edition = session.scalars(select(Edition).where(Edition.variant_id.is_not(None))).one()
         assert edition.variant is not None and edition.variant.item_count == 3
+
+
+def test_a_clean_stop_mid_delivery_is_logged_at_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from briefing.ops.scheduler import drain_ledger
+    from tests.support.delivery import AT, reader, smtp_project
+    from tests.support.smtp_server import Handler, Rule, smtp_server
+
+    caplog.set_level(logging.INFO, logger="briefing")
+    slow = Handler(rules={reader(n): Rule(delay=0.5) for n in range(6)})
+    with smtp_server(slow) as server:
+        config, database = smtp_project(tmp_path, server, count=6)
+        stop = threading.Event()  # what serve sets on SIGTERM or SIGINT
+        timer = threading.Timer(0.3, stop.set)
+        timer.start()
+        drain = drain_ledger(config, database, Signer([KEY]), ["daily"], lambda: AT, stop)
+        timer.cancel()
+    assert drain.delivered["daily"].stopped
+    assert "briefing daily: delivery stopped for shutdown" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_long_job_logs_one_line_per_overrun(caplog: pytest.LogCaptureFixture) -> None:
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from briefing.ops.scheduler import Overruns
+
+    caplog.set_level(logging.DEBUG)
+    overruns = Overruns()
+    scheduler = BackgroundScheduler(
+        logger=overruns.logger,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=UTC,
+    )
+    ended = threading.Event()
+
+    def long_job() -> None:
+        if not ended.is_set():  # only the first run is long: one overrun
+            time.sleep(1.5)
+            ended.set()
+
+    scheduler.add_job(long_job, "interval", seconds=0.2, id="dispatch", name="dispatch")
+    scheduler.add_listener(overruns.finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.start()
+    try:
+        assert ended.wait(10)
+        time.sleep(0.3)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert "maximum number of running instances" not in caplog.text
+    overrun = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    assert overrun == [
+        "job dispatch is still running at its next start; starts are skipped until it ends"
+    ]
+    assert re.search(r"job dispatch ended after \d+ skipped start\(s\)", caplog.text)
+
+
+def test_run_now_reports_a_run_the_scheduler_did_not_finish(
+    service: Service, daily: Config, database: Database
+) -> None:
+    # `briefing serve` took the request and was told to stop half-way: the ledger still
+    # holds the editions, and run-now must say so and fail, not print "done".
+    subscribe(
+        daily,
+        database,
+        [f"r{n}@example.com,,daily,,Europe/London,07:00,daily" for n in range(3)],
+        LONG_AGO,
+    )
+    lock = acquire_scheduler_lock(database)
+    try:
+        command = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "briefing",
+                "--config",
+                str(daily.base_dir / "config.yaml"),
+                "run-now",
+                "daily",
+                "--wait",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "BRIEFING_SECRET_KEY": KEY.decode()},
+            cwd="/",
+        )
+        service.stopping.set()
+        deadline = time.monotonic() + 60
+        ran: list[object] = []
+        while not ran and time.monotonic() < deadline and command.poll() is None:
+            ran = list(service.take_run_now_requests())
+            time.sleep(0.1)
+        lock.release()
+        out, err = command.communicate(timeout=60)
+    finally:
+        if command.poll() is None:
+            command.kill()
+        lock.release()
+    assert ran, (out, err)
+    assert command.returncode == 1, (out, err)
+    assert "not finished: 3 edition(s) dispatched since the request: 3 pending" in out
+    assert "done" not in out
+    assert "the run did not finish: 3 edition(s) still to send" in err

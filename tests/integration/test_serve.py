@@ -170,6 +170,7 @@ def test_due_now_goes_once_through_a_restart(tmp_path: Path, serves: list[Serve]
     log = first.text()
     assert "serve stopping on SIGTERM: letting the running job finish" in log
     assert "serve stopped; scheduler lock released" in log
+    assert " ERROR " not in log and " WARNING " not in log  # a clean stop is no error
 
     second = start(serves, config)
     second.wait_for(r"start-up catch-up: 0 edition\(s\) dispatched .*, 0 sent")

@@ -220,7 +220,10 @@ def test_deliveries_and_cancel_commands(tmp_path: Path) -> None:
         # Pull one subscriber's edition before it goes.
         one = runner.invoke(cli, ["--config", config_path, "cancel", str(edition)])
         assert one.exit_code == 0, one.output
-        assert f"cancelled 1 unsent delivery(ies) of edition {edition}" in one.output
+        assert (
+            f"edition {edition}: 1 cancelled, 0 in flight (may still go out), 0 already sent"
+            in one.output
+        )
         transport = make_transport(config)
         deliver(config, database, SIGNER, transport, clock=lambda: AT)
         transport.close()
@@ -243,7 +246,10 @@ def test_deliveries_and_cancel_commands(tmp_path: Path) -> None:
     )
     assert "reader1@example.com" in table.output and "bounced" in table.output
     late = runner.invoke(cli, ["--config", config_path, "cancel", "daily:2026-11-26"])
-    assert "cancelled 0 unsent delivery(ies) of daily 2026-11-26; 1 already sent" in late.output
+    assert (
+        "daily 2026-11-26: 0 cancelled, 0 in flight (may still go out), 1 already sent"
+        in late.output
+    )
     wrong = runner.invoke(cli, ["--config", config_path, "cancel", "yesterday"])
     assert wrong.exit_code != 0 and "names no edition" in str(wrong.exception)
 
@@ -280,3 +286,23 @@ def test_smtp_settings_are_checked_with_their_key_path(tmp_path: Path) -> None:
         make_project(
             tmp_path / "c", delivery={"transport": "smtp", "smtp": {"host": "h", "pool_sise": 3}}
         )
+
+
+def test_cancel_reports_claimed_rows_as_in_flight(tmp_path: Path) -> None:
+    # A run has claimed two of three rows: cancelling cannot promise those stay unsent.
+    with smtp_server(Handler()) as server:
+        config, database = smtp_project(tmp_path, server, count=3)
+        with database.transaction() as session:
+            claimed = claim(session, "live-run", AT, 2)
+        result = CliRunner().invoke(
+            cli, ["--config", str(config.base_dir / "config.yaml"), "cancel", "daily:2026-11-26"]
+        )
+    assert result.exit_code == 0, result.output
+    assert len(claimed) == 2
+    assert (
+        "daily 2026-11-26: 1 cancelled, 2 in flight (may still go out), 0 already sent"
+        in result.output
+    )
+    with database.transaction() as session:
+        statuses = session.scalars(select(Delivery.status)).all()
+    assert sorted(statuses) == ["cancelled"] * 3

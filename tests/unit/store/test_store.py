@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from briefing.errors import StoreError
 from briefing.ingest import ingest
 from briefing.store import Database, open_database
 from briefing.store.articles import upsert_article
-from briefing.store.schema import Article
+from briefing.store.schema import Article, BriefingControl
 from tests.support.factories import NOW, make_draft, make_project
 
 
@@ -88,4 +89,30 @@ def test_postgresql_runs_the_same_pipeline(postgres_url: str, tmp_path: Path) ->
     with database.transaction() as session:
         stored = session.query(Article).first()
         assert stored is not None and stored.first_seen_at == NOW
+    database.dispose()
+
+
+def test_wal_checkpoint_truncates_and_reports_a_reader_holding_it(tmp_path: Path) -> None:
+    database = open_database(f"sqlite:///{tmp_path / 'b.db'}")
+    with database.transaction() as session:
+        session.add(BriefingControl(briefing="a", paused=False, updated_at=NOW))
+    wal = tmp_path / "b.db-wal"
+    assert wal.stat().st_size > 0
+    reader = sqlite3.connect(tmp_path / "b.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM briefing_controls").fetchone()  # holds a snapshot
+    with database.transaction() as session:
+        session.add(BriefingControl(briefing="b", paused=False, updated_at=NOW))
+    held = database.checkpoint(attempts=2, wait=0.05)
+    assert held is not None and not held.done and held.attempts == 2
+    assert held.busy and "another process" in held.busy
+    reader.execute("COMMIT")
+    reader.close()
+    done = database.checkpoint(attempts=2, wait=0.05)
+    assert done is not None and done.done and done.attempts == 1
+    assert wal.stat().st_size == 0
+    with database.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        assert raw.execute("PRAGMA secure_delete").fetchone() == (1,)
     database.dispose()
