@@ -107,12 +107,16 @@ def servers(count: int) -> Iterator[list[str]]:
 
 
 def plan(bases: list[str], sources: int, hanging: int, trickling: int) -> list[str]:
-    """Source URLs round-robin over the servers, the slow ones spread evenly."""
+    """Source URLs round-robin over the servers, the slow ones spread evenly.
+
+    Spread over the config and over the hosts too: slow sources all on one host
+    would wait for each other, ``ingest.per_host`` at a time.
+    """
     slow = ["hang"] * hanging + ["trickle"] * trickling
     step = max(sources // max(len(slow), 1), 1)
     kinds = ["good"] * sources
     for n, kind in enumerate(slow):
-        kinds[(n * step) % sources] = kind
+        kinds[(n * step + n) % sources] = kind
     return [f"{bases[n % len(bases)]}/{kind}/{n}" for n, kind in enumerate(kinds)]
 
 
