@@ -542,8 +542,9 @@ class IngestConfig(StrictModel):
     )
     total_timeout: PositiveDuration = Field(
         default=timedelta(seconds=60),
-        description="Longest one fetch may take in all, redirects included (a server that "
-        "trickles bytes never hits the read timeout).",
+        description="Longest one fetch may take in all, wall-clock: connecting, headers, "
+        "redirects and body included (a server that trickles bytes never hits the read "
+        "timeout, but is cut here and named with the phase it was in).",
     )
     max_bytes: int = Field(
         default=10_000_000,
@@ -554,6 +555,19 @@ class IngestConfig(StrictModel):
     )
     max_redirects: int = Field(
         default=5, ge=0, le=20, description="Most redirects followed for one feed."
+    )
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=200,
+        description="How many sources are fetched at once; a run takes about as long as its "
+        "slowest source rather than the sum of them all.",
+    )
+    per_host: int = Field(
+        default=2,
+        ge=1,
+        le=50,
+        description="How many of those fetches may go to one host at once.",
     )
     flag_after_failures: int = Field(
         default=3,

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from briefing.cli.app import App, parse_at, pass_app
+from briefing.config import Config
 from briefing.editions.preview import preview
 from briefing.errors import BriefingError
-from briefing.ingest import ingest
+from briefing.ingest import SourceReport, ingest, plan_sources
 from briefing.pipeline.summarise import count_words, summarise
 from briefing.store.articles import latest_articles
 
@@ -20,28 +25,22 @@ from briefing.store.articles import latest_articles
 @click.command("ingest")
 @pass_app
 def ingest_command(app: App) -> None:
-    """Read every configured source into the store; exit 1 if any failed."""
+    """Read every configured source into the store; exit 1 if any failed.
+
+    One line per source as it finishes (URLs are fetched several at once); on a
+    terminal a progress bar counts the sources done.
+    """
     config = app.config
-    reports = ingest(config, app.database, datetime.now(UTC))
-    width = max((len(r.label) for r in reports), default=10)
-    for report in reports:
-        if report.not_modified:
-            counts = "not modified since the last run (HTTP 304)"
-        else:
-            counts = f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
-        click.echo(f"{report.status:<9} {report.label:<{width}}  {counts}")
-        for failure in report.failures:
-            click.echo(f"          failed: {failure}")
-        if report.flagged:
-            click.echo(
-                f"          FLAGGED: failing {report.consecutive_failures} runs in a row "
-                f"(ingest.flag_after_failures is {config.ingest.flag_after_failures}); "
-                "see `briefing sources`"
-            )
-        for skipped in report.skipped:
-            click.echo(f"          skipped {skipped}")
-        for warning in report.warnings:
-            click.echo(f"          warning: {warning}")
+    planned = plan_sources(config)
+    width = max((len(p.label) for p in planned), default=10)
+    console = Console(stderr=True, highlight=False)
+    with ingest_progress(console, len(planned)) as done:
+
+        def show(report: SourceReport) -> None:
+            click.echo("\n".join(report_lines(report, width, config)))
+            done()
+
+        reports = ingest(config, app.database, datetime.now(UTC), on_report=show)
     failed = [r.label for r in reports if r.failed]
     flagged = [r.label for r in reports if r.flagged]
     if flagged:
@@ -52,6 +51,44 @@ def ingest_command(app: App) -> None:
     if failed:
         click.echo(f"{len(failed)} of {len(reports)} sources had failures", err=True)
         sys.exit(1)
+
+
+def report_lines(report: SourceReport, width: int, config: Config) -> list[str]:
+    """Describe one source's outcome: a status line, then its failures and warnings."""
+    if report.not_modified:
+        counts = "not modified since the last run (HTTP 304)"
+    else:
+        counts = f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
+    lines = [f"{report.status:<9} {report.label:<{width}}  {counts}"]
+    lines.extend(f"          failed: {failure}" for failure in report.failures)
+    if report.flagged:
+        lines.append(
+            f"          FLAGGED: failing {report.consecutive_failures} runs in a row "
+            f"(ingest.flag_after_failures is {config.ingest.flag_after_failures}); "
+            "see `briefing sources`"
+        )
+    lines.extend(f"          skipped {skipped}" for skipped in report.skipped)
+    lines.extend(f"          warning: {warning}" for warning in report.warnings)
+    return lines
+
+
+@contextmanager
+def ingest_progress(console: Console, total: int) -> Iterator[Callable[[], None]]:
+    """Yield a callback counting one source done: a transient bar on a terminal, else nothing."""
+    if not console.is_terminal or not total:
+        yield lambda: None
+        return
+    bar = Progress(
+        TextColumn("[bold]ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("ingest", total=total)
+    with bar:
+        yield lambda: bar.advance(task)
 
 
 @click.command("articles")

@@ -6,9 +6,20 @@ glob of files, or an http(s) feed URL fetched by :mod:`briefing.ingest.fetch`
 (conditionally: an unchanged feed costs a 304 and reports ``unchanged``). A
 source or document that fails is reported with the reason and never stops the
 others; nothing, not even an unexpected error, ends a run with a traceback.
+
+URLs are fetched concurrently: ``ingest.concurrency`` at once, at most
+``ingest.per_host`` to one host, each within its own hard ``total_timeout``,
+on an event loop in a thread of its own. The calling thread is the one writer:
+it reads files, then parses and stores each fetched document as its fetch
+finishes, so a run takes about as long as its slowest source and a hanging
+feed delays nobody. ``on_report`` hears of each source as it is done.
 No transaction is open while a file is read or a URL fetched: the validators
 are read in one short transaction, each document's articles (and, for a URL,
 its new ETag / Last-Modified) stored in another.
+
+A document is read by one call, :func:`read_file` for a path or
+:func:`read_document` for fetched bytes, so reading can be moved elsewhere
+(another process, a time limit) without touching the orchestration.
 
 Readers come from the ``briefing_source_readers`` plugin hook (the built-ins
 register there too) and return raw entries: whichever reader ran, the core
@@ -22,18 +33,25 @@ error, consecutive failures and items seen. A source failing
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 from briefing.config import Config, SourceConfig
 from briefing.domain.states import IngestOutcome
 from briefing.errors import SourceError
 from briefing.ingest.clean import html_to_text, sanitise_html
-from briefing.ingest.fetch import Fetcher, Validators, default_user_agent
+from briefing.ingest.fetch import Fetched, Fetcher, Validators, default_user_agent
 from briefing.ingest.readers import (
     FEED,
     DocumentReader,
@@ -153,43 +171,57 @@ def _failure(name: str, exc: SourceError) -> str:
 
 
 def ingest_source(
-    config: Config,
-    database: Database,
-    planned: PlannedSource,
-    now: datetime,
-    fetcher: Fetcher | None = None,
+    config: Config, database: Database, planned: PlannedSource, now: datetime
 ) -> SourceReport:
     """Read (or fetch) one source's documents and store their articles."""
-    report = SourceReport(label=planned.label)
-    if planned.kind == "http":
-        if fetcher is None:
-            with Fetcher(config.ingest, default_user_agent(config)) as own:
-                _ingest_url(config, database, planned, report, now, own)
-        else:
-            _ingest_url(config, database, planned, report, now, fetcher)
-    else:
-        _ingest_files(config, database, planned, report, now)
-    _record_health(config, database, planned, report, now)
-    return report
+    return ingest_sources(config, database, [planned], now)[0]
+
+
+def read_file(path: Path, context: ReadContext) -> ReadResult:
+    """Read one document from a file with the reader its name calls for, then admit it."""
+    check_size(path, context.max_bytes)
+    return admitted(reader_for(path, source_readers()).read(path, context))
+
+
+def read_document(
+    content: bytes,
+    url: str,
+    context: ReadContext,
+    *,
+    charset: str | None = None,
+    base_url: str | None = None,
+) -> ReadResult:
+    """Read one fetched document with the feed reader, then admit it."""
+    reader = source_readers()[FEED.kind]
+    if not callable(getattr(reader, "parse", None)):
+        raise SourceError(url, f"the {FEED.kind!r} reader cannot read fetched documents")
+    return admitted(
+        cast(DocumentReader, reader).parse(
+            content, url, context, charset=charset, base_url=base_url or url
+        )
+    )
 
 
 def _ingest_files(
-    config: Config, database: Database, planned: PlannedSource, report: SourceReport, now: datetime
+    config: Config,
+    database: Database,
+    planned: PlannedSource,
+    report: SourceReport,
+    *,
+    now: datetime,
 ) -> None:
     location = planned.config.location
     documents = _documents(config, location)
     if not documents:
         report.failures.append(f"{location}: no file matches")
     context = _context(config, planned)
-    readers = source_readers()
     for path in documents:
         report.documents += 1
         name = _display(config, path)
         try:
             if not path.exists():
                 raise SourceError(name, "file not found")
-            check_size(path, context.max_bytes)
-            result = admitted(reader_for(path, readers).read(path, context))
+            result = read_file(path, context)
         except SourceError as exc:
             reason = exc.reason if exc.source in (str(path), name) else str(exc)
             report.failures.append(f"{name}: {reason}")
@@ -209,38 +241,33 @@ def _ingest_files(
         _note(report, name, result)
 
 
-def _ingest_url(
+def _ingest_fetched(
     config: Config,
     database: Database,
     planned: PlannedSource,
     report: SourceReport,
+    *,
     now: datetime,
-    fetcher: Fetcher,
+    outcome: Fetched | BaseException,
 ) -> None:
+    """Store what one fetch brought (or report why it brought nothing)."""
     url = planned.config.location
-    with database.transaction() as session:
-        row = source_row(session, url, planned.kind)
-        known = Validators(etag=row.etag, last_modified=row.last_modified)
-    # No transaction is open from here until the articles are stored.
     report.documents += 1
     try:
-        fetched = fetcher.fetch(url, known)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        fetched = outcome
         report.warnings.extend(f"{url}: {warning}" for warning in fetched.warnings)
         if fetched.not_modified:
             report.not_modified = True
             _refresh_validators(database, planned, fetched.validators)
             return
-        reader = source_readers()[FEED.kind]
-        if not callable(getattr(reader, "parse", None)):
-            raise SourceError(url, f"the {FEED.kind!r} reader cannot read fetched documents")
-        result = admitted(
-            cast(DocumentReader, reader).parse(
-                fetched.content,
-                url,
-                _context(config, planned),
-                charset=fetched.charset,
-                base_url=fetched.url,
-            )
+        result = read_document(
+            fetched.content,
+            url,
+            _context(config, planned),
+            charset=fetched.charset,
+            base_url=fetched.url,
         )
     except SourceError as exc:
         report.failures.append(_failure(url, exc))
@@ -357,32 +384,158 @@ def _record_health(
 
 
 def ingest(
-    config: Config, database: Database, now: datetime, *, fetcher: Fetcher | None = None
+    config: Config,
+    database: Database,
+    now: datetime,
+    *,
+    on_report: Callable[[SourceReport], None] | None = None,
 ) -> list[SourceReport]:
     """Ingest every configured source; a failing one never stops the others.
 
-    HTTP sources share one :class:`Fetcher` (made here unless one is given).
+    Reports come back in the order of the config; ``on_report`` is called with
+    each as soon as its source is done (files first, then URLs as they finish).
     """
-    planned_sources = plan_sources(config)
-    own = None
-    if fetcher is None and any(p.kind == "http" for p in planned_sources):
-        fetcher = own = Fetcher(config.ingest, default_user_agent(config))
-    reports = []
-    try:
-        for planned in planned_sources:
-            try:
-                reports.append(ingest_source(config, database, planned, now, fetcher))
-            except Exception as exc:  # one source must never stop the run
-                logger.error(
-                    "source %s: unexpected error: %s",
-                    planned.label,
-                    _brief(exc),
-                    exc_info=logger.isEnabledFor(logging.DEBUG),
-                )
-                report = SourceReport(label=planned.label)
-                report.failures.append(f"unexpected error: {_brief(exc)}")
-                reports.append(report)
-    finally:
-        if own is not None:
-            own.close()
-    return reports
+    return ingest_sources(config, database, plan_sources(config), now, on_report=on_report)
+
+
+def ingest_sources(
+    config: Config,
+    database: Database,
+    planned_sources: Sequence[PlannedSource],
+    now: datetime,
+    *,
+    on_report: Callable[[SourceReport], None] | None = None,
+) -> list[SourceReport]:
+    """Ingest these sources: URLs fetched concurrently, everything stored from this thread."""
+    reports: dict[int, SourceReport] = {}
+
+    def finish(index: int, planned: PlannedSource, work: Callable[[SourceReport], None]) -> None:
+        report = SourceReport(label=planned.label)
+        try:
+            work(report)
+            _record_health(config, database, planned, report, now)
+        except Exception as exc:  # one source must never stop the run
+            logger.error(
+                "source %s: unexpected error: %s",
+                planned.label,
+                _brief(exc),
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            report = SourceReport(label=planned.label)
+            report.failures.append(f"unexpected error: {_brief(exc)}")
+        reports[index] = report
+        if on_report is not None:
+            on_report(report)
+
+    urls = [(index, p) for index, p in enumerate(planned_sources) if p.kind == "http"]
+    jobs = _fetch_jobs(database, urls)
+    with _FetchRun(config, jobs) as fetches:
+        for index, planned in enumerate(planned_sources):
+            if planned.kind != "http":
+                finish(index, planned, partial(_ingest_files, config, database, planned, now=now))
+        for job, outcome in fetches.results():
+            finish(
+                job.index,
+                job.planned,
+                partial(_ingest_fetched, config, database, job.planned, now=now, outcome=outcome),
+            )
+    return [reports[index] for index in sorted(reports)]
+
+
+@dataclass(frozen=True)
+class _FetchJob:
+    index: int
+    planned: PlannedSource
+    validators: Validators
+
+    @property
+    def url(self) -> str:
+        return self.planned.config.location
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc.lower()
+
+
+def _fetch_jobs(database: Database, urls: list[tuple[int, PlannedSource]]) -> list[_FetchJob]:
+    """Read every URL's stored validators in one short transaction, before any fetch."""
+    if not urls:
+        return []
+    jobs = []
+    with database.transaction() as session:
+        for index, planned in urls:
+            row = source_row(session, planned.config.location, planned.kind)
+            known = Validators(etag=row.etag, last_modified=row.last_modified)
+            jobs.append(_FetchJob(index, planned, known))
+    return jobs
+
+
+_DONE = object()
+
+
+class _FetchRun:
+    """Fetch the jobs on an event loop in a thread of its own; hand results over as each ends.
+
+    At most ``ingest.concurrency`` fetches run at once, at most ``ingest.per_host``
+    of them to one host (the host of the configured URL). Each fetch is bounded by
+    the fetcher's own total deadline, so the thread always ends.
+    """
+
+    def __init__(self, config: Config, jobs: list[_FetchJob]) -> None:
+        self.config = config
+        self.jobs = jobs
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pending = {job.index: job for job in jobs}
+
+    def __enter__(self) -> _FetchRun:
+        if self.jobs:
+            self._thread = threading.Thread(target=self._run, name="ingest-fetch", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def results(self) -> Iterator[tuple[_FetchJob, Fetched | BaseException]]:
+        """Yield each job with its Fetched result or its error, in the order they finish."""
+        if self._thread is None:
+            return
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                break
+            job, outcome = cast(tuple[_FetchJob, Fetched | BaseException], item)
+            self._pending.pop(job.index, None)
+            yield job, outcome
+        for job in list(self._pending.values()):  # only after a bug in the fetch thread
+            yield job, RuntimeError("the fetch never finished")
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._fetch_all())
+        except Exception as exc:  # reported per source by results()
+            logger.error("ingest: fetching stopped: %s", _brief(exc), exc_info=True)
+        finally:
+            self._queue.put(_DONE)
+
+    async def _fetch_all(self) -> None:
+        settings = self.config.ingest
+        slots = asyncio.Semaphore(settings.concurrency)
+        hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.per_host)
+        )
+        async with Fetcher(settings, default_user_agent(self.config)) as fetcher:
+
+            async def one(job: _FetchJob) -> None:
+                # The host's turn first: a source waiting for its host holds no slot.
+                async with hosts[job.host], slots:
+                    outcome: Fetched | BaseException
+                    try:
+                        outcome = await fetcher.fetch(job.url, job.validators)
+                    except Exception as exc:  # noqa: BLE001 - reported for this source only
+                        outcome = exc
+                self._queue.put((job, outcome))
+
+            await asyncio.gather(*(one(job) for job in self.jobs))

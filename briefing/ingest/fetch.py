@@ -1,32 +1,35 @@
 """Fetch a feed over HTTP: bounded in time, size and redirects; cheap when unchanged.
 
-One :class:`Fetcher` (one ``httpx.Client``, so connections are reused) serves
-a whole ingest run. Each fetch
+One :class:`Fetcher` (one ``httpx.AsyncClient``, so connections are reused)
+serves a whole ingest run, many fetches at once on one event loop. Each fetch
 
 - sends a User-Agent naming the project and its version, ``Accept`` for feed
-  types and ``Accept-Encoding: gzip, deflate`` (httpx decompresses);
+  types and ``Accept-Encoding: gzip, deflate``;
 - sends the stored ``ETag`` / ``Last-Modified`` as ``If-None-Match`` /
   ``If-Modified-Since``, so an unchanged feed costs a ``304 Not Modified``;
 - follows at most ``max_redirects`` redirects itself, naming a loop when a URL
   comes round again, and notes a permanent move so the config can be fixed;
-- gives up after the connect or read timeout, or when the whole fetch takes
-  longer than the total timeout (a server trickling bytes never trips a read
-  timeout);
+- gives up after the connect or read timeout, and whatever happens after the
+  total timeout: a hard wall-clock deadline (``asyncio.timeout``) around the
+  whole fetch, connect, headers, redirects and body alike, enforced from
+  outside the read loop, so a server trickling its headers or body one byte
+  at a time is cut at the deadline and named with the phase it was in;
 - refuses a body larger than ``max_bytes`` after decompression, from its
   Content-Length when it sends one, else while streaming, never reading more.
 
-Every failure is a :class:`SourceError` with a reason a person can act on.
-No database transaction is open while this runs: callers read the validators
+Every failure is a :class:`SourceError` with a reason a person can act on (a
+missed deadline is a :class:`FetchTimeout`, which names the phase). No
+database transaction is open while this runs: callers read the validators
 first, fetch, then store in a new short transaction.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -43,10 +46,26 @@ ACCEPT = (
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT = {301, 308}
 
+Phase = Literal["connect", "headers", "redirect", "body"]
+PHASES: dict[str, str] = {
+    "connect": "connecting",
+    "headers": "waiting for the response headers",
+    "redirect": "following a redirect",
+    "body": "reading the body",
+}
+
 
 def default_user_agent(config: Config) -> str:
     """Return the User-Agent: the configured one, else the project, version and site."""
     return config.ingest.user_agent or f"briefing/{__version__} (+{config.site.base_url})"
+
+
+class FetchTimeout(SourceError):
+    """A fetch that missed its total deadline, with the phase it was cut in."""
+
+    def __init__(self, source: str, reason: str, phase: Phase) -> None:
+        super().__init__(source, reason)
+        self.phase = phase
 
 
 @dataclass(frozen=True)
@@ -83,24 +102,56 @@ def _seconds(value: timedelta) -> float:
     return max(value.total_seconds(), 0.001)
 
 
+@dataclass
+class _Progress:
+    """Where one fetch is, kept up to date by httpcore's trace events."""
+
+    phase: Phase = "connect"
+    hop: int = 0  # 0 for the configured URL, n for the n-th redirect target
+    current: str = ""
+
+    async def trace(self, event: str, _info: dict[str, Any]) -> None:
+        if event.startswith(("connection.connect_tcp", "connection.start_tls")):
+            self.phase = "connect"
+        elif event.startswith(("http11.send_request", "http2.send_request")):
+            self.phase = "headers"
+        elif event in (
+            "http11.receive_response_headers.complete",
+            "http2.receive_response_headers.complete",
+        ):
+            self.phase = "body"
+
+    @property
+    def named(self) -> Phase:
+        """The phase to report: a cut on a redirect target before its body is a redirect."""
+        if self.hop and self.phase != "body":
+            return "redirect"
+        return self.phase
+
+
 class Fetcher:
-    """Fetch feeds with one client; close it (or use ``with``) when the run ends."""
+    """Fetch feeds with one async client; ``await aclose()`` (or ``async with``) at the end.
+
+    Make it inside the event loop that will use it.
+    """
 
     def __init__(
         self,
         settings: IngestConfig,
         user_agent: str,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         timeout = httpx.Timeout(
             connect=_seconds(settings.connect_timeout),
             read=_seconds(settings.read_timeout),
             write=_seconds(settings.read_timeout),
-            pool=_seconds(settings.connect_timeout),
+            # Concurrency is bounded by the caller; waiting for a pooled connection
+            # counts against the total deadline only.
+            pool=None,
         )
-        self._client = httpx.Client(
+        self._client = httpx.AsyncClient(
             timeout=timeout,
             follow_redirects=False,
             headers={
@@ -108,22 +159,43 @@ class Fetcher:
                 "Accept": ACCEPT,
                 "Accept-Encoding": "gzip, deflate",
             },
+            limits=httpx.Limits(
+                max_connections=max(settings.concurrency, 1),
+                max_keepalive_connections=max(settings.concurrency, 1),
+            ),
             transport=transport,
         )
 
-    def __enter__(self) -> Fetcher:
+    async def __aenter__(self) -> Fetcher:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the client's connections."""
-        self._client.close()
+        await self._client.aclose()
 
-    def fetch(self, url: str, validators: Validators | None = None) -> Fetched:
-        """Fetch ``url``, conditionally when ``validators`` are known."""
-        deadline = time.monotonic() + _seconds(self.settings.total_timeout)
+    async def fetch(self, url: str, validators: Validators | None = None) -> Fetched:
+        """Fetch ``url``, conditionally when ``validators`` are known, within the total timeout."""
+        progress = _Progress(current=url)
+        try:
+            async with asyncio.timeout(_seconds(self.settings.total_timeout)):
+                return await self._follow(url, validators, progress)
+        except TimeoutError as exc:
+            seconds = self.settings.total_timeout.total_seconds()
+            phase = progress.named
+            where = "" if progress.current == url else f" (at {progress.current})"
+            raise FetchTimeout(
+                url,
+                f"fetch took longer than {seconds:g}s in all (total timeout), "
+                f"cut while {PHASES[phase]} [phase: {phase}]{where}",
+                phase,
+            ) from exc
+
+    async def _follow(
+        self, url: str, validators: Validators | None, progress: _Progress
+    ) -> Fetched:
         headers = {}
         if validators and validators.etag:
             headers["If-None-Match"] = validators.etag
@@ -133,13 +205,11 @@ class Fetcher:
         warnings: list[str] = []
         current = url
         while True:
-            if time.monotonic() > deadline:
-                seconds = self.settings.total_timeout.total_seconds()
-                raise SourceError(
-                    url, f"fetch took longer than {seconds:g}s in all (total timeout)"
-                )
+            progress.current = current
+            progress.hop = len(visited) - 1
+            progress.phase = "connect"
             try:
-                outcome = self._get(current, headers, deadline)
+                outcome = await self._get(current, headers, progress)
             except httpx.TimeoutException as exc:
                 raise SourceError(url, self._timeout_reason(exc, current, url)) from exc
             except (
@@ -176,14 +246,21 @@ class Fetcher:
         if isinstance(exc, httpx.ConnectTimeout):
             seconds = self.settings.connect_timeout.total_seconds()
             return f"no connection within {seconds:g}s{where}"
-        if isinstance(exc, httpx.PoolTimeout):  # pragma: no cover - one request at a time
-            return f"no free connection within {self.settings.connect_timeout.total_seconds():g}s"
+        if isinstance(exc, httpx.PoolTimeout):  # pragma: no cover - no pool timeout is set
+            return "no free connection"
         seconds = self.settings.read_timeout.total_seconds()
         return f"the server sent nothing for {seconds:g}s (read timeout){where}"
 
-    def _get(self, url: str, headers: dict[str, str], deadline: float) -> Fetched | tuple[int, str]:
+    async def _get(
+        self, url: str, headers: dict[str, str], progress: _Progress
+    ) -> Fetched | tuple[int, str]:
         """GET one URL: a Fetched result, or (status, Location) for a redirect to follow."""
-        with self._client.stream("GET", url, headers=headers) as response:
+        request = self._client.build_request(
+            "GET", url, headers=headers, extensions={"trace": progress.trace}
+        )
+        response = await self._client.send(request, stream=True)
+        try:
+            progress.phase = "body"
             status = response.status_code
             if status in REDIRECTS:
                 location = response.headers.get("Location")
@@ -207,13 +284,8 @@ class Fetcher:
                 )
             body = _Body(encoding, limit, url)
             try:
-                for chunk in response.iter_raw():
+                async for chunk in response.aiter_raw():
                     body.feed(chunk)
-                    if time.monotonic() > deadline:
-                        seconds = self.settings.total_timeout.total_seconds()
-                        raise SourceError(
-                            url, f"fetch took longer than {seconds:g}s in all (total timeout)"
-                        )
             except httpx.RemoteProtocolError as exc:
                 raise SourceError(
                     url, f"the connection closed before the whole body arrived ({exc})"
@@ -225,6 +297,8 @@ class Fetcher:
                 content_type=response.headers.get("Content-Type"),
                 validators=validators,
             )
+        finally:
+            await response.aclose()
 
 
 class _Body:

@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # How soon the main thread notices SIGTERM or SIGINT.
 SIGNAL_POLL_SECONDS = 0.2
+# How much longer than ingest.total_timeout start-up dispatch waits for the start-up ingest:
+# fetches end at their deadline, but the documents still have to be read and stored.
+STARTUP_INGEST_SLACK = 5.0
 
 
 def utc_now() -> datetime:
@@ -188,9 +191,24 @@ class Service:
     def start_up(self) -> None:
         """Ingest, then dispatch what came due while the service was down."""
         # Hold dispatch back until start-up has ingested, so catch-up editions are not
-        # cut from stale content by the first scheduled dispatch.
+        # cut from stale content by the first scheduled dispatch; but no longer than one
+        # fetch may take (plus a little), so a hanging feed never delays the sends.
         with self._dispatching:
-            self._guarded("start-up ingest", self.ingest_sources)()
+            ingesting = threading.Thread(
+                target=self._guarded("start-up ingest", self.ingest_sources),
+                name="start-up ingest",
+                daemon=True,
+            )
+            ingesting.start()
+            wait = self.config.ingest.total_timeout.total_seconds() + STARTUP_INGEST_SLACK
+            ingesting.join(wait)
+            if ingesting.is_alive():
+                logger.warning(
+                    "start-up ingest still running after %gs (ingest.total_timeout plus %gs); "
+                    "dispatching now with what is stored, the ingest goes on",
+                    wait,
+                    STARTUP_INGEST_SLACK,
+                )
             tick = self.dispatch_due()
         reports = tick.dispatched.values()
         logger.info(
