@@ -27,21 +27,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import cast
 
 from briefing.config import Config, SourceConfig
 from briefing.domain.states import IngestOutcome
 from briefing.errors import SourceError
-from briefing.ingest.clean import html_to_text, sanitise_html
 from briefing.ingest.fetch import Fetcher, Validators, default_user_agent
-from briefing.ingest.readers import (
-    FEED,
-    DocumentReader,
-    ReadContext,
-    ReadResult,
-    check_size,
-    reader_for,
-)
+from briefing.ingest.readers import FEED, ReadContext, ReadResult, check_size, reader_for
+from briefing.ingest.workers import Fetched, ReadLimits, read_document
 from briefing.plugins import source_readers
 from briefing.store import Database
 from briefing.store.articles import source_row, upsert_articles
@@ -181,6 +173,7 @@ def _ingest_files(
     if not documents:
         report.failures.append(f"{location}: no file matches")
     context = _context(config, planned)
+    limits = ReadLimits.from_config(config.ingest)
     readers = source_readers()
     for path in documents:
         report.documents += 1
@@ -189,7 +182,7 @@ def _ingest_files(
             if not path.exists():
                 raise SourceError(name, "file not found")
             check_size(path, context.max_bytes)
-            result = admitted(reader_for(path, readers).read(path, context))
+            result = read_document(reader_for(path, readers), path, context, limits)
         except SourceError as exc:
             reason = exc.reason if exc.source in (str(path), name) else str(exc)
             report.failures.append(f"{name}: {reason}")
@@ -230,17 +223,11 @@ def _ingest_url(
             report.not_modified = True
             _refresh_validators(database, planned, fetched.validators)
             return
-        reader = source_readers()[FEED.kind]
-        if not callable(getattr(reader, "parse", None)):
-            raise SourceError(url, f"the {FEED.kind!r} reader cannot read fetched documents")
-        result = admitted(
-            cast(DocumentReader, reader).parse(
-                fetched.content,
-                url,
-                _context(config, planned),
-                charset=fetched.charset,
-                base_url=fetched.url,
-            )
+        result = read_document(
+            source_readers()[FEED.kind],
+            Fetched(fetched.content, url, charset=fetched.charset, base_url=fetched.url),
+            _context(config, planned),
+            ReadLimits.from_config(config.ingest),
         )
     except SourceError as exc:
         report.failures.append(_failure(url, exc))
@@ -257,23 +244,6 @@ def _ingest_url(
         return
     _store(database, planned, result, report, now, validators=fetched.validators)
     _note(report, url, result)
-
-
-def admitted(result: ReadResult) -> ReadResult:
-    """Sanitise what a reader returned, whoever wrote the reader.
-
-    The built-in readers sanitise as they read and sanitising is idempotent,
-    so for them this changes nothing; a plugin's reader may hand over raw HTML.
-    """
-    drafts = []
-    for draft in result.drafts:
-        body_html = sanitise_html(draft.body_html, base_url=draft.url) if draft.body_html else ""
-        body_text = draft.body_text or (html_to_text(body_html) if body_html else "")
-        if (body_html, body_text) != (draft.body_html, draft.body_text):
-            draft = draft.model_copy(update={"body_html": body_html, "body_text": body_text})
-        drafts.append(draft)
-    result.drafts = drafts
-    return result
 
 
 def _brief(exc: BaseException) -> str:
