@@ -598,9 +598,11 @@ class FeedReader:
             )
         if headers.get("content-location") == _NO_BASE:
             _drop_placeholder_base(parsed)
-        # A file has no URL: the feed's own self (or site) link stands in for relative links.
-        base_url = base_url or feed_base(text)
-        feed_link = absolute_url(parsed.feed.get("link"), base_url) or base_url
+        feed_link: str | None
+        if base_url:
+            feed_link = absolute_url(parsed.feed.get("link"), base_url) or base_url
+        else:  # a file has no URL: the feed's own self (or site) link stands in
+            feed_link = feed_base(text)
         entries = _newest(
             list(enumerate(parsed.entries, start=1)),
             context.max_entries,

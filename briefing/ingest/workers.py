@@ -117,6 +117,13 @@ def _read_in_worker(
         return (exc.source, exc.reason)
 
 
+STARTUP_TIMEOUT = 120.0  # seconds a new pool may take to start its first worker
+
+
+def _ready() -> bool:
+    return True
+
+
 def _name(document: Path | Fetched) -> str:
     return str(document) if isinstance(document, Path) else document.name
 
@@ -160,6 +167,8 @@ class _Pool:
                 )
                 self._size = workers
                 self._generation += 1
+                # Wait for a worker to start, so no document's clock counts the start-up.
+                self._executor.submit(_ready).result(timeout=STARTUP_TIMEOUT)
             return self._executor.submit(
                 _read_in_worker, reader, document, context
             ), self._generation
