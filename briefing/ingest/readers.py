@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import time as time_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from briefing.domain.text import one_line
 from briefing.errors import ArticleError, SourceError
 from briefing.ingest.clean import (
     absolute_url,
+    bound_html,
     canonical_url,
     html_to_text,
     plain_paragraphs,
@@ -489,6 +491,25 @@ def _drop_placeholder_base(parsed: Any) -> None:
         parsed.feed["link"] = strip(parsed.feed["link"])
 
 
+DEEP_DOCUMENT = 1000  # tags open at once, markup and escaped HTML together
+_ANY_TAG = re.compile(r"(?:<|&lt;)(/?)[A-Za-z][^<>&]*?(/?)(?:>|&gt;)")
+
+
+def _deeply_nested(text: str) -> bool:
+    """Tell whether a document's tags (escaped HTML included) nest ``DEEP_DOCUMENT`` deep."""
+    if text.count("<") + text.count("&lt;") < DEEP_DOCUMENT:
+        return False
+    depth = 0
+    for match in _ANY_TAG.finditer(text):
+        if match.group(1):
+            depth -= 1
+        elif not match.group(2):
+            depth += 1
+            if depth >= DEEP_DOCUMENT:
+                return True
+    return False
+
+
 def _brief(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
@@ -570,12 +591,17 @@ class FeedReader:
             # feedparser carries an item's xml:base on to the next items when the document
             # has no base of its own; a placeholder base ends it, and is taken out after.
             headers["content-location"] = _NO_BASE
-        parsed = self._feedparser(text, headers)
+        deep = _deeply_nested(text)
+        if deep:
+            text, note = bound_html(text, max_depth=DEEP_DOCUMENT // 4, max_elements=sys.maxsize)
+            if note:
+                decoded.warnings.append(f"before parsing: {note}")
+        parsed = self._feedparser(text, headers, deep=deep)
         parsed_text = text
         if parsed.get("bozo") and "undefined entity" in str(parsed.get("bozo_exception")):
             fixed = replace_html_entities(text, decoded.warnings)
             if fixed != text:
-                parsed = self._feedparser(fixed, headers)
+                parsed = self._feedparser(fixed, headers, deep=deep)
                 parsed_text = fixed
         result = ReadResult(warnings=list(decoded.warnings))
         bozo = describe_bozo(parsed.get("bozo_exception"), parsed_text)
@@ -653,11 +679,13 @@ class FeedReader:
         return result
 
     @staticmethod
-    def _feedparser(text: str, headers: dict[str, str]) -> Any:
+    def _feedparser(text: str, headers: dict[str, str], *, deep: bool = False) -> Any:
+        # feedparser's own link resolver takes time quadratic in the nesting depth of
+        # the HTML it walks; for a deep document the sanitiser resolves links instead.
         return feedparser.parse(
             xml_as_utf8(text),
             sanitize_html=False,
-            resolve_relative_uris=True,
+            resolve_relative_uris=not deep,
             response_headers=headers,
         )
 

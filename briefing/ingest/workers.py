@@ -220,7 +220,7 @@ def read_document(
     than ``limits.parse_timeout``; the result is sanitised.
     """
     context = dataclasses.replace(context, max_entries=limits.max_entries)
-    if limits.workers <= 0 or not _picklable(reader, document, context):
+    if limits.workers <= 0 or not _picklable(reader, context):  # a document always is
         return read_here(reader, document, context)
     with _POOL.slots(limits.workers):
         for attempt in (1, 2):

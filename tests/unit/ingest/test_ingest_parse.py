@@ -97,20 +97,20 @@ def test_a_source_error_in_the_worker_keeps_its_reason(tmp_path: Path) -> None:
 def test_ingest_cli_reports_a_parse_timeout_naming_the_source(tmp_path: Path) -> None:
     config = make_project(tmp_path, world=1, sport=0, wire=2)
     config_file = config.base_dir / "config.yaml"
-    # 9 MB of feed: far more than a 0.05 s budget, which the Markdown files stay within.
-    text = "Words of a long story. " * 100
+    # 8 MB of HTML-rich feed: far more than a 0.5 s budget, which the Markdown files stay within.
+    text = "&lt;b&gt;Words&lt;/b&gt; of a story. " * 60  # HTML for every stage to walk
     items = "".join(
         f"<item><title>T{i}</title><link>https://a.example/{i}</link>"
         f"<description>{text}</description></item>"
         for i in range(3800)
     )
     (tmp_path / "content" / "wire.xml").write_bytes(rss(items))
-    config_file.write_text(config_file.read_text() + "\ningest:\n  parse_timeout: 0.05s\n")
+    config_file.write_text(config_file.read_text() + "\ningest:\n  parse_timeout: 0.5s\n")
     run = [sys.executable, "-m", "briefing", "--config", str(config_file), "ingest"]
     done = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "failed    Test Wire" in done.stdout
-    assert "content/wire.xml: reading took longer than the 0.05s parse timeout" in done.stdout
+    assert "content/wire.xml: reading took longer than the 0.5s parse timeout" in done.stdout
     assert "new       content/world/*.md" in done.stdout
 
 
@@ -134,6 +134,33 @@ def test_deep_nesting_is_flattened_quickly_with_a_warning_naming_the_item() -> N
         w.startswith("entry 1 (Deep): HTML nested more than 64 levels deep")
         for w in result.warnings
     )
+
+
+@pytest.mark.parametrize("form", ["xhtml", "cdata"])
+def test_a_deeply_nested_document_is_flattened_before_parsing(form: str) -> None:
+    deep = "<div>" * 250_000 + "deep text" + "</div>" * 250_000
+    if form == "xhtml":
+        data = (
+            '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
+            '<entry><title>E</title><id>urn:e</id><link href="https://a.example/e"/>'
+            '<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+            f'<a href="/rel">link</a>{deep}</div></content></entry></feed>'
+        )
+    else:
+        data = (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+            "<title>E</title><link>https://a.example/e</link>"
+            f'<description><![CDATA[<a href="/rel">link</a>{deep}]]></description>'
+            "</item></channel></rss>"
+        )
+    started = time.monotonic()
+    result = FEED.parse(data.encode(), "feed", CONTEXT)
+    assert time.monotonic() - started < 5
+    (draft,) = result.drafts
+    assert draft.body_text == "linkdeep text"
+    assert '<a href="https://a.example/rel"' in draft.body_html
+    assert result.warnings[0].startswith("before parsing: HTML nested more than 250 levels deep")
+    assert result.warnings[1].startswith("entry 1 (E): HTML nested more than 64 levels deep")
 
 
 def test_bound_html_keeps_shallow_html_and_text() -> None:
