@@ -9,8 +9,9 @@ the reason.
 
 Charset precedence: a byte order mark, then the UTF-16/32 byte pattern of
 ``<``, then valid UTF-8 (bytes that decode as UTF-8 and hold non-ASCII are
-UTF-8 whatever a label says), then the HTTP charset, then the XML declaration,
-then detection. ISO-8859-1 and US-ASCII labels are read as windows-1252, as
+UTF-8 whatever a label says; so are bytes that are UTF-8 but for a few stray
+invalid sequences, which become U+FFFD), then the HTTP charset, then the XML
+declaration, then detection. ISO-8859-1 and US-ASCII labels are read as windows-1252, as
 browsers do (the WHATWG Encoding Standard), so curly quotes survive.
 """
 
