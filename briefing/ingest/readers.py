@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from html import escape as html_escape
 from html import unescape as html_unescape
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -492,21 +493,21 @@ def _drop_placeholder_base(parsed: Any) -> None:
 
 
 DEEP_DOCUMENT = 1000  # tags open at once, markup and escaped HTML together
-_ANY_TAG = re.compile(r"(?:<|&lt;)(/?)[A-Za-z][^<>&]*?(/?)(?:>|&gt;)")
+_MARKUP_TAG = re.compile(r"<(/?)[A-Za-z]([^<>]*)>")
+_ESCAPED_TAG = re.compile(r"&lt;(/?)[A-Za-z]((?:[^<>&]|&(?!gt;))*)&gt;")
 
 
 def _deeply_nested(text: str) -> bool:
-    """Tell whether a document's tags (escaped HTML included) nest ``DEEP_DOCUMENT`` deep."""
-    if text.count("<") + text.count("&lt;") < DEEP_DOCUMENT:
-        return False
-    depth = 0
-    for match in _ANY_TAG.finditer(text):
-        if match.group(1):
-            depth -= 1
-        elif not match.group(2):
-            depth += 1
-            if depth >= DEEP_DOCUMENT:
-                return True
+    """Tell whether a document's tags, or the escaped HTML in it, nest ``DEEP_DOCUMENT`` deep."""
+    for marker, pattern in (("<", _MARKUP_TAG), ("&lt;", _ESCAPED_TAG)):
+        if text.count(marker) < DEEP_DOCUMENT:
+            continue
+        steps = [
+            -1 if closing else (0 if attributes.endswith("/") else 1)
+            for closing, attributes in pattern.findall(text)
+        ]
+        if max(accumulate(steps), default=0) >= DEEP_DOCUMENT:
+            return True
     return False
 
 
@@ -709,9 +710,9 @@ class FeedReader:
         body_source = content_html or summary_html
         image, media = _entry_media(entry, url or feed_link)
         body_html = sanitise_html(body_source, base_url=url or feed_link, notes=notes)
-        if media:
-            body_html = _media_links(body_html, media)
         body_text = html_to_text(body_html)
+        if media:  # a link to the audio or video, not part of the story's text
+            body_html = _media_links(body_html, media)
         title = one_line(html_to_text(entry.get("title", "") or ""))
         if not title:
             title = " ".join(body_text.split()[:12])
