@@ -9,6 +9,9 @@ repetition times, in the same run and on the same files:
   memory), nothing else;
 - **read**: our readers (gunzip, charset decoding, repairs, feedparser,
   sanitising with nh3, plain text, dates, identities), no storage;
+- **read in workers**: the same through :func:`briefing.ingest.workers.read_document`,
+  one document at a time in the worker processes ingest uses (started before
+  the clock starts), results sent back to this process;
 - **ingest**: ``briefing.ingest.ingest`` into a fresh temporary SQLite store
   (the database is created and migrated before the clock starts), reading
   each file from disk, storing every article and the sources' health.
@@ -43,6 +46,7 @@ from briefing.config import load_config  # noqa: E402
 from briefing.errors import SourceError  # noqa: E402
 from briefing.ingest import ingest  # noqa: E402
 from briefing.ingest.readers import ReadContext, reader_for  # noqa: E402
+from briefing.ingest.workers import ReadLimits, read_document  # noqa: E402
 from briefing.store import open_database  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
@@ -67,6 +71,19 @@ def time_read(files: list[Path]) -> tuple[float, int]:
     for path in files:
         with contextlib.suppress(SourceError):  # the failures are counted by ingest
             items += len(reader_for(path).read(path, context).drafts)
+    return time.perf_counter() - started, items
+
+
+def time_read_workers(files: list[Path]) -> tuple[float, int]:
+    context = ReadContext(label="bench", sections=("feeds",), known_sections=frozenset({"feeds"}))
+    limits = ReadLimits()
+    with contextlib.suppress(SourceError):  # start the workers before the clock
+        read_document(reader_for(files[0]), files[0], context, limits)
+    items = 0
+    started = time.perf_counter()
+    for path in files:
+        with contextlib.suppress(SourceError):
+            items += len(read_document(reader_for(path), path, context, limits).drafts)
     return time.perf_counter() - started, items
 
 
@@ -121,11 +138,17 @@ def main() -> None:
         sys.exit(f"no feed files under {args.data / 'feeds'}")
     blobs = [path.read_bytes() for path in files]
     megabytes = sum(map(len, blobs)) / 1e6
-    rows: dict[str, list[tuple[float, int]]] = {"feedparser": [], "read": [], "ingest": []}
+    rows: dict[str, list[tuple[float, int]]] = {
+        "feedparser": [],
+        "read": [],
+        "workers": [],
+        "ingest": [],
+    }
     failed = 0
     for _ in range(args.repeat):
         rows["feedparser"].append(time_feedparser(blobs))
         rows["read"].append(time_read(files))
+        rows["workers"].append(time_read_workers(files))
         elapsed, stored, failed = time_ingest(files)
         rows["ingest"].append((elapsed, stored))
     print(f"{len(files)} files, {megabytes:.1f} MB, {args.repeat} repetitions; medians:")
@@ -133,6 +156,7 @@ def main() -> None:
     labels = {
         "feedparser": "feedparser alone",
         "read": "read (decode, repair, parse, clean)",
+        "workers": "read in worker processes",
         "ingest": "ingest (read + SQLite store)",
     }
     print(

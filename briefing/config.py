@@ -569,6 +569,24 @@ class IngestConfig(StrictModel):
         le=50,
         description="How many of those fetches may go to one host at once.",
     )
+    parse_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=20),
+        description="Longest one document may take to read (decode, parse, clean) in its worker "
+        "process; a document still being read is stopped and reported.",
+    )
+    max_entries: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Most entries read from one document; the newest are kept, with a warning.",
+    )
+    parse_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Worker processes that read documents; 0 reads in the ingest process "
+        "itself, with no parse timeout.",
+    )
     flag_after_failures: int = Field(
         default=3,
         ge=1,

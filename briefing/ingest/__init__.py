@@ -50,16 +50,10 @@ from urllib.parse import urlsplit
 from briefing.config import Config, SourceConfig
 from briefing.domain.states import IngestOutcome
 from briefing.errors import SourceError
-from briefing.ingest.clean import html_to_text, sanitise_html
+from briefing.ingest import workers
 from briefing.ingest.fetch import Fetched, Fetcher, Validators, default_user_agent
-from briefing.ingest.readers import (
-    FEED,
-    DocumentReader,
-    ReadContext,
-    ReadResult,
-    check_size,
-    reader_for,
-)
+from briefing.ingest.readers import FEED, ReadContext, ReadResult, check_size, reader_for
+from briefing.ingest.workers import ReadLimits
 from briefing.plugins import source_readers
 from briefing.store import Database
 from briefing.store.articles import source_row, upsert_articles
@@ -177,29 +171,24 @@ def ingest_source(
     return ingest_sources(config, database, [planned], now)[0]
 
 
-def read_file(path: Path, context: ReadContext) -> ReadResult:
-    """Read one document from a file with the reader its name calls for, then admit it."""
+def read_file(path: Path, context: ReadContext, limits: ReadLimits) -> ReadResult:
+    """Read one document from a file with the reader its name calls for, in a worker."""
     check_size(path, context.max_bytes)
-    return admitted(reader_for(path, source_readers()).read(path, context))
+    return workers.read_document(reader_for(path, source_readers()), path, context, limits)
 
 
 def read_document(
     content: bytes,
     url: str,
     context: ReadContext,
+    limits: ReadLimits,
     *,
     charset: str | None = None,
     base_url: str | None = None,
 ) -> ReadResult:
-    """Read one fetched document with the feed reader, then admit it."""
-    reader = source_readers()[FEED.kind]
-    if not callable(getattr(reader, "parse", None)):
-        raise SourceError(url, f"the {FEED.kind!r} reader cannot read fetched documents")
-    return admitted(
-        cast(DocumentReader, reader).parse(
-            content, url, context, charset=charset, base_url=base_url or url
-        )
-    )
+    """Read one fetched document with the feed reader, in a worker."""
+    document = workers.Fetched(content, url, charset=charset, base_url=base_url or url)
+    return workers.read_document(source_readers()[FEED.kind], document, context, limits)
 
 
 def _ingest_files(
@@ -215,13 +204,14 @@ def _ingest_files(
     if not documents:
         report.failures.append(f"{location}: no file matches")
     context = _context(config, planned)
+    limits = ReadLimits.from_config(config.ingest)
     for path in documents:
         report.documents += 1
         name = _display(config, path)
         try:
             if not path.exists():
                 raise SourceError(name, "file not found")
-            result = read_file(path, context)
+            result = read_file(path, context, limits)
         except SourceError as exc:
             reason = exc.reason if exc.source in (str(path), name) else str(exc)
             report.failures.append(f"{name}: {reason}")
@@ -266,6 +256,7 @@ def _ingest_fetched(
             fetched.content,
             url,
             _context(config, planned),
+            ReadLimits.from_config(config.ingest),
             charset=fetched.charset,
             base_url=fetched.url,
         )
@@ -284,23 +275,6 @@ def _ingest_fetched(
         return
     _store(database, planned, result, report, now, validators=fetched.validators)
     _note(report, url, result)
-
-
-def admitted(result: ReadResult) -> ReadResult:
-    """Sanitise what a reader returned, whoever wrote the reader.
-
-    The built-in readers sanitise as they read and sanitising is idempotent,
-    so for them this changes nothing; a plugin's reader may hand over raw HTML.
-    """
-    drafts = []
-    for draft in result.drafts:
-        body_html = sanitise_html(draft.body_html, base_url=draft.url) if draft.body_html else ""
-        body_text = draft.body_text or (html_to_text(body_html) if body_html else "")
-        if (body_html, body_text) != (draft.body_html, draft.body_text):
-            draft = draft.model_copy(update={"body_html": body_html, "body_text": body_text})
-        drafts.append(draft)
-    result.drafts = drafts
-    return result
 
 
 def _brief(exc: BaseException) -> str:

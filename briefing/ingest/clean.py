@@ -91,8 +91,84 @@ _BLOCK_TAGS = {
 }
 
 
-def sanitise_html(fragment: str, base_url: str | None = None) -> str:
-    """Return ``fragment`` with only safe tags, attributes and http(s) URLs left."""
+MAX_HTML_DEPTH = 64
+MAX_HTML_ELEMENTS = 20_000
+_VOID_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param"}
+    | {"source", "track", "wbr"}
+)
+_SELF_NESTING = frozenset(("p", "li", "dt", "dd", "tr", "td", "th", "option"))
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>")
+
+
+def bound_html(
+    fragment: str, max_depth: int = MAX_HTML_DEPTH, max_elements: int = MAX_HTML_ELEMENTS
+) -> tuple[str, str | None]:
+    """Flatten HTML nested deeper than ``max_depth`` or with more than ``max_elements`` tags.
+
+    The sanitiser's time grows with the square of the nesting depth; tags past
+    either bound are dropped (their text is kept) in one linear pass before it
+    runs. Returns the fragment and, when anything was dropped, what for a warning.
+    """
+    if fragment.count("<") <= max_depth:
+        return fragment, None
+    stack: list[str] = []
+    dropped_open: dict[str, int] = {}
+    elements = dropped = 0
+    deepest = False
+    parts: list[str] = []
+    position = 0
+    for match in _TAG.finditer(fragment):
+        closing, name = match.group(1), match.group(2).lower()
+        keep = True
+        if closing:
+            if dropped_open.get(name):
+                dropped_open[name] -= 1
+                keep = False
+            elif name in stack:
+                while stack and stack.pop() != name:
+                    pass
+        else:
+            elements += 1
+            void = name in _VOID_TAGS or match.group(0).endswith("/>")
+            if name in _SELF_NESTING and stack and stack[-1] == name:
+                stack.pop()  # an unclosed <p> or <li> is closed by the next one
+            if elements > max_elements:
+                keep = False
+            elif not void and len(stack) >= max_depth:
+                keep = False
+                deepest = True
+            if not keep:
+                if not void:
+                    dropped_open[name] = dropped_open.get(name, 0) + 1
+            elif not void:
+                stack.append(name)
+        if not keep:
+            dropped += 1
+            parts.append(fragment[position : match.start()])
+            position = match.end()
+    if not dropped:
+        return fragment, None
+    parts.append(fragment[position:])
+    why = (
+        f"HTML nested more than {max_depth} levels deep"
+        if deepest
+        else f"HTML with more than {max_elements:,} elements"
+    )
+    return "".join(parts), f"{why}: {dropped:,} tags dropped, their text kept"
+
+
+def sanitise_html(
+    fragment: str, base_url: str | None = None, *, notes: list[str] | None = None
+) -> str:
+    """Return ``fragment`` with only safe tags, attributes and http(s) URLs left.
+
+    HTML too deep or too large for the sanitiser is flattened first
+    (:func:`bound_html`); what was dropped is added to ``notes`` when given.
+    """
+    fragment, note = bound_html(fragment)
+    if note and notes is not None:
+        notes.append(note)
     cleaned = nh3.clean(
         fragment,
         tags=ALLOWED_TAGS,

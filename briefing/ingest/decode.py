@@ -9,8 +9,9 @@ the reason.
 
 Charset precedence: a byte order mark, then the UTF-16/32 byte pattern of
 ``<``, then valid UTF-8 (bytes that decode as UTF-8 and hold non-ASCII are
-UTF-8 whatever a label says), then the HTTP charset, then the XML declaration,
-then detection. ISO-8859-1 and US-ASCII labels are read as windows-1252, as
+UTF-8 whatever a label says; so are bytes that are UTF-8 but for a few stray
+invalid sequences, which become U+FFFD), then the HTTP charset, then the XML
+declaration, then detection. ISO-8859-1 and US-ASCII labels are read as windows-1252, as
 browsers do (the WHATWG Encoding Standard), so curly quotes survive.
 """
 
@@ -25,6 +26,7 @@ import zlib
 from dataclasses import dataclass, field
 from html.entities import html5
 from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 import charset_normalizer
 
@@ -149,6 +151,26 @@ def _detect(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+MAX_INVALID_UTF8_SHARE = 0.01
+
+
+def _mostly_utf8(data: bytes) -> tuple[str, int] | None:
+    """Read bytes that are UTF-8 but for a few invalid sequences: (text, invalid count).
+
+    They are when at least one valid multi-byte sequence is present and the
+    invalid sequences are at most 1% of all non-ASCII ones (a stray byte
+    pasted into a UTF-8 feed); text in a legacy charset has almost no valid
+    multi-byte sequences, so it is left to detection.
+    """
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    valid = non_ascii - invalid
+    if invalid <= 0 or valid < 1 or invalid > MAX_INVALID_UTF8_SHARE * non_ascii:
+        return None
+    return text, invalid
+
+
 def decode_document(data: bytes, name: str, http_charset: str | None = None) -> Decoded:
     """Decode a feed document to text, following the precedence in the module docstring."""
     warnings: list[str] = []
@@ -183,6 +205,14 @@ def decode_document(data: bytes, name: str, http_charset: str | None = None) -> 
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         utf8_error: UnicodeDecodeError | None = exc
+        mostly = _mostly_utf8(data)
+        if mostly is not None:
+            text, invalid = mostly
+            warnings.append(
+                f"the bytes are UTF-8 but for {invalid} invalid sequence(s) (the first at byte "
+                f"{exc.start}); read as UTF-8, those replaced with U+FFFD"
+            )
+            return Decoded(text, "utf-8", warnings)
     else:
         utf8_error = None
         for label, where in labels:
@@ -339,8 +369,21 @@ _ROOT = re.compile(
 )
 
 
-def describe_non_feed(text: str) -> str | None:
-    """Say what a document that is not a feed looks like (an HTML page, other XML), if we can."""
+def _resolved(link: str, base_url: str | None) -> str:
+    if not base_url:
+        return link
+    try:
+        return urljoin(base_url, link)
+    except ValueError:
+        return link
+
+
+def describe_non_feed(text: str, base_url: str | None = None) -> str | None:
+    """Say what a document that is not a feed looks like (an HTML page, other XML), if we can.
+
+    Links the page names (a feed it advertises, where it redirects) are
+    resolved against ``base_url``, where the page came from.
+    """
     head = text[:200_000]
     html_start = _HTML_START.match(head)
     if html_start:
@@ -352,11 +395,11 @@ def describe_non_feed(text: str) -> str | None:
         if page.title.strip():
             parts.append(f"titled {one_line_excerpt(page.title)!r}")
         if page.feeds:
-            parts.append(f"it links to a feed at {page.feeds[0]}")
+            parts.append(f"it links to a feed at {_resolved(page.feeds[0], base_url)}")
         elif page.refresh:
-            parts.append(f"it redirects to {page.refresh}")
+            parts.append(f"it redirects to {_resolved(page.refresh, base_url)}")
         elif "moved" in page.title.lower() and page.first_link:
-            parts.append(f"it points to {page.first_link}")
+            parts.append(f"it points to {_resolved(page.first_link, base_url)}")
         if len(parts) == 1 and not re.match(r"!doctype|html", html_start.group(1), re.IGNORECASE):
             parts[0] = f"an HTML fragment (it starts with <{html_start.group(1)}>), not a feed"
         return "; ".join(parts)

@@ -14,15 +14,20 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+import logging
 import re
+import sys
 import time as time_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from html import escape as html_escape
+from html import unescape as html_unescape
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import feedparser
 import frontmatter
@@ -35,6 +40,7 @@ from briefing.domain.text import one_line
 from briefing.errors import ArticleError, SourceError
 from briefing.ingest.clean import (
     absolute_url,
+    bound_html,
     canonical_url,
     html_to_text,
     plain_paragraphs,
@@ -53,7 +59,10 @@ from briefing.ingest.decode import (
 )
 from briefing.plugins import hookimpl
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_BYTES = 10_000_000
+DEFAULT_MAX_ENTRIES = 500
 FRONT_MATTER_KEYS = {
     "title": "headline (required)",
     "section": "section key; overrides the source's section",
@@ -78,6 +87,7 @@ class ReadContext:
     known_sections: frozenset[str]
     categories: Mapping[str, str] = field(default_factory=dict)
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_entries: int = DEFAULT_MAX_ENTRIES
 
     def sections_for(self, categories: tuple[str, ...]) -> tuple[str, ...]:
         """Return the source's sections plus those its category map assigns."""
@@ -239,20 +249,79 @@ def _struct_time(value: time_module.struct_time | None) -> datetime | None:
         return None
 
 
-def _entry_image(entry: Any) -> str | None:
-    for media in entry.get("media_content", []) + entry.get("media_thumbnail", []):
-        url = absolute_url(media.get("url"))
-        if url and (media.get("medium") in (None, "image") or "image" in media.get("type", "")):
-            return url
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".svg", ".bmp")
+_AUDIO_EXTENSIONS = (".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wav", ".flac")
+_VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm", ".ogv", ".avi", ".mkv", ".swf", ".flv")
+
+
+def media_kind(url: str, medium: str | None = None, mime: str | None = None) -> str | None:
+    """Say what a media URL holds: ``image``, ``audio``, ``video`` or None (unknown).
+
+    The medium attribute (Media RSS) decides first, then the MIME type, then
+    the file extension; Flash counts as video.
+    """
+    medium = (medium or "").strip().lower()
+    if medium in ("image", "audio", "video"):
+        return medium
+    mime = (mime or "").strip().lower()
+    if mime.startswith(("image/", "audio/", "video/")):
+        return mime.split("/", 1)[0]
+    if "flash" in mime:
+        return "video"
+    path = urlsplit(url).path.lower()
+    for kind, extensions in (
+        ("image", _IMAGE_EXTENSIONS),
+        ("audio", _AUDIO_EXTENSIONS),
+        ("video", _VIDEO_EXTENSIONS),
+    ):
+        if path.endswith(extensions):
+            return kind
+    return None
+
+
+def _entry_media(entry: Any, base: str | None) -> tuple[str | None, list[tuple[str, str]]]:
+    """Return an entry's lead image and its audio/video as (kind, URL) pairs.
+
+    Only an image becomes the image: one said to be an image by medium, type
+    or extension, or a thumbnail or ``<image>`` that is not said to be anything
+    else. Audio and video are kept for a "listen" or "watch" link.
+    """
+    image: str | None = None
+    media: list[tuple[str, str]] = []
+
+    def consider(url: str | None, medium: Any, mime: Any, default: str | None) -> None:
+        nonlocal image
+        if not url:
+            return
+        kind = media_kind(url, str(medium or ""), str(mime or "")) or default
+        if kind == "image":
+            image = image or url
+        elif kind in ("audio", "video") and all(url != seen for _, seen in media):
+            media.append((kind, url))
+
+    for item in entry.get("media_content", []):
+        consider(absolute_url(item.get("url"), base), item.get("medium"), item.get("type"), None)
+    for item in entry.get("media_thumbnail", []):
+        consider(absolute_url(item.get("url"), base), None, None, "image")
     for link in entry.get("links", []):
-        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/"):
-            url = absolute_url(link.get("href"))
-            if url:
-                return url
-    image = entry.get("image")
-    if isinstance(image, Mapping):
-        return absolute_url(image.get("href") or image.get("url"))
-    return absolute_url(image) if isinstance(image, str) else None
+        if link.get("rel") == "enclosure":
+            consider(absolute_url(link.get("href"), base), None, link.get("type"), None)
+    value = entry.get("image")
+    if isinstance(value, Mapping):
+        value = value.get("href") or value.get("url")
+    if isinstance(value, str):
+        consider(absolute_url(value, base), None, None, "image")
+    return image, media
+
+
+def _media_links(body_html: str, media: list[tuple[str, str]]) -> str:
+    """Add a "Listen" or "Watch" link to each audio or video the body does not link yet."""
+    extra = "".join(
+        f'<p><a href="{html_escape(url)}">{"Listen" if kind == "audio" else "Watch"}</a></p>'
+        for kind, url in media
+        if html_escape(url) not in body_html
+    )
+    return body_html + extra
 
 
 def check_size(path: Path, max_bytes: int) -> None:
@@ -287,20 +356,67 @@ def _unwrap(data: bytes, name: str, context: ReadContext) -> bytes:
 
 _EXPAT_HINTS = {
     "no element found": "the document ends before its root element is closed (truncated?)",
-    "undefined entity": "an undefined entity such as &nbsp;",
+    "undefined entity": "an undefined entity",
     "unclosed token": "the document ends inside a tag (truncated?)",
     "junk after document element": "text after the root element",
 }
 
 
-def describe_bozo(exception: object) -> str:
-    """Say in words why feedparser's strict XML parser gave up on a document."""
+def _entity_at(document: str, line: int, column: int) -> str | None:
+    """Return the ``&name;`` reference at a (1-based line, 0-based column) position."""
+    lines = document.split("\n", line)
+    if len(lines) < line:
+        return None
+    match = re.compile(r"&([A-Za-z_][\w.-]*);").match(lines[line - 1], column)
+    return match.group(0) if match else None
+
+
+def describe_bozo(exception: object, document: str | None = None) -> str:
+    """Say in words why feedparser's strict XML parser gave up on a document.
+
+    With the ``document`` at hand, an undefined entity is named.
+    """
     text = str(exception)
     match = re.match(r"^<unknown>:(\d+):(\d+): (.*)$", text)
     if not match:
         return text or exception.__class__.__name__
     line, column, message = match.groups()
-    return f"{_EXPAT_HINTS.get(message, message)} at line {line}, column {column}"
+    hint = _EXPAT_HINTS.get(message, message)
+    if message == "undefined entity" and document is not None:
+        entity = _entity_at(document, int(line), int(column))
+        if entity:
+            hint = f"an undefined entity {entity}"
+    return f"{hint} at line {line}, column {column}"
+
+
+_LINK_TAG = re.compile(r"<(?:atom:)?link\b([^>]*)>", re.IGNORECASE)
+_RSS_LINK = re.compile(r"<link>\s*(https?://[^<\s]+)\s*</link>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_FIRST_ENTRY = re.compile(r"<(?:\w+:)?(?:item|entry)\b", re.IGNORECASE)
+
+
+def feed_base(text: str) -> str | None:
+    """Find the absolute URL a feed file calls its own (``rel="self"``), else its site link.
+
+    Used as the base of relative links in a feed read from a file, where no
+    URL it came from is known. Only the feed's head (before its first entry)
+    is looked at.
+    """
+    first = _FIRST_ENTRY.search(text, 0, 200_000)
+    head = text[: first.start() if first else 200_000]
+    alternate = None
+    for match in _LINK_TAG.finditer(head):
+        values = {key.lower(): one or two for key, one, two in _ATTRIBUTE.findall(match.group(1))}
+        href = absolute_url(html_unescape(values.get("href", "")))
+        rel = values.get("rel", "alternate").strip().lower()
+        if href and rel == "self":
+            return href
+        if href and rel == "alternate" and alternate is None:
+            alternate = href
+    if alternate is None:
+        rss = _RSS_LINK.search(head)
+        alternate = absolute_url(html_unescape(rss.group(1))) if rss else None
+    return alternate
 
 
 def _date_warning(unreadable: list[tuple[int, str]], noun: str) -> str:
@@ -354,6 +470,78 @@ class _Identities:
         return notes
 
 
+_ITEM_BASE = re.compile(r"<(?:\w+:)?(?:item|entry)\b[^>]*\bxml:base\s*=", re.IGNORECASE)
+_NO_BASE = "http://no-base.invalid/"
+
+
+def _drop_placeholder_base(parsed: Any) -> None:
+    """Take the placeholder base back out of every URL feedparser resolved against it."""
+
+    def strip(value: Any) -> Any:
+        return value.replace(_NO_BASE, "") if isinstance(value, str) else value
+
+    for entry in parsed.entries:
+        for key in ("link", "id", "summary"):
+            if key in entry:
+                entry[key] = strip(entry[key])
+        for part in entry.get("content") or []:
+            part["value"] = strip(part.get("value"))
+        for link in entry.get("links") or []:
+            link["href"] = strip(link.get("href"))
+    if "link" in parsed.feed:
+        parsed.feed["link"] = strip(parsed.feed["link"])
+
+
+DEEP_DOCUMENT = 1000  # tags open at once, markup and escaped HTML together
+_MARKUP_TAG = re.compile(r"<(/?)[A-Za-z]([^<>]*)>")
+_ESCAPED_TAG = re.compile(r"&lt;(/?)[A-Za-z]((?:[^<>&]|&(?!gt;))*)&gt;")
+
+
+def _deeply_nested(text: str) -> bool:
+    """Tell whether a document's tags, or the escaped HTML in it, nest ``DEEP_DOCUMENT`` deep."""
+    for marker, pattern in (("<", _MARKUP_TAG), ("&lt;", _ESCAPED_TAG)):
+        if text.count(marker) < DEEP_DOCUMENT:
+            continue
+        steps = [
+            -1 if closing else (0 if attributes.endswith("/") else 1)
+            for closing, attributes in pattern.findall(text)
+        ]
+        if max(accumulate(steps), default=0) >= DEEP_DOCUMENT:
+            return True
+    return False
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def _newest(
+    entries: list[tuple[int, Any]],
+    limit: int,
+    published: Any,
+    noun: str,
+    result: ReadResult,
+) -> list[tuple[int, Any]]:
+    """Keep the ``limit`` newest of numbered entries (undated ones count as oldest), in order."""
+    if len(entries) <= limit:
+        return entries
+    oldest = datetime.min.replace(tzinfo=UTC)
+
+    def when(numbered: tuple[int, Any]) -> datetime:
+        try:
+            value = published(numbered[1])
+        except (TypeError, ValueError, AttributeError, OverflowError):  # sorts as undated
+            value = None
+        return value if isinstance(value, datetime) else oldest
+
+    ranked = sorted(entries, key=when, reverse=True)[:limit]
+    kept = sorted(ranked, key=lambda numbered: numbered[0])
+    result.warnings.append(
+        f"the document has {len(entries):,} {noun}; the newest {limit:,} read (ingest.max_entries)"
+    )
+    return kept
+
+
 class FeedReader:
     """Read an RSS, Atom or RDF feed through feedparser, repairing what real feeds break.
 
@@ -400,37 +588,64 @@ class FeedReader:
         headers = {"content-type": "application/xml; charset=utf-8"}
         if base_url:
             headers["content-location"] = base_url
-        parsed = self._feedparser(text, headers)
+        elif _ITEM_BASE.search(text):
+            # feedparser carries an item's xml:base on to the next items when the document
+            # has no base of its own; a placeholder base ends it, and is taken out after.
+            headers["content-location"] = _NO_BASE
+        deep = _deeply_nested(text)
+        if deep:
+            text, note = bound_html(text, max_depth=DEEP_DOCUMENT // 4, max_elements=sys.maxsize)
+            if note:
+                decoded.warnings.append(f"before parsing: {note}")
+        parsed = self._feedparser(text, headers, deep=deep)
+        parsed_text = text
         if parsed.get("bozo") and "undefined entity" in str(parsed.get("bozo_exception")):
             fixed = replace_html_entities(text, decoded.warnings)
             if fixed != text:
-                parsed = self._feedparser(fixed, headers)
+                parsed = self._feedparser(fixed, headers, deep=deep)
+                parsed_text = fixed
         result = ReadResult(warnings=list(decoded.warnings))
+        bozo = describe_bozo(parsed.get("bozo_exception"), parsed_text)
         if not parsed.entries:
             if parsed.get("version"):
+                if parsed.get("bozo"):
+                    raise SourceError(name, f"not well-formed XML ({bozo}) and no entries read")
                 result.warnings.append("the feed has no entries")
                 return result
-            what = describe_non_feed(text)
+            what = describe_non_feed(text, base_url)
             if what:
                 raise SourceError(name, what)
             if parsed.get("bozo"):
-                raise SourceError(
-                    name, f"not a readable feed: {describe_bozo(parsed.get('bozo_exception'))}"
-                )
+                raise SourceError(name, f"not a readable feed: {bozo}")
             raise SourceError(name, "not a feed (no RSS, Atom, RDF or JSON Feed structure)")
         if parsed.get("bozo"):
             result.warnings.append(
-                f"not well-formed XML ({describe_bozo(parsed.get('bozo_exception'))}); "
+                f"not well-formed XML ({bozo}); "
                 f"{len(parsed.entries)} entries read with the lenient parser"
             )
-        feed_link = absolute_url(parsed.feed.get("link"), base_url) or base_url
+        if headers.get("content-location") == _NO_BASE:
+            _drop_placeholder_base(parsed)
+        feed_link: str | None
+        if base_url:
+            feed_link = absolute_url(parsed.feed.get("link"), base_url) or base_url
+        else:  # a file has no URL: the feed's own self (or site) link stands in
+            feed_link = feed_base(text)
+        entries = _newest(
+            list(enumerate(parsed.entries, start=1)),
+            context.max_entries,
+            lambda entry: _struct_time(
+                dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+            ),
+            "entries",
+            result,
+        )
         keys = [
             (
                 canonical_url(e.get("link"), feed_link),
                 one_line(e.get("id")) or None,
                 one_line(e.get("title")),
             )
-            for e in parsed.entries
+            for _, e in entries
         ]
         shared = _Identities.of(keys)
         link_counts: dict[str, int] = {}
@@ -439,12 +654,24 @@ class FeedReader:
                 link_counts[link] = link_counts.get(link, 0) + 1
         result.warnings.extend(shared.warnings(link_counts))
         unreadable: list[tuple[int, str]] = []
-        for index, entry in enumerate(parsed.entries, start=1):
+        for index, entry in entries:
+            notes: list[str] = []
             try:
-                draft, raw_date = self._draft(entry, feed_link, context, shared)
+                draft, raw_date = self._draft(entry, feed_link, context, shared, notes)
             except ArticleError as exc:
                 result.skipped.append(f"entry {index}: {exc.reason}")
                 continue
+            except Exception as exc:  # a bug of ours, or feedparser's, costs one entry
+                result.skipped.append(f"entry {index}: unexpected error: {_brief(exc)}")
+                logger.error(
+                    "%s: %s: unexpected error: %s",
+                    name,
+                    f"entry {index}",
+                    _brief(exc),
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+                continue
+            result.warnings.extend(f"entry {index} ({draft.title}): {note}" for note in notes)
             result.drafts.append(draft)
             if raw_date is not None:
                 unreadable.append((index, raw_date))
@@ -453,16 +680,23 @@ class FeedReader:
         return result
 
     @staticmethod
-    def _feedparser(text: str, headers: dict[str, str]) -> Any:
+    def _feedparser(text: str, headers: dict[str, str], *, deep: bool = False) -> Any:
+        # feedparser's own link resolver takes time quadratic in the nesting depth of
+        # the HTML it walks; for a deep document the sanitiser resolves links instead.
         return feedparser.parse(
             xml_as_utf8(text),
             sanitize_html=False,
-            resolve_relative_uris=True,
+            resolve_relative_uris=not deep,
             response_headers=headers,
         )
 
     def _draft(
-        self, entry: Any, feed_link: str | None, context: ReadContext, shared: _Identities
+        self,
+        entry: Any,
+        feed_link: str | None,
+        context: ReadContext,
+        shared: _Identities,
+        notes: list[str],
     ) -> tuple[ArticleDraft, str | None]:
         """Build one draft; also return the raw date text when it could not be read."""
         url = canonical_url(entry.get("link"), feed_link)
@@ -474,11 +708,16 @@ class FeedReader:
         content_html = "".join(part.get("value", "") for part in contents)
         summary_html = entry.get("summary", "") or ""
         body_source = content_html or summary_html
-        body_html = sanitise_html(body_source, base_url=url or feed_link)
+        image, media = _entry_media(entry, url or feed_link)
+        body_html = sanitise_html(body_source, base_url=url or feed_link, notes=notes)
         body_text = html_to_text(body_html)
+        if media:  # a link to the audio or video, not part of the story's text
+            body_html = _media_links(body_html, media)
         title = one_line(html_to_text(entry.get("title", "") or ""))
         if not title:
             title = " ".join(body_text.split()[:12])
+        if not title and url:
+            title = url  # an item with only a link, as feedparser keeps it
         if not title:
             raise ArticleError(context.label, f"no title and no text ({guid or url or 'no id'})")
         dek = None
@@ -498,7 +737,6 @@ class FeedReader:
             one_line(tag.get("term") or tag.get("label") or "") for tag in entry.get("tags", [])
         )
         sections = context.sections_for(tags)
-        image = _entry_image(entry)
         draft = ArticleDraft(
             uid=content_uid(identity_url, guid, context.label, title),
             url=url,
@@ -561,15 +799,12 @@ class JsonFeedReader:
         self, text: str, name: str, context: ReadContext, *, base_url: str | None = None
     ) -> ReadResult:
         """Read every item of a decoded JSON Feed document."""
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SourceError(name, f"not valid JSON: {exc}") from exc
+        result = ReadResult()
+        document = _load_json(text, name, result)
         if not isinstance(document, dict):
             raise SourceError(name, "JSON, but not a JSON Feed (not an object)")
         version = str(document.get("version", ""))
         items = document.get("items")
-        result = ReadResult()
         if "jsonfeed.org" not in version:
             if version not in _JSON_FEED_VERSIONS or not isinstance(items, list):
                 raise SourceError(name, "JSON, but not a JSON Feed (no jsonfeed.org version)")
@@ -587,14 +822,33 @@ class JsonFeedReader:
             base_url,
         )
         unreadable: list[tuple[int, str]] = []
-        for index, item in enumerate(items, start=1):
+        numbered = _newest(
+            list(enumerate(items, start=1)),
+            context.max_entries,
+            _json_item_date,
+            "items",
+            result,
+        )
+        for index, item in numbered:
+            notes: list[str] = []
             try:
                 if not isinstance(item, dict):
                     raise ArticleError(context.label, "item is not an object")
-                draft, raw_date = self._draft(item, home, context)
+                draft, raw_date = self._draft(item, home, context, notes)
             except ArticleError as exc:
                 result.skipped.append(f"item {index}: {exc.reason}")
                 continue
+            except Exception as exc:  # a bug of ours costs one item, never the document
+                result.skipped.append(f"item {index}: unexpected error: {_brief(exc)}")
+                logger.error(
+                    "%s: %s: unexpected error: %s",
+                    name,
+                    f"item {index}",
+                    _brief(exc),
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+                continue
+            result.warnings.extend(f"item {index} ({draft.title}): {note}" for note in notes)
             result.drafts.append(draft)
             if raw_date is not None:
                 unreadable.append((index, raw_date))
@@ -605,43 +859,178 @@ class JsonFeedReader:
         return result
 
     def _draft(
-        self, item: dict[str, Any], home: str | None, context: ReadContext
+        self, item: dict[str, Any], home: str | None, context: ReadContext, notes: list[str]
     ) -> tuple[ArticleDraft, str | None]:
-        url = canonical_url(str(item.get("url") or item.get("external_url") or ""), home)
-        guid = one_line(str(item["id"])) if item.get("id") is not None else None
+        def text(key: str) -> str:
+            return _json_text(item, key, context)
+
+        url = canonical_url(text("url") or text("external_url"), home)
+        guid = one_line(text("id")) or None
         body_html = sanitise_html(
-            str(item.get("content_html") or ""), base_url=url or home
-        ) or sanitise_html("<p>" + html_escape(str(item.get("content_text") or "")) + "</p>")
+            text("content_html"), base_url=url or home, notes=notes
+        ) or sanitise_html("<p>" + html_escape(text("content_text")) + "</p>", notes=notes)
         body_text = html_to_text(body_html)
-        title = one_line(str(item.get("title") or "")) or " ".join(body_text.split()[:12])
+        title = one_line(text("title")) or " ".join(body_text.split()[:12]) or (url or "")
         if not title:
             raise ArticleError(context.label, f"no title and no text ({guid or url or 'no id'})")
-        raw = one_line(str(item.get("date_published") or item.get("date_modified") or ""))
+        raw = one_line(text("date_published") or text("date_modified"))
         try:
             published = parse_time(raw) if raw else None
         except ValueError:
             published = parse_loose_date(raw)
         unreadable = raw if raw and published is None else None
-        tags = tuple(one_line(str(tag)) for tag in item.get("tags") or [] if tag)
+        raw_tags = item.get("tags") or []
+        if not isinstance(raw_tags, list) or not all(
+            isinstance(tag, str | int | float) for tag in raw_tags
+        ):
+            raise ArticleError(
+                context.label, f"tags: expected a list of strings, got {_json_type(raw_tags)}"
+            )
+        tags = tuple(one_line(str(tag)) for tag in raw_tags if tag)
         sections = context.sections_for(tags)
-        author = item.get("author") or (item.get("authors") or [{}])[0]
+        authors = item.get("authors")
+        if authors is not None and not isinstance(authors, list):
+            raise ArticleError(
+                context.label, f"authors: expected a list of objects, got {_json_type(authors)}"
+            )
+        author = item.get("author") or (authors or [{}])[0]
+        if not isinstance(author, dict):
+            raise ArticleError(
+                context.label, f"author: expected an object, got {_json_type(author)}"
+            )
+        author_name = author.get("name")
+        if author_name is not None and not isinstance(author_name, str):
+            raise ArticleError(
+                context.label, f"author name: expected a string, got {_json_type(author_name)}"
+            )
+        summary = text("summary")
+        media, image = [], None
+        for key in ("image", "banner_image"):
+            link = absolute_url(text(key), url or home)
+            if link and media_kind(link) in (None, "image"):
+                image = image or link
+        for attachment in item.get("attachments") or []:
+            if isinstance(attachment, dict) and isinstance(attachment.get("url"), str):
+                link = absolute_url(attachment["url"], url or home)
+                kind = media_kind(link or "", None, str(attachment.get("mime_type") or ""))
+                if link and kind in ("audio", "video"):
+                    media.append((kind, link))
+        if media:
+            body_html = _media_links(body_html, media)
         draft = ArticleDraft(
             uid=content_uid(url, guid, context.label, title),
             url=url,
             guid=guid,
             title=title,
-            dek=one_line(str(item["summary"])) if item.get("summary") else None,
+            dek=one_line(summary) if summary else None,
             body_html=body_html,
             body_text=body_text,
-            author=one_line(str(author.get("name")))
-            if isinstance(author, dict) and author.get("name")
-            else None,
-            image_url=absolute_url(str(item.get("image") or item.get("banner_image") or ""), url),
+            author=one_line(author_name) if author_name else None,
+            image_url=image,
             tags=tags,
             published_at=published,
             sections=sections,
         )
         return draft, unreadable
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _json_text(item: dict[str, Any], key: str, context: ReadContext) -> str:
+    """Return a JSON Feed item's text field ("" when absent); a number is read as text."""
+    value = item.get(key)
+    if value is None or value is False:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ArticleError(context.label, f"{key}: expected a string, got {_json_type(value)}")
+
+
+def _json_item_date(item: Any) -> datetime | None:
+    if not isinstance(item, dict):
+        return None
+    raw = item.get("date_published") or item.get("date_modified")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError:
+        return None
+
+
+MAX_JSON_DEPTH = 200
+MAX_JSON_DIGITS = 1000
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _bounded_int(digits: str) -> int | str:
+    """Read a JSON integer; one too long to be a number anyone meant stays text."""
+    return int(digits) if len(digits) <= MAX_JSON_DIGITS else digits
+
+
+def _flatten_json(text: str, max_depth: int) -> tuple[str, int]:
+    """Replace every array or object nested deeper than ``max_depth`` with ``null``."""
+    parts: list[str] = []
+    depth = 0
+    position = 0
+    cut_start = -1
+    cuts = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group(0)
+        if token[0] == '"':
+            continue
+        if token in "[{":
+            depth += 1
+            if depth == max_depth + 1:
+                cut_start = match.start()
+        else:
+            if depth == max_depth + 1 and cut_start >= 0:
+                parts.append(text[position:cut_start])
+                parts.append("null")
+                position = match.end()
+                cut_start = -1
+                cuts += 1
+            depth -= 1
+    if cut_start >= 0:  # unbalanced: the parser will say where
+        return text, 0
+    parts.append(text[position:])
+    return "".join(parts), cuts
+
+
+def _load_json(text: str, name: str, result: ReadResult) -> Any:
+    """Parse a JSON document, bounding its nesting depth and its numbers' length."""
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        raise SourceError(name, f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        pass
+    flattened, cuts = _flatten_json(text, MAX_JSON_DEPTH)
+    try:
+        document = json.loads(flattened, parse_int=_bounded_int)
+    except json.JSONDecodeError as exc:
+        raise SourceError(name, f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise SourceError(name, "JSON nested too deeply to read") from None
+    result.warnings.append(
+        f"{cuts} value(s) nested more than {MAX_JSON_DEPTH} levels deep read as null"
+    )
+    return document
 
 
 MARKDOWN = MarkdownReader()
