@@ -24,6 +24,7 @@ from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.replies import Reply, classify
 from briefing.domain.tokens import Signer
 from briefing.errors import DkimError, SecretError
+from briefing.pipeline.compose import feedback_id_valid, feedback_key
 from briefing.store import open_database
 from briefing.store.ledger import claim
 from briefing.store.schema import Delivery
@@ -56,6 +57,7 @@ def test_dkim_signature_verifies_against_the_public_key_and_covers_the_unsubscri
 ) -> None:
     key_path, record = rsa_key(tmp_path)
     monkeypatch.setenv("BRIEFING_DKIM_KEY_FILE", str(key_path))
+    monkeypatch.setenv("BRIEFING_SECRET_KEY", KEY.decode())  # Feedback-ID's key
     with smtp_server() as server:
         config, database = smtp_project(
             tmp_path / "site", server, count=3, dkim={"selector": "brief2026"}
@@ -73,6 +75,10 @@ def test_dkim_signature_verifies_against_the_public_key_and_covers_the_unsubscri
 
     for message in server.handler.received:
         assert message.data.startswith(b"DKIM-Signature:")
+        feedback = re.search(rb"\r\nFeedback-ID: ([^\r]+)\r\n", message.data)
+        assert feedback is not None
+        assert feedback_id_valid(feedback.group(1).decode(), feedback_key(KEY))
+        assert feedback.group(1).startswith(b"daily:")
         assert dkim.verify(message.data, dnsfunc=dns)
         head = message.data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b"")
         assert b"c=relaxed/relaxed;" in head.replace(b" ", b"")
