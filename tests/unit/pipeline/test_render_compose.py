@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import random
+import re
 import string
 from datetime import UTC, date, datetime, timedelta
 
@@ -257,3 +259,18 @@ def test_feedback_id_names_briefing_date_and_sender_and_is_signed() -> None:
     assert not feedback_id_valid(value, feedback_key(b"another secret"))
     assert not feedback_id_valid(value.replace("daily", "weekly"), key)
     assert not feedback_id_valid("daily:20261126:news.example.org", key)
+
+
+def test_the_preheader_is_hidden_without_tiny_or_invisible_font(tmp_path) -> None:
+    config = make_config(tmp_path)
+    rendered = render_digest(
+        digest_of(DigestItem(article=make_selected(1), summary="s")),
+        key="daily",
+        site=config.site,
+        briefing=config.briefings["daily"],
+        placeholders=new_placeholders(),
+    )
+    hidden = re.search(r'<div style="(display:none;[^"]*)">([^<]+)</div>', rendered.html)
+    assert hidden is not None and html.unescape(hidden.group(2)).strip() == rendered.preheader
+    style = hidden.group(1)
+    assert "font-size" not in style and "color" not in style and "opacity" not in style
