@@ -83,6 +83,9 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
     """Dispatch due editions into the ledger, then deliver what the ledger holds.
 
     Queued confirmations go out first and again last (those queued meanwhile).
+    Exits 0 when the run worked, whatever single recipients did; 1 when the run
+    itself failed or stopped (refused session, a streak of the same refusal, an
+    error); 130 when stopped by SIGINT or SIGTERM.
     """
     config = app.config
     if briefing_key:
@@ -152,8 +155,8 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
             err=True,
         )
         sys.exit(1)
-    if report.failed or report.bounced:
-        sys.exit(1)
+    # Recipients refused one by one (bounced, failed) are the list's news, not the run's:
+    # they are in the report and the ledger, and the exit code stays 0 for cron and systemd.
 
 
 COMMANDS = [send_command]

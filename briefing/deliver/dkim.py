@@ -4,7 +4,14 @@ The private key's path comes from ``BRIEFING_DKIM_KEY_FILE``; the selector and
 domain from ``delivery.dkim``. One-click unsubscribe (RFC 8058) only counts
 when List-Unsubscribe and List-Unsubscribe-Post are covered by a valid
 signature, so both are always in ``h=``, with From, To, Subject, Date,
-Message-ID and List-Id.
+Message-ID, Feedback-ID and List-Id.
+
+Canonicalisation is relaxed/relaxed: a relay that re-folds a header or
+changes the whitespace inside or at the end of body lines leaves the
+signature valid. Each signed header is over-signed (named in ``h=`` once more
+than it appears, RFC 6376 section 8.15), so nobody on the way can add a
+second From, Subject or List-Unsubscribe that a reader's client would show
+without breaking the signature.
 """
 
 from __future__ import annotations
@@ -69,10 +76,13 @@ SIGNED_HEADERS = (
     b"Subject",
     b"Date",
     b"Message-ID",
+    b"Feedback-ID",
     b"List-Id",
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
 )
+# Each name twice: the second matches no header, so adding one later breaks the signature.
+OVERSIGNED_HEADERS = SIGNED_HEADERS + SIGNED_HEADERS
 _PROBE = (
     b"From: a@example.org\r\nTo: b@example.org\r\nSubject: probe\r\n"
     b"Date: Thu, 26 Nov 2026 07:00:00 +0000\r\nMessage-ID: <probe@example.org>\r\n\r\nprobe\r\n"
@@ -80,7 +90,7 @@ _PROBE = (
 
 
 class DkimSigner:
-    """Prepend a DKIM-Signature (relaxed/simple, rsa-sha256 or ed25519-sha256) to a message."""
+    """Prepend a DKIM-Signature (relaxed/relaxed, rsa-sha256 or ed25519-sha256) to a message."""
 
     def __init__(self, selector: str, domain: str, key: bytes, *, source: str = "key") -> None:
         self.selector = selector.encode("ascii")
@@ -99,9 +109,9 @@ class DkimSigner:
             self.selector,
             self.domain,
             self._key,
-            canonicalize=(b"relaxed", b"simple"),
+            canonicalize=(b"relaxed", b"relaxed"),
             signature_algorithm=self._algorithm,
-            include_headers=list(SIGNED_HEADERS),
+            include_headers=list(OVERSIGNED_HEADERS),
         )
         return signature + message
 

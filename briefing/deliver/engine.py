@@ -252,7 +252,7 @@ class _Run:
         return True
 
     def _count_settlement(self, settlement: Settlement) -> None:
-        self.report.count(settlement.status)
+        self.report.count(settlement.status, settlement.delivery_id)
         if settlement.status != DeliveryState.SUPPRESSED:
             logger.info(
                 "delivery %d%s: %s (%s)",
@@ -274,7 +274,7 @@ class _Run:
                 continue
             if delivery_id in self.cancelled:
                 self.outstanding.pop(delivery_id)
-                self.report.count(DeliveryState.CANCELLED)
+                self.report.count(DeliveryState.CANCELLED, delivery_id)
                 continue
             if self.clock() > job.outgoing.deadline:
                 self.outstanding.pop(delivery_id)
@@ -320,6 +320,7 @@ class _Run:
         if not self.redirect_to:
             with self.database.transaction() as session:
                 ledger.release(session, self.owner, unsent, self.clock())
+        self.report.withdraw(unsent)
         self.report.released += len(unsent)
 
     # -- workers -----------------------------------------------------------------------
@@ -390,7 +391,7 @@ class _Run:
             delivery_id = done.job.outgoing.delivery_id
             if done.skipped:
                 if delivery_id in self.cancelled:
-                    self.report.count(DeliveryState.CANCELLED)
+                    self.report.count(DeliveryState.CANCELLED, delivery_id)
                 else:
                     release.append(delivery_id)
                 self.outstanding.pop(delivery_id, None)
@@ -418,6 +419,7 @@ class _Run:
                 if self.streak.tripped:
                     ledger.reopen(session, self.streak.ids, now)
         if release:
+            self.report.withdraw(release)
             self.report.released += len(release)
         if self.streak.tripped:
             self._stop_for_streak()
@@ -444,10 +446,10 @@ class _Run:
                 status, next_attempt = self.retry.leave(now, outgoing.deadline)
         if status != DeliveryState.SENDING:
             self.outstanding.pop(delivery_id, None)
-            self.report.count(status)
+            self.report.count(status, delivery_id)
             if status != DeliveryState.SENT:
                 reply = result.reply or ""
-                self.report.note_failure(outgoing.recipient, status, reply)
+                self.report.note_failure(delivery_id, outgoing.recipient, status, reply)
                 logger.warning(
                     "delivery %d to %s: %s at %s: %s",
                     delivery_id,
@@ -477,9 +479,9 @@ class _Run:
 
     def _stop_for_streak(self) -> None:
         count = len(self.streak)
-        recipients = self.streak.recipients
-        moved = [f for f in self.report.failures if f.recipient in recipients]
-        self.report.withdraw(recipients)
+        ids = set(self.streak.ids)
+        moved = [f for i, f in self.report.failed_by_id.items() if i in ids]
+        self.report.withdraw(self.streak.ids)
         self.report.released += count
         stage, code, status = self.streak.key or (None, None, None)
         reply = moved[-1].reply if moved else f"{code} {status}"

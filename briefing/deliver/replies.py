@@ -70,6 +70,18 @@ def is_hard_bounce(reply: Reply) -> bool:
     return enhanced is not None and enhanced.startswith("5.1.")
 
 
+def is_recipient_refusal(enhanced: str | None) -> bool:
+    """Tell whether a permanent status refuses one recipient, not the sender or the message.
+
+    5.1.x says the mailbox or its domain does not exist (5.1.10: the domain
+    takes no mail, null MX); 5.2.x says the mailbox is full, disabled or over
+    its limits. Those are about the address alone, however many arrive in a
+    row. 5.7.x (policy, reputation, authentication) and the rest may be about
+    us, so they are not.
+    """
+    return enhanced is not None and enhanced[:4] in ("5.1.", "5.2.")
+
+
 def classify(stage: Stage, reply: Reply) -> Classified:
     """Say what ``reply`` to the command of ``stage`` means."""
     code, enhanced = reply.code, reply.enhanced or ""

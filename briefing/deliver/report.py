@@ -1,4 +1,9 @@
-"""What one delivery run did: deliveries counted by the state they were left in."""
+"""What one delivery run did: deliveries counted by the state they were left in.
+
+Each delivery counts once, by the last state this run left it in: a delivery
+deferred and then sent by the same run (claimed again once its retry time
+came) counts as sent, not as deferred and sent.
+"""
 
 from __future__ import annotations
 
@@ -40,28 +45,43 @@ class DeliveryReport:
     stopped: str | None = None  # why the run stopped before the ledger was drained
     stop_hint: str | None = None
     elapsed: float = 0.0
-    problems: list[str] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    states: dict[int, DeliveryState] = field(default_factory=dict)  # delivery id: last state
+    failed_by_id: dict[int, Failure] = field(default_factory=dict)
 
-    def count(self, state: DeliveryState, number: int = 1) -> None:
-        """Count ``number`` deliveries left in ``state``."""
-        self.counts[state] += number
+    def count(self, state: DeliveryState, delivery_id: int) -> None:
+        """Record that this run left delivery ``delivery_id`` in ``state`` (its latest state)."""
+        previous = self.states.get(delivery_id)
+        if previous is not None:
+            self.counts[previous] -= 1
+        self.states[delivery_id] = state
+        self.counts[state] += 1
+        if state == DeliveryState.SENT:
+            self.failed_by_id.pop(delivery_id, None)
 
-    def note_failure(self, recipient: str, status: DeliveryState, reply: str) -> None:
+    def note_failure(
+        self, delivery_id: int, recipient: str, status: DeliveryState, reply: str
+    ) -> None:
         """Remember a recipient not delivered to, for the end-of-run table."""
-        self.failures.append(Failure(recipient, status, reply))
-        self.problems.append(f"{recipient}: {status}: {reply}")
+        self.failed_by_id.pop(delivery_id, None)  # the latest failure goes last
+        self.failed_by_id[delivery_id] = Failure(recipient, status, reply)
 
-    def withdraw(self, recipients: set[str]) -> None:
-        """Take back the failures of ``recipients``: they were left pending after all."""
-        for failure in self.failures:
-            if failure.recipient in recipients and failure.status in (
-                DeliveryState.FAILED,
-                DeliveryState.BOUNCED,
-            ):
-                self.counts[failure.status] -= 1
-        self.failures = [f for f in self.failures if f.recipient not in recipients]
-        self.problems = [p for p in self.problems if p.partition(":")[0] not in recipients]
+    def withdraw(self, delivery_ids: list[int]) -> None:
+        """Take back the outcomes of ``delivery_ids``: they were left pending after all."""
+        for delivery_id in delivery_ids:
+            state = self.states.pop(delivery_id, None)
+            if state is not None:
+                self.counts[state] -= 1
+            self.failed_by_id.pop(delivery_id, None)
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Return the recipients not delivered to, in the order they failed."""
+        return list(self.failed_by_id.values())
+
+    @property
+    def problems(self) -> list[str]:
+        """Return one line per recipient not delivered to."""
+        return [f"{f.recipient}: {f.status}: {f.reply}" for f in self.failed_by_id.values()]
 
     @property
     def sent(self) -> int:

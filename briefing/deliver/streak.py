@@ -5,12 +5,19 @@ stage, the code and the status, the recipients are not the cause: a content
 filter, a sender the relay rejects, a relay rule. The engine then stops the
 run and puts those deliveries back to pending instead of failing them all.
 Any message sent in between breaks the streak.
+
+A refusal about one recipient (RFC 3463 5.1.x: no such mailbox or domain,
+null MX included; 5.2.x: mailbox full or disabled) never counts, nor breaks
+a streak: a list with its first hundred addresses dead, or sorted by domain
+with one dead domain, is a list, not a relay fault. 5.7.x policy and
+reputation refusals count.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from briefing.deliver.replies import Reply, is_recipient_refusal
 from briefing.deliver.transports.base import TransportResult
 
 StreakKey = tuple[str | None, int | None, str | None]  # stage, code, status
@@ -29,7 +36,12 @@ class Streak:
         self.reset()
 
     def refuse(self, delivery_id: int, recipient: str, result: TransportResult) -> None:
-        """Count a permanent refusal; a different reply starts a new streak."""
+        """Count a permanent refusal; a different reply starts a new streak.
+
+        A refusal of the recipient alone (see :func:`recipient_refused`) is not counted.
+        """
+        if recipient_refused(result):
+            return
         key = (result.stage, result.code, status_key(result))
         if key != self.key:
             self.refused, self.key = [], key
@@ -62,3 +74,11 @@ def status_key(result: TransportResult) -> str | None:
     """Return what identifies a reply beyond its code: the enhanced status, else its start."""
     reply = result.reply or ""
     return reply.split(" ", 2)[1] if reply.count(" ") >= 1 and reply[:1].isdigit() else reply[:40]
+
+
+def recipient_refused(result: TransportResult) -> bool:
+    """Tell whether a refusal is about the recipient alone (5.1.x, 5.2.x), not the relay."""
+    code, _, text = (result.reply or "").partition(" ")
+    if not code.isdigit():
+        return False
+    return is_recipient_refusal(Reply(int(code), text).enhanced)

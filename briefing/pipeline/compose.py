@@ -7,6 +7,11 @@ List-Unsubscribe-Post, MIME-Version, and any a plugin adds through the
 ``briefing_extra_headers`` hook) folded and RFC 2047-encoded. That costs
 milliseconds, so it is never done per subscriber.
 
+Feedback-ID (read by Gmail's feedback loop, which reports complaint rates per
+value) names the briefing, the issue date and the sender, with a short HMAC
+part made with the secret key so a forged value is told apart: it is the same
+for every message of a variant and every resend.
+
 Per recipient only the personal parts change: Date, To, Message-ID,
 List-Unsubscribe, and the tokens in the body. Tokens are exactly as long as the
 random placeholders they replace and use only characters quoted-printable
@@ -19,10 +24,11 @@ would have given.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
@@ -30,8 +36,9 @@ from email.utils import format_datetime
 from typing import cast
 
 from briefing import plugins
-from briefing.config import BriefingConfig, SiteConfig
+from briefing.config import BriefingConfig, SiteConfig, signing_keys
 from briefing.domain.models import RenderedDigest
+from briefing.errors import SecretError
 
 HTML_LIMIT = 100_000  # bytes of the encoded HTML part; Gmail clips at about 102 KB
 HTML_WARNING = 90_000
@@ -191,6 +198,45 @@ class ComposedVariant:
         return ()
 
 
+def feedback_key(secret: bytes) -> bytes:
+    """Derive the key of Feedback-ID's HMAC part from the secret key (its own purpose)."""
+    return hmac.new(secret, b"briefing feedback-id", hashlib.sha256).digest()
+
+
+def _secret_feedback_key() -> bytes | None:
+    # The secret key when it is set (sending needs it); a preview without it goes unsigned.
+    try:
+        return feedback_key(signing_keys()[0])
+    except SecretError:
+        return None
+
+
+def feedback_id(briefing_key: str, issue_date: date, from_address: str, key: bytes) -> str:
+    """Return the Feedback-ID value ``briefing:YYYYMMDD:mac:sender`` (Gmail's four fields).
+
+    The sender is the From domain; ``mac`` is 12 hex digits of an HMAC over the
+    other three, so a value is checked with :func:`feedback_id_valid`.
+    """
+    sender = from_address.rpartition("@")[2].lower()
+    fields = f"{briefing_key}:{issue_date:%Y%m%d}"
+    mac = hmac.new(key, f"{fields}:{sender}".encode(), hashlib.sha256).hexdigest()[:12]
+    return f"{fields}:{mac}:{sender}"
+
+
+def feedback_id_valid(value: str, key: bytes) -> bool:
+    """Tell whether a Feedback-ID value was made with ``key``."""
+    parts = value.strip().split(":")
+    if len(parts) != 4:
+        return False
+    briefing_key, day, _, sender = parts
+    try:
+        issued = datetime.strptime(day, "%Y%m%d").date()
+    except ValueError:
+        return False
+    expected = feedback_id(briefing_key, issued, f"x@{sender}", key)
+    return hmac.compare_digest(expected, value.strip())
+
+
 def compose_variant(
     rendered: RenderedDigest,
     *,
@@ -198,8 +244,16 @@ def compose_variant(
     site: SiteConfig,
     briefing: BriefingConfig,
     placeholders: Mapping[str, str],
+    feedback: tuple[str, date] | None = None,
+    signing_key: bytes | None = None,
 ) -> ComposedVariant:
-    """Build and encode the variant's message once, with placeholder tokens."""
+    """Build and encode the variant's message once, with placeholder tokens.
+
+    With ``feedback`` (the briefing's key and the issue date) the message
+    carries a Feedback-ID, signed with
+    ``signing_key`` (by default the one :func:`feedback_key` derives from the
+    secret key; without any key there is no Feedback-ID).
+    """
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(
         display_name=clean_header(site.from_name or site.name), addr_spec=site.from_address
@@ -209,6 +263,9 @@ def compose_variant(
     message["Subject"] = clean_header(rendered.subject)
     message["List-Id"] = f"{clean_header(briefing.title)} <{briefing.list_id}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    key = signing_key if signing_key is not None else _secret_feedback_key()
+    if feedback is not None and key is not None:
+        message["Feedback-ID"] = feedback_id(*feedback, site.from_address, key)
     for name, value in plugins.extra_headers(briefing, variant_key).items():
         message[name] = value
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")

@@ -200,6 +200,7 @@ def cut_variant(
             site=config.site,
             briefing=briefing,
             placeholders=links,
+            feedback=(spec.briefing, spec.issue_date),
         )
         if composed.html_size < HTML_LIMIT or not selection.articles:
             break

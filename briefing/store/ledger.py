@@ -133,18 +133,45 @@ def claim(
     *,
     lease: timedelta = timedelta(minutes=2),
 ) -> list[int]:
-    """Claim up to ``limit`` due deliveries for ``owner``; a lapsed lease is claimable again."""
-    query = (
-        select(Delivery.id)
+    """Claim up to ``limit`` due deliveries for ``owner``; a lapsed lease is claimable again.
+
+    Recipient domains take turns: the batch holds the oldest due delivery of
+    every domain, then the second of each, and so on (a row number per domain),
+    so a list sorted by domain with one slow or dead domain does not fill a
+    batch, or a run, with that domain alone. One statement either way; on
+    PostgreSQL the rows are locked with SKIP LOCKED so runs side by side take
+    different rows.
+    """
+    dialect = session.get_bind().dialect.name
+    turn = func.row_number().over(partition_by=_recipient_domain(dialect), order_by=Delivery.id)
+    ranked = (
+        select(Delivery.id.label("id"), turn.label("turn"))
         .join(Edition, Edition.id == Delivery.edition_id)
+        .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
         .where(_due(now), _not_paused())
     )
     if briefing:
-        query = query.where(Edition.briefing == briefing)
-    query = query.order_by(Delivery.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+        ranked = ranked.where(Edition.briefing == briefing)
+    turns = ranked.subquery("turns")
+    query = (
+        select(Delivery.id)
+        .join(turns, turns.c.id == Delivery.id)
+        .where(_due(now))
+        .order_by(turns.c.turn, Delivery.id)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Delivery)
-    return take_claims(session, list(session.scalars(query)), _due(now), owner, now, lease)
+    ids = list(session.scalars(query))
+    taken = set(take_claims(session, ids, _due(now), owner, now, lease))
+    return [delivery_id for delivery_id in ids if delivery_id in taken]  # domains in turn
+
+
+def _recipient_domain(dialect: str) -> Any:
+    # What follows the "@", lower-cased: the recipient's domain ("" when there is none).
+    email = func.lower(func.coalesce(Subscriber.email, ""))
+    at = func.strpos(email, "@") if dialect == "postgresql" else func.instr(email, "@")
+    return func.substr(email, at + 1)
 
 
 def take_claims(

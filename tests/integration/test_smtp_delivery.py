@@ -181,16 +181,19 @@ def test_the_same_refusal_for_many_in_a_row_stops_the_run_and_fails_nobody(
     assert status_counts(database) == {"pending": 12}
 
 
-def test_a_hard_bounce_streak_lifts_its_suppressions(tmp_path: Path) -> None:
+def test_hard_bounces_in_a_row_are_the_recipients_and_do_not_stop_the_run(
+    tmp_path: Path,
+) -> None:
     handler = Handler(default=Rule(rcpt="550 5.1.1 no such user"))
     with smtp_server(handler) as server:
         config, database = smtp_project(
             tmp_path, server, count=5, same_failure_limit=3, smtp={"pool_size": 1}
         )
         report = run(config, database)
-    assert report.stopped and status_counts(database) == {"pending": 5}
+    assert report.stopped is None and report.bounced == 5
+    assert status_counts(database) == {"bounced": 5}
     with database.transaction() as session:
-        assert all(suppression_for(session, reader(n), "daily") is None for n in range(5))
+        assert all(suppression_for(session, reader(n), "daily") is not None for n in range(5))
 
 
 def test_a_non_ascii_address_the_relay_cannot_take_fails_alone(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.replies import Reply, classify
 from briefing.domain.tokens import Signer
 from briefing.errors import DkimError, SecretError
+from briefing.pipeline.compose import feedback_id_valid, feedback_key
 from briefing.store import open_database
 from briefing.store.ledger import claim
 from briefing.store.schema import Delivery
@@ -55,6 +57,7 @@ def test_dkim_signature_verifies_against_the_public_key_and_covers_the_unsubscri
 ) -> None:
     key_path, record = rsa_key(tmp_path)
     monkeypatch.setenv("BRIEFING_DKIM_KEY_FILE", str(key_path))
+    monkeypatch.setenv("BRIEFING_SECRET_KEY", KEY.decode())  # Feedback-ID's key
     with smtp_server() as server:
         config, database = smtp_project(
             tmp_path / "site", server, count=3, dkim={"selector": "brief2026"}
@@ -72,19 +75,38 @@ def test_dkim_signature_verifies_against_the_public_key_and_covers_the_unsubscri
 
     for message in server.handler.received:
         assert message.data.startswith(b"DKIM-Signature:")
+        feedback = re.search(rb"\r\nFeedback-ID: ([^\r]+)\r\n", message.data)
+        assert feedback is not None
+        assert feedback_id_valid(feedback.group(1).decode(), feedback_key(KEY))
+        assert feedback.group(1).startswith(b"daily:")
         assert dkim.verify(message.data, dnsfunc=dns)
-        signed = re.search(rb"h=([^;]+);", message.data.replace(b"\r\n ", b"")).group(1)
-        names = {name.strip().lower() for name in signed.split(b":")}
-        assert {
+        head = message.data.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b"")
+        assert b"c=relaxed/relaxed;" in head.replace(b" ", b"")
+        signed = re.search(rb"h=([^;]+);", head).group(1)
+        names = Counter(name.strip().lower() for name in signed.split(b":"))
+        over_signed = {
             b"from",
             b"to",
             b"subject",
             b"date",
             b"message-id",
+            b"feedback-id",
             b"list-id",
             b"list-unsubscribe",
             b"list-unsubscribe-post",
-        } <= names
+        }
+        assert all(names[name] == 2 for name in over_signed), names
+        # A relay that rewraps whitespace (trailing blanks, runs of spaces) keeps it valid.
+        header, body = message.data.split(b"\r\n\r\n", 1)
+        rewrapped = header + b"\r\n\r\n" + body.replace(b"\r\n", b"  \r\n").replace(b" ", b"  ")
+        assert rewrapped != message.data and dkim.verify(rewrapped, dnsfunc=dns)
+        # A second From or List-Unsubscribe added on the way breaks it.
+        for added in (
+            b"From: someone@else.example\r\n",
+            b"List-Unsubscribe: <https://x.example/u>\r\n",
+        ):
+            forged = message.data.replace(b"\r\nTo: ", b"\r\n" + added + b"To: ", 1)
+            assert forged != message.data and not dkim.verify(forged, dnsfunc=dns)
         tampered = message.data.replace(
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click",

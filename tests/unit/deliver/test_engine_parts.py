@@ -10,7 +10,7 @@ import pytest
 from briefing.config import Config, RetryConfig, SmtpConfig
 from briefing.deliver.report import DeliveryReport
 from briefing.deliver.retry import RetryPolicy, RetryQueue
-from briefing.deliver.streak import Streak
+from briefing.deliver.streak import Streak, recipient_refused
 from briefing.deliver.transports import (
     OutboxTransport,
     SmtpTransport,
@@ -161,30 +161,70 @@ def test_the_streak_trips_on_the_same_refusal_in_a_row() -> None:
 def test_a_different_reply_or_a_send_breaks_the_streak() -> None:
     streak = Streak(limit=2)
     streak.refuse(1, "a@x.org", refusal())
-    streak.refuse(2, "b@x.org", refusal("5.1.1", 550))
+    streak.refuse(2, "b@x.org", refusal("5.7.0", 550))
     assert len(streak) == 1 and not streak.tripped
     streak.sent()
     assert len(streak) == 0 and streak.key is None
 
 
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [("5.1.1", 550), ("5.1.2", 550), ("5.1.10", 556), ("5.2.2", 552), ("5.2.1", 550)],
+)
+def test_a_refusal_of_the_recipient_alone_never_counts_toward_the_streak(
+    status: str, code: int
+) -> None:
+    streak = Streak(limit=2)
+    streak.refuse(1, "a@x.org", refusal())
+    for n in range(2, 40):
+        streak.refuse(n, f"dead{n}@x.org", refusal(status, code))
+    assert streak.ids == [1] and not streak.tripped  # neither counted nor breaking the streak
+    streak.refuse(99, "b@x.org", refusal())
+    assert streak.tripped and streak.ids == [1, 99]
+
+
+def test_policy_refusals_still_count_toward_the_streak() -> None:
+    streak = Streak(limit=3)
+    for n in range(3):
+        streak.refuse(n, f"r{n}@x.org", refusal("5.7.1", 550))
+    assert streak.tripped
+    assert not recipient_refused(refusal("5.7.1", 550))
+    assert recipient_refused(refusal("5.1.1", 550))
+    assert not recipient_refused(TransportResult(DeliveryState.FAILED, reply="550 no such user"))
+
+
 def test_the_report_counts_by_state() -> None:
     report = DeliveryReport(elapsed=2.0)
-    report.count(DeliveryState.SENT, 4)
-    report.count(DeliveryState.FAILED)
-    report.count(DeliveryState.BOUNCED)
-    report.count(DeliveryState.SUPPRESSED)
+    for delivery_id in range(4):
+        report.count(DeliveryState.SENT, delivery_id)
+    report.count(DeliveryState.FAILED, 10)
+    report.count(DeliveryState.BOUNCED, 11)
+    report.count(DeliveryState.SUPPRESSED, 12)
     assert (report.sent, report.failed, report.bounced, report.suppressed) == (4, 1, 1, 1)
     assert report.handled == 7
     assert report.rate == 2.0
 
 
+def test_a_delivery_counts_once_by_its_last_state() -> None:
+    report = DeliveryReport()
+    report.count(DeliveryState.DEFERRED, 1)
+    report.note_failure(1, "a@x.org", DeliveryState.DEFERRED, "451 later")
+    report.count(DeliveryState.SENT, 1)
+    report.count(DeliveryState.DEFERRED, 2)
+    report.note_failure(2, "b@x.org", DeliveryState.DEFERRED, "451 later")
+    report.count(DeliveryState.BOUNCED, 2)
+    report.note_failure(2, "b@x.org", DeliveryState.BOUNCED, "550 5.1.1 no")
+    assert (report.sent, report.deferred, report.bounced, report.handled) == (1, 0, 1, 2)
+    assert report.problems == ["b@x.org: bounced: 550 5.1.1 no"]
+
+
 def test_withdrawn_failures_are_no_longer_counted() -> None:
     report = DeliveryReport()
-    report.count(DeliveryState.FAILED)
-    report.note_failure("a@x.org", DeliveryState.FAILED, "554 no")
-    report.count(DeliveryState.DEFERRED)
-    report.note_failure("b@x.org", DeliveryState.DEFERRED, "451 later")
-    report.withdraw({"a@x.org"})
+    report.count(DeliveryState.FAILED, 1)
+    report.note_failure(1, "a@x.org", DeliveryState.FAILED, "554 no")
+    report.count(DeliveryState.DEFERRED, 2)
+    report.note_failure(2, "b@x.org", DeliveryState.DEFERRED, "451 later")
+    report.withdraw([1])
     assert report.failed == 0 and report.deferred == 1
     assert [f.recipient for f in report.failures] == ["b@x.org"]
     assert report.problems == ["b@x.org: deferred: 451 later"]

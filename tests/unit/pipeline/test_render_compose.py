@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import html
 import random
+import re
 import string
 from datetime import UTC, date, datetime, timedelta
 
 from briefing.config import Config
 from briefing.domain.models import Digest, DigestItem, DigestSection, Link
 from briefing.domain.tokens import TOKEN_LENGTH, Purpose, Signer
-from briefing.pipeline.compose import HTML_LIMIT, MessageTemplate, compose_variant, to_header
+from briefing.pipeline.compose import (
+    HTML_LIMIT,
+    MessageTemplate,
+    compose_variant,
+    feedback_id,
+    feedback_id_valid,
+    feedback_key,
+    to_header,
+)
 from briefing.pipeline.cut import VariantInputs, VariantSpec, cut_variant
 from briefing.pipeline.relate import Archive
 from briefing.pipeline.render import new_placeholders, render_digest
@@ -238,3 +248,29 @@ def test_message_template_round_trips_through_storage(tmp_path) -> None:
     tokens = {"u": "U" * 32, "p": "P" * 32, "e": "E" * 32}
     assert again.personalise_body(tokens) == template.personalise_body(tokens)
     assert datetime.now(UTC)  # keep the import honest
+
+
+def test_feedback_id_names_briefing_date_and_sender_and_is_signed() -> None:
+    key = feedback_key(b"secret")
+    value = feedback_id("daily", date(2026, 11, 26), "News@News.Example.org", key)
+    briefing, day, mac, sender = value.split(":")
+    assert (briefing, day, sender) == ("daily", "20261126", "news.example.org")
+    assert len(mac) == 12 and feedback_id_valid(value, key)
+    assert not feedback_id_valid(value, feedback_key(b"another secret"))
+    assert not feedback_id_valid(value.replace("daily", "weekly"), key)
+    assert not feedback_id_valid("daily:20261126:news.example.org", key)
+
+
+def test_the_preheader_is_hidden_without_tiny_or_invisible_font(tmp_path) -> None:
+    config = make_config(tmp_path)
+    rendered = render_digest(
+        digest_of(DigestItem(article=make_selected(1), summary="s")),
+        key="daily",
+        site=config.site,
+        briefing=config.briefings["daily"],
+        placeholders=new_placeholders(),
+    )
+    hidden = re.search(r'<div style="(display:none;[^"]*)">([^<]+)</div>', rendered.html)
+    assert hidden is not None and html.unescape(hidden.group(2)).strip() == rendered.preheader
+    style = hidden.group(1)
+    assert "font-size" not in style and "color" not in style and "opacity" not in style
