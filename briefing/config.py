@@ -337,9 +337,7 @@ class SmtpConfig(StrictModel):
         if value is None:
             return None
         try:
-            sample = value.format(
-                briefing="daily", recipient="reader=example.org", token="a" * 32
-            )
+            sample = value.format(briefing="daily", recipient="reader=example.org", token="a" * 32)
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(
                 "expected an address with optional {token}, {briefing} and {recipient}, "

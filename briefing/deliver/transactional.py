@@ -116,9 +116,7 @@ def drain_transactional(
             for number, message in enumerate(queued):
                 assert transport is not None
                 try:
-                    outcome = _send_one(
-                        config, composers, transport, dkim, message, clock, signer
-                    )
+                    outcome = _send_one(config, composers, transport, dkim, message, clock, signer)
                 except SessionError as exc:
                     logger.error("transactional mail held back: %s", exc.message)
                     with database.transaction() as session:
