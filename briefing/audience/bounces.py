@@ -94,7 +94,10 @@ class Report:
 def _text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
-        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+        try:
+            return payload.decode(part.get_content_charset() or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know
+            return payload.decode("utf-8", "replace")
     raw = part.get_payload()
     if isinstance(raw, list):
         return "\n".join(_text(sub) if isinstance(sub, Message) else str(sub) for sub in raw)
@@ -102,12 +105,11 @@ def _text(part: Message) -> str:
 
 
 def _whole_text(message: Message) -> str:
-    """Return the headers and every text part, embedded messages included, for token search."""
-    pieces = [str(value) for value in message.values()]
+    """Return the headers of every part (embedded messages included) and every text part."""
+    pieces: list[str] = []
     for part in message.walk():
-        if part.get_content_maintype() == "message" or part is message:
-            pieces.extend(f"{key}: {value}" for key, value in part.items())
-        elif part.get_content_maintype() == "text":
+        pieces.extend(f"{key}: {value}" for key, value in part.items())
+        if part.get_content_maintype() == "text":
             pieces.append(_text(part))
     return "\n".join(pieces)
 
