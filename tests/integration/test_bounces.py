@@ -248,3 +248,96 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
         )
     assert dispatched == {reader(4), reader(5), reader(6)}
     assert not second & {reader(n) for n in range(4)}
+
+
+def test_a_confirmation_carries_its_delivery_token_signed_with_dkim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dkim
+
+    from briefing.audience.confirmations import composers, queue_confirmation
+    from briefing.audience.lifecycle import start_signup
+    from briefing.deliver.dkim import DkimSigner
+    from briefing.deliver.transactional import drain_transactional
+    from tests.unit.deliver.test_delivery_parts import rsa_key
+
+    key_path, record = rsa_key(tmp_path)
+    monkeypatch.setenv("BRIEFING_DKIM_KEY_FILE", str(key_path))
+    with smtp_server() as server:
+        config = make_project(
+            tmp_path / "site",
+            delivery=delivery_settings(server, dkim={"selector": "brief2026"}),
+            bounces={"domain": "news.example.org"},
+        )
+        database = open_database(config.database)
+        with database.transaction() as session:
+            signup = start_signup(
+                session, config, email="new@example.com", briefing="daily", source="test", now=AT
+            )
+            queue_confirmation(session, config, signup, AT)
+        counts = drain_transactional(
+            config,
+            database,
+            composers(config, SIGNER),
+            dkim=DkimSigner.from_config(config),
+            clock=lambda: AT,
+            signer=SIGNER,
+        )
+        assert counts["sent"] == 1
+        [received] = server.handler.received
+    token = received.sender.removeprefix("bounces+").removesuffix("@news.example.org")
+    with database.transaction() as session:
+        delivery_id = session.scalar(select(Delivery.id))
+    assert SIGNER.verify_delivery(token) == delivery_id
+    assert email.message_from_bytes(received.data)["X-Briefing-Delivery"] == token
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return record if name == b"brief2026._domainkey.news.example.org." else b""
+
+    assert dkim.verify(received.data, dnsfunc=dns)
+
+
+def test_the_bounce_domain_must_align_with_the_from_domain(tmp_path: Path) -> None:
+    from briefing.errors import BriefingError
+
+    with pytest.raises(BriefingError, match="not aligned"):
+        make_project(tmp_path, bounces={"domain": "bounces.elsewhere.example.net"})
+    config = make_project(tmp_path / "ok", bounces={"domain": "bounce.example.org"})
+    assert config.bounces.address("t") == "bounces+t@bounce.example.org"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrade_to_the_bounce_events_keeps_rows(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.integration.test_transactional_mail import ROWS_0002, _upgrade_to
+
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    database = open_database(url, upgrade=False)
+    try:
+        _upgrade_to(database, "0002")
+        with database.engine.begin() as connection:
+            for statement in ROWS_0002:
+                connection.execute(text(statement))
+        _upgrade_to(database, "0003")
+        database.upgrade()
+        insert = (
+            "INSERT INTO bounce_events (fingerprint, received_at, kind, status, source, "
+            "delivery_id, matched_by, action) VALUES (:f, '2026-11-22 07:00:00', :k, '5.1.1', "
+            "'import', 1, 'token', 'bounced')"
+        )
+        with database.engine.begin() as connection:
+            assert connection.execute(text("SELECT status FROM deliveries")).scalar() == "sent"
+            connection.execute(text(insert), {"f": "a", "k": "hard"})
+        for values in ({"f": "a", "k": "hard"}, {"f": "b", "k": "bogus"}):
+            with pytest.raises(IntegrityError), database.engine.begin() as connection:
+                connection.execute(text(insert), values)
+    finally:
+        database.dispose()
