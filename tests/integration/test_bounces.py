@@ -341,3 +341,29 @@ def test_upgrade_to_the_bounce_events_keeps_rows(
                 connection.execute(text(insert), values)
     finally:
         database.dispose()
+
+
+def test_the_envelope_sender_names_the_delivery_not_the_address() -> None:
+    from briefing.config import SmtpConfig
+    from briefing.deliver.transports.smtp import SmtpTransport
+
+    def sender(template: str | None, bounce: str | None, token: str | None) -> str:
+        settings = SmtpConfig(host="relay.invalid", security="none", envelope_sender=template)
+        transport = SmtpTransport(settings, bounce_sender=bounce)
+        return transport.envelope_sender(
+            "briefing@news.example.org", briefing="daily", recipient="ann@example.com", token=token
+        )
+
+    token = SIGNER.delivery_token(5)
+    bounce = "bounces+{token}@news.example.org"
+    assert sender(None, bounce, token) == f"bounces+{token}@news.example.org"
+    assert sender("b+{briefing}.{token}@news.example.org", bounce, token) == (
+        f"b+daily.{token}@news.example.org"
+    )
+    # No delivery (a redirected test send): the From address, not an untraceable bounce address.
+    assert sender(None, bounce, None) == "briefing@news.example.org"
+    assert sender(None, None, token) == "briefing@news.example.org"
+    # The deprecated VERP form still works.
+    assert sender("b+{recipient}@news.example.org", None, token) == (
+        "b+ann=example.com@news.example.org"
+    )
