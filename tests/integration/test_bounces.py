@@ -222,6 +222,10 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
     assert listing.exit_code == 0 and len(listing.output.splitlines()) == count
     shown = run_cli(config, "subscribers", "show", reader(0), "--json")
     assert json.loads(shown.output)["bounces"][0]["status"] == "5.1.1"
+    table = run_cli(config, "bounces")
+    assert table.exit_code == 0 and "matched by address" in table.output
+    shown = run_cli(config, "subscribers", "show", reader(0))
+    assert shown.exit_code == 0 and "hard 5.1.1 (token): bounced" in shown.output
 
     # The next edition is dispatched only to those still subscribed, and nothing reaches the rest.
     later = AT + timedelta(days=1)
