@@ -12,7 +12,7 @@ DEMO_KEY := demo-only-signing-key-not-secret-do-not-use-in-production
 # Development data for `make quality` and `make bench`, beside the repository.
 DATA ?= ../shared/data
 
-.PHONY: demo web test lint install install-test bench bench-send quality clean
+.PHONY: demo web test lint install install-test bench bench-send bounce-corpus quality clean
 
 $(BIN)/briefing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,17 @@ quality:
 # Fetches Postfix's smtp-sink/smtp-source into benchmarks/.cache (apt-get download + dpkg -x).
 bench-send: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/send_throughput.py
+
+# Real bounce messages for the classifier's tests: the sdist of flufl.bounce ships Mailman's corpus.
+# Extracted into tests/.cache/bounce-corpus (git-ignored); the tests skip, saying why, without it.
+BOUNCE_CORPUS := tests/.cache/bounce-corpus
+bounce-corpus: $(BIN)/briefing
+	mkdir -p tests/.cache/sdist
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: flufl.bounce -d tests/.cache/sdist
+	rm -rf $(BOUNCE_CORPUS) && mkdir -p $(BOUNCE_CORPUS)
+	tar -xzf "$$(ls tests/.cache/sdist/flufl_bounce-*.tar.gz | sort -V | tail -1)" -C $(BOUNCE_CORPUS) \
+		--strip-components=3 --wildcards '*/tests/data/*'
+	@ls $(BOUNCE_CORPUS) | wc -l | xargs echo "bounce messages in $(BOUNCE_CORPUS):"
 
 clean:
 	rm -rf var .pytest_cache

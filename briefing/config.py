@@ -322,9 +322,11 @@ class SmtpConfig(StrictModel):
     )
     envelope_sender: str | None = Field(
         default=None,
-        description="Envelope sender (MAIL FROM), default site.from_address. May contain "
-        "{briefing} and {recipient}; {recipient} is the VERP form local=domain, e.g. "
-        "bounces+{briefing}-{recipient}@news.example.org.",
+        description="Envelope sender (MAIL FROM); default bounces+{token}@<bounces.domain> when "
+        "bounces.domain is set, else site.from_address. May contain {token} (the signed "
+        "delivery token, 32 lowercase base32 characters) and {briefing}. {recipient} (VERP, "
+        "local=domain) is still accepted but deprecated: it puts the address in the envelope, "
+        "and a bounce matched by address alone is recorded, never acted on.",
     )
     pool_size: int = Field(default=4, ge=1, le=64, description="Connections open at once.")
     messages_per_connection: int = Field(
@@ -363,10 +365,11 @@ class SmtpConfig(StrictModel):
         if value is None:
             return None
         try:
-            sample = value.format(briefing="daily", recipient="reader=example.org")
+            sample = value.format(briefing="daily", recipient="reader=example.org", token="a" * 32)
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(
-                f"expected an address with optional {{briefing}} and {{recipient}}, got {value!r}"
+                "expected an address with optional {token}, {briefing} and {recipient}, "
+                f"got {value!r}"
             ) from exc
         check_email(sample)
         return value
@@ -484,6 +487,52 @@ class DeliveryConfig(StrictModel):
                 f"({self.lease:g} s), or a live run's claims could lapse"
             )
         return self
+
+
+class BouncesConfig(StrictModel):
+    """Mail that comes back: the bounce address and what bounces do to a subscription."""
+
+    domain: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+        description="Domain of the per-delivery bounce address local_part+<token>@domain (SMTP "
+        "only); it must share site.from_address's organisational domain (DMARC alignment). "
+        "Unset: the envelope sender is smtp.envelope_sender or the From address.",
+    )
+    local_part: str = Field(
+        default="bounces",
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,29}$",
+        description="Local part before +<token> of the bounce address.",
+    )
+    soft_limit: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Soft bounces (4.x, 5.2.2 mailbox full) of one address within soft_window_days "
+        "that make its subscriptions bounced.",
+    )
+    soft_window_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="Days over which soft bounces are counted; older ones go stale.",
+    )
+
+    def address(self, token: str) -> str | None:
+        """Return the bounce address carrying ``token``, or None without a bounce domain."""
+        if not self.domain:
+            return None
+        return f"{self.local_part}+{token}@{self.domain}"
+
+
+def organisational_domain(domain: str) -> str:
+    """Return the last two labels of a domain: the organisational domain, approximately.
+
+    Without the public suffix list a two-label suffix such as ``co.uk`` is
+    taken for an organisation, so the check is lenient there, never strict
+    where it should not be.
+    """
+    return ".".join(domain.lower().rstrip(".").split(".")[-2:])
 
 
 class WebConfig(StrictModel):
@@ -660,6 +709,10 @@ class Config(StrictModel):
     scheduler: SchedulerConfig = Field(
         default_factory=SchedulerConfig, description="Pacing of `briefing serve`."
     )
+    bounces: BouncesConfig = Field(
+        default_factory=BouncesConfig,
+        description="The bounce address and the bounce policy.",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default a SQLite file var/briefing.db beside config.yaml.",
@@ -685,6 +738,14 @@ class Config(StrictModel):
                             f"sections.{key}.sources.{index}.categories.{category}: "
                             f"unknown section {target!r}"
                         )
+        if self.bounces.domain:
+            sender_domain = self.site.from_address.rpartition("@")[2]
+            if organisational_domain(self.bounces.domain) != organisational_domain(sender_domain):
+                raise ValueError(
+                    f"bounces.domain: {self.bounces.domain!r} is not aligned with "
+                    f"site.from_address's domain {sender_domain!r} (DMARC wants the same "
+                    "organisational domain)"
+                )
         return self
 
     def resolve(self, path: Path | str) -> Path:

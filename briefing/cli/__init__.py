@@ -40,6 +40,7 @@ def cli(context: click.Context, config_path: str, debug: bool, verbose: bool) ->
 def _register() -> None:
     # Imported here so each module can import `cli` without a cycle.
     from briefing.cli import (
+        bounces_cmd,
         config_cmd,
         content_cmd,
         delivery_cmd,
@@ -59,6 +60,7 @@ def _register() -> None:
         subscribers_cmd,
         web_cmd,
         schedule_cmd,
+        bounces_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

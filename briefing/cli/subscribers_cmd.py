@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from briefing.audience.bounces import events_of
 from briefing.audience.confirmations import queue_confirmation
 from briefing.audience.imports import (
     import_subscribers,
@@ -331,6 +332,8 @@ def show_command(app: App, email: str, as_json: bool) -> None:
     address = _address(email)
     with app.database.transaction() as session:
         record = describe_subscriber(session, address)
+        if record is not None:
+            record["bounces"] = events_of(session, address)
     if record is None:
         raise BriefingError(
             f"nothing is stored about {address}",
@@ -362,6 +365,11 @@ def show_command(app: App, email: str, as_json: bool) -> None:
         click.echo(
             f"  suppressed for {row['briefing']}: {row['reason']} since {row['since']} "
             f"({row['source']})"
+        )
+    for event in record["bounces"]:
+        click.echo(
+            f"  {event['at']}  {event['kind']} {event['status'] or ''} "
+            f"({event['matched_by'] or 'unmatched'}): {event['action']}"
         )
 
 

@@ -99,6 +99,7 @@ class MessageMaker:
         """Build the message for ``outgoing``; raise BriefingError, ValueError or UnicodeError."""
         ready = self.transport.wire_form and self.dkim is None
         template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
+        token: str | None = None
         if self.redirect_to:
             message = redirected_message(
                 self.config,
@@ -111,13 +112,19 @@ class MessageMaker:
             )
             recipient = self.redirect_to
         else:
-            message = message_for(self.config, self.signer, template, outgoing, now)
+            token = self.signer.delivery_token(outgoing.delivery_id)
+            message = message_for(
+                self.config, self.signer, template, outgoing, now, delivery_token=token
+            )
             recipient = outgoing.recipient
         if self.dkim is not None:
             message = self.dkim.sign(message)
         if self.transport.wire_form and not ready:
             message = to_wire(message)
         sender = self.transport.envelope_sender(
-            self.config.site.from_address, briefing=outgoing.briefing, recipient=outgoing.recipient
+            self.config.site.from_address,
+            briefing=outgoing.briefing,
+            recipient=outgoing.recipient,
+            token=token,
         )
         return Letter(sender, recipient, message)

@@ -28,12 +28,14 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from briefing.config import Config
+from briefing.config import Config, signing_keys
 from briefing.deliver.dkim import DkimSigner
 from briefing.deliver.transports import Transport, TransportResult, make_transport
 from briefing.deliver.transports.base import to_wire
 from briefing.domain.states import DeliveryState
+from briefing.domain.tokens import Signer
 from briefing.errors import BriefingError, SessionError
+from briefing.pipeline.personalise import DELIVERY_HEADER
 from briefing.store import Database, ledger
 from briefing.store.ledger import AttemptOutcome, new_owner
 from briefing.store.messages import Composers, Queued, claim_transactional, load_transactional
@@ -71,12 +73,20 @@ def drain_transactional(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     owner: str | None = None,
     limit: int = BATCH,
+    signer: Signer | None = None,
 ) -> Counter[DeliveryState]:
     """Send every due transactional message once; count the states they were left in.
 
     ``transport`` is made from the config (and closed) only when something is
-    due, so an idle poll opens no connection.
+    due, so an idle poll opens no connection. ``signer`` (default: from the
+    environment's keys) signs the delivery token of the bounce address and the
+    ``X-Briefing-Delivery`` header.
     """
+    if signer is None:
+        try:
+            signer = Signer(signing_keys())
+        except BriefingError:
+            signer = None  # the message names no delivery; composing will say what is missing
     owner = owner or new_owner()
     lease = timedelta(seconds=config.delivery.lease)
     counts: Counter[DeliveryState] = Counter()
@@ -106,7 +116,7 @@ def drain_transactional(
             for number, message in enumerate(queued):
                 assert transport is not None
                 try:
-                    outcome = _send_one(config, composers, transport, dkim, message, clock)
+                    outcome = _send_one(config, composers, transport, dkim, message, clock, signer)
                 except SessionError as exc:
                     logger.error("transactional mail held back: %s", exc.message)
                     with database.transaction() as session:
@@ -138,11 +148,16 @@ def _send_one(
     dkim: DkimSigner | None,
     message: Queued,
     clock: Callable[[], datetime],
+    signer: Signer | None = None,
 ) -> AttemptOutcome:
     """Compose, sign and send one message; return the outcome to record (SessionError passes)."""
     started = clock()
+    token = signer.delivery_token(message.delivery_id) if signer is not None else None
     try:
         raw = composers[message.kind](message, started)
+        if token is not None:
+            end = b"\r\n" if b"\r\n" in raw[:1000] else b"\n"
+            raw = f"{DELIVERY_HEADER}: {token}".encode("ascii") + end + raw
         if dkim is not None:
             raw = dkim.sign(raw)
         if transport.wire_form:
@@ -153,7 +168,10 @@ def _send_one(
         )
     else:
         sender = transport.envelope_sender(
-            config.site.from_address, briefing=message.briefing, recipient=message.recipient
+            config.site.from_address,
+            briefing=message.briefing,
+            recipient=message.recipient,
+            token=token,
         )
         try:
             result = transport.send(sender, message.recipient, raw)

@@ -95,6 +95,25 @@ class SuppressionReason(StrEnum):
     OPERATOR = "operator"  # put on the list by hand (`briefing subscribers suppress`)
 
 
+class BounceKind(StrEnum):
+    """What a message that came back is: a bounce, a complaint, a reply, a request."""
+
+    HARD = "hard"
+    SOFT = "soft"
+    COMPLAINT = "complaint"
+    AUTO_REPLY = "auto-reply"
+    UNSUBSCRIBE = "unsubscribe"
+    OTHER = "other"
+
+
+class BounceMatch(StrEnum):
+    """How a report was tied to our mail; only our token or Message-ID may change a state."""
+
+    TOKEN = "token"
+    MESSAGE_ID = "message-id"
+    ADDRESS = "address"
+
+
 D = DeliveryState
 S = SubscriptionState
 E = EditionState

@@ -6,6 +6,12 @@ HMAC-SHA256 tag (15) — written as 32 URL-safe base64 characters, so every
 token has the same length and a message's line lengths hold when the
 placeholder it was rendered with is swapped for it.
 
+A *delivery token* names one ledger row (a delivery) for the mail that comes
+back: the bounce address ``bounces+<token>@<domain>`` and the
+``X-Briefing-Delivery`` header carry it. It is 20 bytes — ``d`` (1), id (8),
+tag (11) — written as 32 lowercase base32 characters without padding, because
+some MTAs case-fold local parts.
+
 Id 0 is the *inert* token carried by previews and test sends: it verifies,
 but acts on nobody. Verification is constant-time and accepts the previous
 key during a rotation. Only the one spelling :meth:`Signer.sign` writes is
@@ -24,6 +30,9 @@ from enum import StrEnum
 from briefing.errors import TokenError
 
 TOKEN_LENGTH = 32
+DELIVERY_TOKEN_LENGTH = 32
+_DELIVERY_TAG_BYTES = 11
+_DELIVERY_PURPOSE = b"d"
 _TAG_BYTES = 15
 _ID_BYTES = 8
 
@@ -102,6 +111,35 @@ class Signer:
         ident = int.from_bytes(payload[1:], "big")
         if ident == 0:
             raise InertTokenError("this link comes from a preview and acts on nobody")
+        return ident
+
+    def delivery_token(self, delivery_id: int) -> str:
+        """Return the token naming one delivery in its bounce address and correlation header."""
+        if not 0 <= delivery_id < 2 ** (8 * _ID_BYTES):
+            raise ValueError(f"id {delivery_id} out of range")
+        payload = _DELIVERY_PURPOSE + delivery_id.to_bytes(_ID_BYTES, "big")
+        tag = self._tag(self._token_keys[0], payload)[:_DELIVERY_TAG_BYTES]
+        return base64.b32encode(payload + tag).decode("ascii").lower()
+
+    def verify_delivery(self, token: str) -> int:
+        """Return the delivery a token names, or raise :class:`TokenError`."""
+        if len(token) != DELIVERY_TOKEN_LENGTH:
+            raise TokenError("not a delivery token")
+        try:
+            raw = base64.b32decode(token.upper().encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raise TokenError("not a delivery token") from None
+        payload, tag = raw[: 1 + _ID_BYTES], raw[1 + _ID_BYTES :]
+        if not any(
+            hmac.compare_digest(self._tag(key, payload)[:_DELIVERY_TAG_BYTES], tag)
+            for key in self._token_keys
+        ):
+            raise TokenError("this delivery token is not valid")
+        if payload[:1] != _DELIVERY_PURPOSE:
+            raise TokenError("not a delivery token")
+        ident = int.from_bytes(payload[1:], "big")
+        if ident == 0:
+            raise InertTokenError("this token comes from a test send and names no delivery")
         return ident
 
     def message_id(self, edition_key: str, domain: str) -> str:

@@ -20,6 +20,10 @@ from briefing.pipeline.compose import MessageTemplate
 # The links every digest carries for its recipient, each with its own token.
 PERSONAL_PURPOSES: tuple[Purpose, ...] = (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES, Purpose.VIEW)
 INTENDED_HEADER = "X-Briefing-Intended-Recipient"
+# Names the delivery with its signed token, for reports that lose the envelope sender (an ESP
+# rewrites it) but quote the original headers. The token has a fixed length, and the header is
+# added per recipient like To and Message-ID, so the variant's encoded body is untouched.
+DELIVERY_HEADER = "X-Briefing-Delivery"
 
 
 class Addressee(Protocol):
@@ -74,8 +78,10 @@ def message_for(
     template: MessageTemplate,
     addressee: Addressee,
     now: datetime,
+    *,
+    delivery_token: str | None = None,
 ) -> bytes:
-    """Personalise a variant's message for one recipient."""
+    """Personalise a variant's message for one recipient (naming its delivery when given)."""
     tokens = personal_tokens(signer, addressee.subscription_id, addressee.edition_id)
     return template.personalise(
         recipient=addressee.recipient,
@@ -84,6 +90,7 @@ def message_for(
         date=now,
         tokens=tokens,
         list_unsubscribe=list_unsubscribe(config, tokens[Purpose.UNSUBSCRIBE.value]),
+        extra_headers={DELIVERY_HEADER: delivery_token} if delivery_token else None,
     )
 
 

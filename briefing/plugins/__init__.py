@@ -70,6 +70,7 @@ RESERVED_HEADERS = frozenset(
         "ARC-Authentication-Results",
         "Authentication-Results",
         "Feedback-ID",
+        "X-Briefing-Delivery",
     )
 )
 RESERVED_PREFIXES = ("content-", "list-", "resent-", "dkim-", "arc-")

@@ -43,7 +43,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from briefing.domain.states import DeliveryState, MessageKind, SubscriptionState
+from briefing.domain.states import (
+    BounceKind,
+    BounceMatch,
+    DeliveryState,
+    MessageKind,
+    SubscriptionState,
+)
 
 # What a transport said about one attempt (a subset of the delivery states).
 ATTEMPT_OUTCOMES = (
@@ -230,6 +236,39 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(40))
     source: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class BounceEvent(Base):
+    """One report that came back by mail (a bounce, complaint, reply or request), and what it did.
+
+    ``fingerprint`` identifies the report and its recipient, so the same
+    report read twice is stored once.
+    """
+
+    __tablename__ = "bounce_events"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", BounceKind), name="ck_bounce_events_kind"),
+        CheckConstraint(
+            one_of("matched_by", BounceMatch, nullable=True), name="ck_bounce_events_matched_by"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(200))
+    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="SET NULL"), index=True
+    )
+    matched_by: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(200))
 
 
 class Variant(Base):

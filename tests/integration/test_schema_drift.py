@@ -16,7 +16,13 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from briefing.domain.states import DeliveryState, MessageKind, SubscriptionState
+from briefing.domain.states import (
+    BounceKind,
+    BounceMatch,
+    DeliveryState,
+    MessageKind,
+    SubscriptionState,
+)
 from briefing.store import open_database
 from briefing.store.db import MIGRATIONS
 from briefing.store.schema import Base
@@ -59,6 +65,8 @@ def test_migrated_postgresql_matches_the_declared_tables(postgres_url: str) -> N
         (DeliveryState, "DELIVERY_STATES"),
         (SubscriptionState, "SUBSCRIPTION_STATES"),
         (MessageKind, "MESSAGE_KINDS"),
+        (BounceKind, "BOUNCE_KINDS"),
+        (BounceMatch, "BOUNCE_MATCHES"),
     ],
 )
 def test_the_state_checks_of_the_newest_migration_list_every_state(enum: Any, listed: str) -> None:

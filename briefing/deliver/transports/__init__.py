@@ -58,6 +58,7 @@ def smtp_transport(config: Config) -> Transport:
         rate_limit=delivery.rate_limit,
         connection_rate_limit=delivery.connection_rate_limit,
         slow_down_period=delivery.slow_down_period,
+        bounce_sender=config.bounces.address("{token}"),
     )
 
 

@@ -73,8 +73,13 @@ class Transport(ABC):
         """Say where messages go (a relay's host and port, a folder), for errors and logs."""
         return self.name
 
-    def envelope_sender(self, from_address: str, *, briefing: str, recipient: str) -> str:
-        """Return the envelope sender (MAIL FROM) of one message; the From address by default."""
+    def envelope_sender(
+        self, from_address: str, *, briefing: str, recipient: str, token: str | None = None
+    ) -> str:
+        """Return the envelope sender (MAIL FROM) of one message; the From address by default.
+
+        ``token`` is the delivery's signed token (a bounce address may carry it).
+        """
         return from_address
 
 

@@ -328,8 +328,11 @@ class SmtpTransport(Transport):
         connection_rate_limit: float | None = None,
         slow_down_period: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        bounce_sender: str | None = None,
     ) -> None:
         self.settings = settings
+        # The envelope sender when smtp.envelope_sender is unset: bounces+{token}@<bounce domain>.
+        self.bounce_sender = bounce_sender
         self.connections = settings.pool_size
         self.host = f"{settings.host}:{settings.port}"
         self.limiter = RateLimiter(rate_limit, slow_down_period=slow_down_period)
@@ -453,13 +456,20 @@ class SmtpTransport(Transport):
         """Name the relay: ``host:port``."""
         return self.host
 
-    def envelope_sender(self, from_address: str, *, briefing: str, recipient: str) -> str:
-        """Return ``smtp.envelope_sender`` filled in (VERP), else the From address."""
-        template = self.settings.envelope_sender
-        if not template:
+    def envelope_sender(
+        self, from_address: str, *, briefing: str, recipient: str, token: str | None = None
+    ) -> str:
+        """Return ``smtp.envelope_sender`` (or the bounce address) filled in, else the From address.
+
+        ``{token}`` is the delivery's signed token; without one (a message
+        that names no delivery) the From address is used rather than an
+        address whose bounces could not be traced.
+        """
+        template = self.settings.envelope_sender or self.bounce_sender
+        if not template or ("{token}" in template and not token):
             return from_address
         local, _, domain = recipient.rpartition("@")
-        return template.format(briefing=briefing, recipient=f"{local}={domain}")
+        return template.format(briefing=briefing, recipient=f"{local}={domain}", token=token)
 
     def close(self) -> None:
         """QUIT every idle connection."""
