@@ -22,6 +22,7 @@ from briefing.domain.addresses import ALL_BRIEFINGS
 from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.errors import BriefingError
 from briefing.store import Database, Session
+from briefing.store.bounces import forget_bounce_address
 from briefing.store.db import Checkpoint
 from briefing.store.schema import Subscriber, Subscription
 from briefing.store.signups import add_confirmation, confirmation_by_id
@@ -305,7 +306,7 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     The subscriber row, their subscriptions, their history and confirmations
     (with the confirmations' ledger rows) go; their editions and digest ledger
     rows stay for the send history with the address scrubbed from transport
-    replies; the suppression list keeps only the address's hash, so the
+    replies and bounce events (which keep the hash); the suppression list keeps only the address's hash, so the
     address is never mailed or imported again.
     """
     subscriber = subscriber_by_email(session, email)
@@ -317,6 +318,7 @@ def remove_subscriber(session: Session, email: str, *, source: str, now: datetim
     count = len(subscriber.subscriptions)
     suppress(session, email, reason=SuppressionReason.REMOVED, source=source, now=now)
     erase_subscriber(session, subscriber)
+    forget_bounce_address(session, email)
     return Removal(email, count, forget_address(session, email))
 
 

@@ -352,7 +352,9 @@ def _record_health(
         else:
             source.last_error = None
             source.consecutive_failures = 0
-        source.items_seen += report.new
+        if report.status != IngestOutcome.FAILED and not report.not_modified:
+            # What its last successful read held, whoever stored the stories first.
+            source.items_seen = report.new + report.updated + report.unchanged
         report.consecutive_failures = source.consecutive_failures
     report.flagged = report.consecutive_failures >= config.ingest.flag_after_failures
 

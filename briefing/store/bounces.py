@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from briefing.domain.addresses import address_hash
@@ -162,3 +162,13 @@ def recent(session: Session, limit: int = 50, email: str | None = None) -> list[
     if email is not None:
         query = query.where(BounceEvent.email_hash == address_hash(email))
     return list(session.scalars(query.limit(limit)))
+
+
+def forget_bounce_address(session: Session, email: str) -> int:
+    """Blank the address in an erased subscriber's bounce events (the hash stays); return how many."""
+    result = session.execute(
+        update(BounceEvent)
+        .where(BounceEvent.email_hash == address_hash(email), BounceEvent.email.is_not(None))
+        .values(email=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

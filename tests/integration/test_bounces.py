@@ -23,6 +23,7 @@ from briefing.store.suppressions import suppressions_of
 from tests.support.bounces import arf, auto_reply, dsn, maildir_of, unsubscribe_mail
 from tests.support.delivery import AT, delivery_settings, reader, statuses, subscribe
 from tests.support.factories import KEY, NOW, make_project
+from tests.support.migrations import unmigrated, upgrade_to
 from tests.support.smtp_server import Received, smtp_server
 
 SIGNER = Signer([KEY])
@@ -317,20 +318,15 @@ def test_upgrade_to_the_bounce_events_keeps_rows(
     from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
-    from tests.integration.test_transactional_mail import ROWS_0002, _upgrade_to
+    from tests.integration.test_transactional_mail import ROWS_0002
 
-    url = (
-        f"sqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    database = open_database(url, upgrade=False)
+    database = unmigrated(backend, tmp_path, request)
     try:
-        _upgrade_to(database, "0002")
+        upgrade_to(database, "0002")
         with database.engine.begin() as connection:
             for statement in ROWS_0002:
                 connection.execute(text(statement))
-        _upgrade_to(database, "0003")
+        upgrade_to(database, "0003")
         database.upgrade()
         insert = (
             "INSERT INTO bounce_events (fingerprint, received_at, kind, status, source, "

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
 
@@ -18,11 +16,11 @@ from briefing.config import Config
 from briefing.domain.addresses import address_hash
 from briefing.domain.tokens import Purpose, Signer
 from briefing.errors import BriefingError
-from briefing.store import Database, open_database
-from briefing.store.db import MIGRATIONS
+from briefing.store import Database
 from briefing.store.schema import Subscriber
 from briefing.store.suppressions import suppression_for
 from tests.support.factories import KEY, make_project
+from tests.support.migrations import unmigrated, upgrade_to
 from tests.support.web import (
     Site,
     form_token,
@@ -311,26 +309,13 @@ ROWS_0003 = [
 ]
 
 
-def _upgrade_to(database: Database, revision: str) -> None:
-    settings = AlembicConfig()
-    settings.set_main_option("script_location", str(MIGRATIONS))
-    with database.engine.begin() as connection:
-        settings.attributes["connection"] = connection
-        command.upgrade(settings, revision)
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrade_merges_the_spellings_of_one_mailbox(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    database = open_database(url, upgrade=False)
+    database = unmigrated(backend, tmp_path, request)
     try:
-        _upgrade_to(database, "0003")
+        upgrade_to(database, "0003")
         with database.engine.begin() as connection:
             for statement in ROWS_0003:
                 connection.execute(text(statement))

@@ -49,3 +49,20 @@ def test_failing_source_is_flagged_and_shown_by_sources(server: FeedServer, tmp_
     assert f"unchanged {good}" in ingested.output
     assert "not modified since the last run (HTTP 304)" in ingested.output
     assert "FLAGGED: failing 3 runs in a row (ingest.flag_after_failures is 2)" in ingested.output
+
+
+def test_a_source_whose_stories_another_stored_first_still_counts_them(
+    server: FeedServer, tmp_path: Path
+) -> None:
+    server.routes["/first"] = static(WIRE)
+    server.routes["/mirror"] = static(WIRE)
+    first, mirror = server.url("/first"), server.url("/mirror")
+    config = project(tmp_path, [first, mirror])
+    reports = run(config)
+    assert reports[first].new == 3 and reports[mirror].new == 0
+    shown = CliRunner().invoke(
+        cli, ["--config", str(config.base_dir / "config.yaml"), "sources", "--json"]
+    )
+    health = {item["location"]: item for item in map(json.loads, shown.output.splitlines())}
+    assert health[first]["items_seen"] == 3
+    assert health[mirror]["items_seen"] == 3

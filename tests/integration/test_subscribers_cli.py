@@ -16,11 +16,20 @@ from briefing.config import Config
 from briefing.deliver import deliver
 from briefing.deliver.transports.outbox import OutboxTransport
 from briefing.domain.addresses import address_hash
+from briefing.domain.states import BounceKind
 from briefing.domain.tokens import Signer
 from briefing.editions.dispatch import dispatch
 from briefing.errors import BriefingError
 from briefing.store import Database
-from briefing.store.schema import Delivery, DeliveryAttempt, Edition, Subscriber, Suppression
+from briefing.store.bounces import record as record_bounce
+from briefing.store.schema import (
+    BounceEvent,
+    Delivery,
+    DeliveryAttempt,
+    Edition,
+    Subscriber,
+    Suppression,
+)
 from tests.support.factories import KEY, make_project
 from tests.support.web import AT, links_in, message_to, outbox, send_editions, subscription_of
 
@@ -251,6 +260,20 @@ def test_remove_leaves_no_copy_of_the_address_or_name_on_disk(
                 reply=f"250 ok <{email}>",
             )
         )
+        # A report that came back by mail about them (a soft bounce, kept as history).
+        record_bounce(
+            session,
+            fingerprint="f" * 64,
+            now=AT,
+            kind=BounceKind.SOFT,
+            status="4.2.2",
+            source="test",
+            email=email,
+            delivery_id=delivery.id,
+            subscription_id=None,
+            matched_by=None,
+            action="counted",
+        )
     # Leave and sign up again: a confirmation on the ledger, sent to the outbox.
     assert run(project, "subscribers", "unsubscribe", email).exit_code == 0
     assert run(project, "subscribers", "add", email, "--name", f"Dorothea {name}").exit_code == 0
@@ -268,6 +291,8 @@ def test_remove_leaves_no_copy_of_the_address_or_name_on_disk(
     assert "warning" not in removed.output
     with database.transaction() as session:
         assert session.scalars(select(Delivery.kind)).all().count("confirmation") == 0
+        [event] = session.scalars(select(BounceEvent)).all()
+        assert (event.email, event.email_hash) == (None, address_hash(email))
     path = database.sqlite_path
     assert path is not None
     files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]

@@ -10,8 +10,6 @@ from pathlib import Path
 import dkim
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -26,11 +24,11 @@ from briefing.domain.tokens import Signer
 from briefing.ops.controls import pause
 from briefing.ops.scheduler import Service
 from briefing.store import Database, open_database
-from briefing.store.db import MIGRATIONS
 from briefing.store.messages import transactional_rows
 from briefing.store.schema import Confirmation, Delivery, DeliveryAttempt
 from tests.support.delivery import delivery_settings
 from tests.support.factories import KEY, make_project
+from tests.support.migrations import unmigrated, upgrade_to
 from tests.support.smtp_server import Handler, Rule, smtp_server
 from tests.support.web import AT, Clock, form_token, message_to, outbox, serve_site
 from tests.unit.deliver.test_delivery_parts import rsa_key
@@ -162,14 +160,6 @@ def test_remove_erases_queued_confirmations(
     assert outbox(project) == []
 
 
-def _upgrade_to(database: Database, revision: str) -> None:
-    settings = AlembicConfig()
-    settings.set_main_option("script_location", str(MIGRATIONS))
-    with database.engine.begin() as connection:
-        settings.attributes["connection"] = connection
-        command.upgrade(settings, revision)
-
-
 ROWS_0002 = [
     (
         "INSERT INTO subscribers (id, email, name, created_at) "
@@ -211,14 +201,9 @@ ROWS_0002 = [
 def test_upgrade_from_0002_keeps_rows_and_checks_states(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    database = open_database(url, upgrade=False)
+    database = unmigrated(backend, tmp_path, request)
     try:
-        _upgrade_to(database, "0002")
+        upgrade_to(database, "0002")
         with database.engine.begin() as connection:
             for statement in ROWS_0002:
                 connection.execute(text(statement))
