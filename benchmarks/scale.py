@@ -418,7 +418,6 @@ def run_briefing(
     log: Path,
     *,
     processes: int = 1,
-    ok: Sequence[int] = (0,),
 ) -> Run:
     """Run ``processes`` copies of ``briefing --config CONFIG ARGUMENTS`` at once; time them all.
 
@@ -440,7 +439,7 @@ def run_briefing(
             codes.append(child.returncode)
             peak_kb = max(peak_kb, usage.ru_maxrss)
         seconds = time.perf_counter() - started
-    if any(code not in ok for code in codes):
+    if any(codes):
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         raise SystemExit(f"`{' '.join(arguments)}` exited {codes}:\n" + "\n".join(tail))
     return Run(seconds, peak_kb / 1024, 0)
