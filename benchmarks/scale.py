@@ -381,11 +381,12 @@ def read_ledger(url: str) -> Ledger:
 
 @dataclass
 class Run:
-    """One phase: its wall time and the peak RSS of its process (the largest, for several)."""
+    """One phase: wall time, peak RSS of its process (the largest of several), CPU time (all)."""
 
     seconds: float
     peak_mb: float
     count: int  # rows imported, editions dispatched or messages delivered
+    cpu: float = 0.0  # user + system seconds of the briefing process(es); less load-bound than wall
 
 
 def briefing_command() -> list[str]:
@@ -432,17 +433,18 @@ def run_briefing(
             subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=briefing_env())
             for _ in range(processes)
         ]
-        peak_kb, codes = 0, []
+        peak_kb, cpu, codes = 0, 0.0, []
         for child in children:
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
             codes.append(child.returncode)
             peak_kb = max(peak_kb, usage.ru_maxrss)
+            cpu += usage.ru_utime + usage.ru_stime
         seconds = time.perf_counter() - started
     if any(codes):
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         raise SystemExit(f"`{' '.join(arguments)}` exited {codes}:\n" + "\n".join(tail))
-    return Run(seconds, peak_kb / 1024, 0)
+    return Run(seconds, peak_kb / 1024, 0, cpu)
 
 
 # -- the measurements --------------------------------------------------------------------------
@@ -527,7 +529,7 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
 
     def record(phase: str, run: Run, note: str = "") -> None:
         results.add(phase, backend.name, n, run)
-        rss = f", peak RSS {run.peak_mb:.0f} MB" if run.peak_mb else ""
+        rss = f", CPU {run.cpu:.1f} s, peak RSS {run.peak_mb:.0f} MB" if run.peak_mb else ""
         print(
             f"  [{backend.name} {n:,} #{repeat}] {phase.format(pool=setup.pool)}: "
             f"{run.seconds:.1f} s{rss}, "
@@ -596,8 +598,17 @@ def worker_phase(workers: int) -> str:
 
 
 def table(results: Results, pool: int, workers: Sequence[int] = WORKERS) -> str:
-    """Return the table: phase x backend x N with wall s, peak RSS MB, rate and ratio."""
-    header = ("phase", "backend", "N", "wall s", "peak RSS MB", "per s", "ratio to smtp-source -d")
+    """Return the table: phase x backend x N with wall s, CPU s, peak RSS MB, rate and ratio."""
+    header = (
+        "phase",
+        "backend",
+        "N",
+        "wall s",
+        "CPU s",
+        "peak RSS MB",
+        "per s",
+        "ratio to smtp-source -d",
+    )
     rows: list[tuple[str, ...]] = [header]
     order = {"sqlite": 0, "postgres": 1}
     keys = sorted(
@@ -619,11 +630,12 @@ def table(results: Results, pool: int, workers: Sequence[int] = WORKERS) -> str:
                 reason = results.unavailable.get(phase)
                 if reason is None or (phase.startswith("deliver x") and backend != "postgres"):
                     continue
-                rows.append((label, backend, f"{n:,}", "n/a", "n/a", "n/a", "n/a"))
+                rows.append((label, backend, f"{n:,}", *["n/a"] * 5))
                 continue
             wall = statistics.median(r.seconds for r in runs)
             rate = statistics.median(r.count / r.seconds for r in runs)
             peak = max(r.peak_mb for r in runs)
+            cpu = statistics.median(r.cpu for r in runs)
             unit = {IMPORT: "rows", DISPATCH: "editions"}.get(phase, "msgs")
             delivers = phase not in (IMPORT, DISPATCH, SOURCE)
             ratio = f"{rate / source_rate:.2f}" if delivers and source_rate else ""
@@ -633,6 +645,7 @@ def table(results: Results, pool: int, workers: Sequence[int] = WORKERS) -> str:
                     backend,
                     f"{n:,}",
                     f"{wall:,.1f}",
+                    f"{cpu:,.1f}" if cpu else "-",
                     f"{peak:,.0f}" if peak else "-",
                     f"{rate:,.0f} {unit}",
                     ratio,

@@ -62,7 +62,9 @@ def test_table_gives_medians_ratios_and_names_what_is_missing() -> None:
     scale = load_scale()
     results = scale.Results()
     for seconds in (10.0, 20.0, 30.0):
-        results.add(scale.SEND, "sqlite", 50, scale.Run(seconds, 100.0 + seconds, 1_000))
+        results.add(
+            scale.SEND, "sqlite", 50, scale.Run(seconds, 100.0 + seconds, 1_000, seconds / 2)
+        )
         results.add(scale.SOURCE, "sqlite", 50, scale.Run(1.0, 0.0, 1_000))
     results.add(scale.IMPORT, "sqlite", 50, scale.Run(4.0, 90.0, 50))
     results.unavailable[scale.DELIVER] = "no deliver command"
@@ -71,9 +73,9 @@ def test_table_gives_medians_ratios_and_names_what_is_missing() -> None:
 
     send = next(line for line in printed.splitlines() if line.startswith("| send --now"))
     cells = [cell.strip() for cell in send.strip("|").split("|")]
-    # median wall 20 s; largest peak RSS; 1,000 / 20 s = 50 msg/s against 1,000 msg/s
-    assert cells[3:] == ["20.0", "130", "50 msgs", "0.05"]
+    # median wall 20 s and CPU 10 s; largest peak RSS; 1,000 / 20 s = 50 msg/s against 1,000
+    assert cells[3:] == ["20.0", "10.0", "130", "50 msgs", "0.05"]
     deliver = next(line for line in printed.splitlines() if line.startswith("| deliver --exit"))
-    assert deliver.count("n/a") == 4
+    assert deliver.count("n/a") == 5
     assert "n/a: no deliver command" in printed
     assert "smtp-source -s 8 -d" in printed
