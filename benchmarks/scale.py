@@ -20,12 +20,13 @@ one run and into one Postfix ``smtp-sink`` (8 connections by default):
 - on PostgreSQL, delivery by 1, 2 and 4 ``briefing deliver`` workers at once
   (when the command exists).
 
-Every phase is a ``briefing`` subprocess: its wall time and its peak RSS
-(``os.wait4``'s rusage of that process). After every phase that delivers, the
-sink's own counter (``smtp-sink -c``) is compared with the ledger: lost = rows
-not ``sent`` plus rows ``sent`` the sink never took; surplus = messages the
-sink took beyond the rows ``sent`` (duplicates). With ``--repeat`` the table
-gives the median wall time and the largest peak RSS.
+Every phase is a ``briefing`` subprocess: its wall time, its CPU time and
+its peak RSS (``os.wait4``'s rusage of that process). After every phase that
+delivers, the sink's own counter (``smtp-sink -c``) is compared with the
+ledger: lost = rows not ``sent`` plus rows ``sent`` the sink never took;
+surplus = messages the sink took beyond the rows ``sent`` (duplicates). With
+``--repeat`` the table gives the median wall and CPU times and the largest
+peak RSS.
 
 Run: ``make bench-scale`` (or ``.venv/bin/python benchmarks/scale.py --n 10000 --db sqlite``).
 """
