@@ -80,6 +80,12 @@ quality:
 bench-send: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/send_throughput.py
 
+# The scale table (benchmarks/scale.py): N = 10k and 100k on SQLite and the local PostgreSQL
+# (ARGS="--big" adds 1M; ARGS="--n 10k --db sqlite" for a quick one). Fetches Postfix like bench-send.
+.PHONY: bench-scale
+bench-scale: $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/scale.py $(ARGS)
+
 # Real bounce messages for the classifier's tests: the sdist of flufl.bounce ships Mailman's corpus.
 # Extracted into tests/.cache/bounce-corpus (git-ignored); the tests skip, saying why, without it.
 BOUNCE_CORPUS := tests/.cache/bounce-corpus

@@ -25,19 +25,16 @@ Run: ``make bench-send`` (or ``.venv/bin/python benchmarks/send_throughput.py``)
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import resource
 import shutil
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from postfix import fetch_postfix, postfix_env, smtp_sink  # noqa: E402
 from sqlalchemy import delete, update  # noqa: E402
 
 from briefing.audience.imports import import_subscribers  # noqa: E402
@@ -56,7 +54,6 @@ from briefing.ingest import ingest  # noqa: E402
 from briefing.store import Database, open_database  # noqa: E402
 from briefing.store.schema import Delivery, DeliveryAttempt  # noqa: E402
 
-CACHE = ROOT / "benchmarks" / ".cache" / "postfix"
 AT = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 SECTIONS = ("world", "business", "politics", "technology", "sport")
 # A handful of variants: subscribers pick one of these section sets.
@@ -71,56 +68,6 @@ SENTENCE = (
     "The minister said on {day} that the plan, worth {n}.{m} billion, would be reviewed by a "
     "committee of {n} experts before the summer, a move critics called overdue."
 )
-
-
-def fetch_postfix() -> Path:
-    """Return the folder holding smtp-sink and smtp-source, fetching Debian's package once."""
-    sbin = CACHE / "root" / "usr" / "sbin"
-    if (sbin / "smtp-sink").exists() and (sbin / "smtp-source").exists():
-        return CACHE / "root"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    download = ["apt-get", "download", "postfix"]
-    if subprocess.run(download, cwd=CACHE).returncode != 0:
-        print("apt-get download failed; refreshing the package lists once", file=sys.stderr)
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(download, cwd=CACHE, check=True)
-    package = sorted(glob.glob(str(CACHE / "postfix_*.deb")))[-1]
-    subprocess.run(["dpkg", "-x", package, str(CACHE / "root")], check=True)
-    return CACHE / "root"
-
-
-def postfix_env(root: Path) -> dict[str, str]:
-    """Return the environment that lets the unpacked binaries find their libraries."""
-    return {**os.environ, "LD_LIBRARY_PATH": str(root / "usr" / "lib" / "postfix")}
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def smtp_sink(root: Path) -> Iterator[int]:
-    """Run smtp-sink on a free port (it advertises PIPELINING) for the block."""
-    port = free_port()
-    command = [str(root / "usr" / "sbin" / "smtp-sink")]
-    if os.geteuid() == 0:
-        command += ["-u", "nobody"]  # smtp-sink refuses to run as root otherwise
-    command += [f"127.0.0.1:{port}", "512"]
-    sink = subprocess.Popen(command, env=postfix_env(root))
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        sink.terminate()
-        sink.wait(10)
 
 
 def write_project(folder: Path, port: int, pool: int, items: int) -> Path:
