@@ -132,6 +132,8 @@ def read_json(body: bytes) -> Any:
             f"the body is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             status=400,
         ) from None
+    except RecursionError:
+        raise WebhookError("the body is not JSON we read: nested too deeply", status=400) from None
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -506,7 +508,10 @@ def ses_report(message: SnsMessage) -> Report | None:
 
     Other notifications (Delivery, Send, ...) return None: nothing to record.
     """
-    payload = _object(read_json(message.message.encode("utf-8")), "the SES notification")
+    try:
+        payload = _object(read_json(message.message.encode("utf-8")), "the SES notification")
+    except WebhookError as exc:
+        raise WebhookError(f"the SNS Message: {exc.message}", status=400) from None
     kind = payload.get("notificationType") or payload.get("eventType")
     mail = payload.get("mail")
     tokens, ids = _ses_headers(mail if isinstance(mail, dict) else {})
@@ -578,7 +583,7 @@ def mailgun_event(
     timestamp, token, given = (signature.get(k) for k in ("timestamp", "token", "signature"))
     if isinstance(timestamp, int):
         timestamp = str(timestamp)
-    if not (isinstance(timestamp, str) and timestamp.isdigit() and len(timestamp) <= 12):
+    if not (isinstance(timestamp, str) and timestamp.isdigit() and len(timestamp) <= 10):
         raise WebhookError("signature.timestamp must be Unix seconds", status=401)
     if not (isinstance(token, str) and 0 < len(token) <= 200 and isinstance(given, str)):
         raise WebhookError("signature.token and signature.signature are required", status=401)
