@@ -30,12 +30,14 @@ from pydantic import (
 )
 
 from briefing.domain.calendar import check_frequency, parse_send_time
-from briefing.errors import ConfigError, SecretError
+from briefing.errors import BriefingError, ConfigError, SecretError
 
 SECRET_KEY_ENV = "BRIEFING_SECRET_KEY"
 PREVIOUS_SECRET_KEY_ENV = "BRIEFING_SECRET_KEY_PREVIOUS"
 SMTP_PASSWORD_ENV = "BRIEFING_SMTP_PASSWORD"
 DKIM_KEY_ENV = "BRIEFING_DKIM_KEY_FILE"
+WEBHOOK_TOKEN_ENV = "BRIEFING_WEBHOOK_TOKEN"
+MAILGUN_SIGNING_KEY_ENV = "BRIEFING_MAILGUN_SIGNING_KEY"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -578,6 +580,71 @@ def _positive(value: timedelta) -> timedelta:
 PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 
+_TOPIC_ARN = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:sns:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+)
+
+
+class SesHookConfig(StrictModel):
+    """Amazon SES notifications delivered by SNS to ``POST <base>/hooks/ses``."""
+
+    topics: list[str] = Field(
+        min_length=1,
+        description="ARNs of the SNS topics whose messages are accepted "
+        "(arn:aws:sns:<region>:<account>:<name>); any other topic is refused.",
+    )
+    max_age: PositiveDuration = Field(
+        default=timedelta(hours=1),
+        description="Messages whose signed Timestamp is further than this from now are refused "
+        "(the replay window).",
+    )
+
+    @field_validator("topics")
+    @classmethod
+    def _arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not _TOPIC_ARN.match(arn):
+                raise ValueError(
+                    f"expected an SNS topic ARN such as "
+                    f"arn:aws:sns:eu-west-1:123456789012:bounces, got {arn!r}"
+                )
+        return value
+
+
+class MailgunHookConfig(StrictModel):
+    """Mailgun event webhooks to ``POST <base>/hooks/mailgun`` (signing key from the environment)."""
+
+    max_age: PositiveDuration = Field(
+        default=timedelta(minutes=5),
+        description="Events whose signed timestamp is further than this from now are refused; "
+        "each signature token is accepted once within it.",
+    )
+
+
+class WebhooksConfig(StrictModel):
+    """Provider webhooks for bounces and complaints on `briefing web`; each is off unless set."""
+
+    generic: bool = Field(
+        default=False,
+        description=f"Serve POST <base>/hooks/events (a JSON list of events), authenticated by "
+        f"a bearer token read from {WEBHOOK_TOKEN_ENV}.",
+    )
+    ses: SesHookConfig | None = Field(
+        default=None, description="Serve POST <base>/hooks/ses for Amazon SES through SNS."
+    )
+    mailgun: MailgunHookConfig | None = Field(
+        default=None,
+        description=f"Serve POST <base>/hooks/mailgun; the signing key is read from "
+        f"{MAILGUN_SIGNING_KEY_ENV}.",
+    )
+    max_body: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="Largest webhook body accepted, in bytes; a larger one is answered 413.",
+    )
+
+
 class IngestConfig(StrictModel):
     """How feeds are fetched over HTTP and when a failing source is flagged."""
 
@@ -713,6 +780,10 @@ class Config(StrictModel):
         default_factory=BouncesConfig,
         description="The bounce address and the bounce policy.",
     )
+    webhooks: WebhooksConfig = Field(
+        default_factory=WebhooksConfig,
+        description="Provider webhooks for bounces and complaints (all off by default).",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default a SQLite file var/briefing.db beside config.yaml.",
@@ -846,3 +917,19 @@ def signing_keys() -> list[bytes]:
     if previous:
         keys.append(previous.encode("utf-8"))
     return keys
+
+
+MIN_WEBHOOK_SECRET = 16
+
+
+def webhook_secret(variable: str, purpose: str) -> str:
+    """Return a webhook secret from the environment, or fail naming the variable."""
+    value = os.environ.get(variable, "")
+    if not value:
+        raise SecretError(variable, purpose)
+    if len(value) < MIN_WEBHOOK_SECRET:
+        raise BriefingError(
+            f"{variable} is shorter than {MIN_WEBHOOK_SECRET} characters; it holds the {purpose}",
+            hint=f"set it to a long random value (e.g. `openssl rand -hex 24`) in {variable}",
+        )
+    return value

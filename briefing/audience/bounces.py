@@ -524,14 +524,25 @@ def _apply_unsubscribe(
             matched = BounceMatch.TOKEN
         except TokenError:
             subscription = None
+    delivery_id: int | None = None
+    if subscription is None and (report.delivery_tokens or report.message_ids):
+        # A provider's unsubscribe event names the delivery (our token or Message-ID), not
+        # the subscription; the delivery's own subscription is the one that leaves.
+        found = tie(session, signer, report, None)
+        target = store.delivery_target(session, found.delivery_id) if found.delivery_id else None
+        if target is not None and target.subscription is not None:
+            subscription, matched, delivery_id = (
+                target.subscription,
+                found.matched_by,
+                target.delivery.id,
+            )
     if subscription is None:
         action = "recorded: no valid unsubscribe token"
         email = recipient
     else:
         email = subscription.subscriber.email
-        changed = unsubscribe(
-            session, subscription, source=f"{source} (mailed unsubscribe)", now=now
-        )
+        how = "mailed unsubscribe" if delivery_id is None else "unsubscribe event"
+        changed = unsubscribe(session, subscription, source=f"{source} ({how})", now=now)
         action = f"unsubscribed from {subscription.briefing}" if changed else "already unsubscribed"
     store.record(
         session,
@@ -541,7 +552,7 @@ def _apply_unsubscribe(
         status=None,
         source=source,
         email=email,
-        delivery_id=None,
+        delivery_id=delivery_id,
         subscription_id=subscription.id if subscription is not None else None,
         matched_by=matched,
         action=action,

@@ -7,7 +7,14 @@ import os
 import click
 
 from briefing.cli.app import App, pass_app
-from briefing.config import DKIM_KEY_ENV, SECRET_KEY_ENV, SMTP_PASSWORD_ENV, Config
+from briefing.config import (
+    DKIM_KEY_ENV,
+    MAILGUN_SIGNING_KEY_ENV,
+    SECRET_KEY_ENV,
+    SMTP_PASSWORD_ENV,
+    WEBHOOK_TOKEN_ENV,
+    Config,
+)
 from briefing.ingest import plan_sources
 
 
@@ -42,6 +49,20 @@ def check(app: App) -> None:
         click.echo(f"warning: {SECRET_KEY_ENV} is not set; send and preview need it", err=True)
     for warning in delivery_warnings(config):
         click.echo(f"warning: {warning}", err=True)
+    hooks = config.webhooks
+    served = [
+        *(["generic (/hooks/events)"] if hooks.generic else []),
+        *([f"ses (/hooks/ses, {len(hooks.ses.topics)} topic(s))"] if hooks.ses else []),
+        *(["mailgun (/hooks/mailgun)"] if hooks.mailgun else []),
+    ]
+    if served:
+        click.echo(f"webhooks: {', '.join(served)}")
+    for needed, variable in (
+        (hooks.generic, WEBHOOK_TOKEN_ENV),
+        (hooks.mailgun, MAILGUN_SIGNING_KEY_ENV),
+    ):
+        if needed and not os.environ.get(variable):
+            click.echo(f"warning: {variable} is not set; `briefing web` needs it", err=True)
 
 
 def delivery_warnings(config: Config) -> list[str]:

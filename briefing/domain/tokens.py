@@ -68,6 +68,11 @@ def _derive(key: bytes, label: bytes) -> bytes:
     return hmac.new(key, b"briefing:" + label, hashlib.sha256).digest()
 
 
+def feedback_key(secret: bytes) -> bytes:
+    """Derive the key of Feedback-ID's HMAC part from the secret key (its own purpose)."""
+    return hmac.new(secret, b"briefing feedback-id", hashlib.sha256).digest()
+
+
 class Signer:
     """Make and check tokens and Message-IDs with the configured keys."""
 
@@ -76,6 +81,8 @@ class Signer:
             raise ValueError("at least one signing key is required")
         self._token_keys = [_derive(key, b"token") for key in keys]
         self._message_id_key = _derive(keys[0], b"message-id")
+        # Signs Feedback-ID headers; handed to the pipeline, which reads no secrets itself.
+        self.feedback_key = feedback_key(keys[0])
 
     def _tag(self, key: bytes, payload: bytes) -> bytes:
         return hmac.new(key, payload, hashlib.sha256).digest()[:_TAG_BYTES]

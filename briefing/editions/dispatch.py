@@ -250,7 +250,9 @@ def dispatch(
                 groups[spec].append(due)
         # Variants are built outside any transaction: rendering takes CPU, not locks.
         for spec, members in groups.items():
-            built = build_variant(database, config, spec, archives)
+            built = build_variant(
+                database, config, spec, archives, feedback_key=signer.feedback_key
+            )
             skip = built.empty and settings.skip_if_empty
             status = DeliveryState.SKIPPED if skip else DeliveryState.PENDING
             empty = "no new articles since the last edition" if skip else None

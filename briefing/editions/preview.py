@@ -125,9 +125,9 @@ def _stored(variant: StoredVariant, issue_date: date) -> _Content:
     )
 
 
-def _fresh(config: Config, database: Database, spec: VariantSpec) -> _Content:
+def _fresh(config: Config, database: Database, spec: VariantSpec, signer: Signer) -> _Content:
     settings = config.briefings[spec.briefing]
-    built = build_variant(database, config, spec)
+    built = build_variant(database, config, spec, feedback_key=signer.feedback_key)
     warnings = list(built.notes)
     warnings.extend(
         f"image of {item.article.title!r} has no alt text; the headline is used"
@@ -195,7 +195,7 @@ def preview(
             locale=settings.locale,
             issue_date=issue_date,
         )
-        content = _fresh(config, database, spec)
+        content = _fresh(config, database, spec, signer)
     tokens = {purpose.value: signer.inert(purpose) for purpose in Purpose}
     domain = config.site.from_address.rpartition("@")[2]
     message = content.template.personalise(

@@ -118,11 +118,21 @@ def build_variant(
     spec: VariantSpec,
     archives: MutableMapping[ArchiveKey, Archive] | None = None,
     placeholders: Mapping[str, str] | None = None,
+    *,
+    feedback_key: bytes | None = None,
 ) -> BuiltVariant:
-    """Load a variant's inputs from the store and cut it (outside any transaction)."""
+    """Load a variant's inputs from the store and cut it (outside any transaction).
+
+    ``feedback_key`` (the signer's) signs the Feedback-ID header.
+    """
     inputs = load_inputs(database, config, spec, archives)
     return cut_variant(
-        config, spec, inputs, placeholders=placeholders, templates=config.templates_folder()
+        config,
+        spec,
+        inputs,
+        placeholders=placeholders,
+        templates=config.templates_folder(),
+        feedback_key=feedback_key,
     )
 
 

@@ -9,7 +9,8 @@ milliseconds, so it is never done per subscriber.
 
 Feedback-ID (read by Gmail's feedback loop, which reports complaint rates per
 value) names the briefing, the issue date and the sender, with a short HMAC
-part made with the secret key so a forged value is told apart: it is the same
+part made with a key derived from the secret key (handed in by the caller,
+which holds the signer) so a forged value is told apart: it is the same
 for every message of a variant and every resend.
 
 Per recipient only the personal parts change: Date, To, Message-ID,
@@ -36,9 +37,9 @@ from email.utils import format_datetime
 from typing import cast
 
 from briefing import plugins
-from briefing.config import BriefingConfig, SiteConfig, signing_keys
+from briefing.config import BriefingConfig, SiteConfig
 from briefing.domain.models import RenderedDigest
-from briefing.errors import SecretError
+from briefing.domain.tokens import feedback_key as feedback_key  # derived beside the tokens
 
 HTML_LIMIT = 100_000  # bytes of the encoded HTML part; Gmail clips at about 102 KB
 HTML_WARNING = 90_000
@@ -198,19 +199,6 @@ class ComposedVariant:
         return ()
 
 
-def feedback_key(secret: bytes) -> bytes:
-    """Derive the key of Feedback-ID's HMAC part from the secret key (its own purpose)."""
-    return hmac.new(secret, b"briefing feedback-id", hashlib.sha256).digest()
-
-
-def _secret_feedback_key() -> bytes | None:
-    # The secret key when it is set (sending needs it); a preview without it goes unsigned.
-    try:
-        return feedback_key(signing_keys()[0])
-    except SecretError:
-        return None
-
-
 def feedback_id(briefing_key: str, issue_date: date, from_address: str, key: bytes) -> str:
     """Return the Feedback-ID value ``briefing:YYYYMMDD:mac:sender`` (Gmail's four fields).
 
@@ -249,10 +237,11 @@ def compose_variant(
 ) -> ComposedVariant:
     """Build and encode the variant's message once, with placeholder tokens.
 
-    With ``feedback`` (the briefing's key and the issue date) the message
-    carries a Feedback-ID, signed with
-    ``signing_key`` (by default the one :func:`feedback_key` derives from the
-    secret key; without any key there is no Feedback-ID).
+    With ``feedback`` (the briefing's key and the issue date) and
+    ``signing_key`` (the caller's :attr:`Signer.feedback_key
+    <briefing.domain.tokens.Signer.feedback_key>`) the message carries a
+    signed Feedback-ID; without a key it has none. The key is passed in, never
+    read from the environment, so the pipeline stays a function of its inputs.
     """
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(
@@ -263,9 +252,8 @@ def compose_variant(
     message["Subject"] = clean_header(rendered.subject)
     message["List-Id"] = f"{clean_header(briefing.title)} <{briefing.list_id}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    key = signing_key if signing_key is not None else _secret_feedback_key()
-    if feedback is not None and key is not None:
-        message["Feedback-ID"] = feedback_id(*feedback, site.from_address, key)
+    if feedback is not None and signing_key is not None:
+        message["Feedback-ID"] = feedback_id(*feedback, site.from_address, signing_key)
     for name, value in plugins.extra_headers(briefing, variant_key).items():
         message[name] = value
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")

@@ -178,8 +178,12 @@ def cut_variant(
     placeholders: Mapping[str, str] | None = None,
     templates: Path | None = None,
     summariser: Summariser = summary_of,
+    feedback_key: bytes | None = None,
 ) -> BuiltVariant:
-    """Cut a variant's content, dropping the lowest items until the HTML part fits."""
+    """Cut a variant's content, dropping the lowest items until the HTML part fits.
+
+    ``feedback_key`` signs the Feedback-ID header (none without it).
+    """
     briefing = config.briefings[spec.briefing]
     links = dict(placeholders or new_placeholders())
     archive, folding = _fold(config, spec, inputs)
@@ -201,6 +205,7 @@ def cut_variant(
             briefing=briefing,
             placeholders=links,
             feedback=(spec.briefing, spec.issue_date),
+            signing_key=feedback_key,
         )
         if composed.html_size < HTML_LIMIT or not selection.articles:
             break

@@ -373,7 +373,7 @@ class Delivery(Base):
     )
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
-    message_id: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(200), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     owner: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None]
@@ -449,3 +449,17 @@ class SignupAttempt(Base):
     at: Mapped[datetime] = mapped_column(index=True)
     address_hash: Mapped[str] = mapped_column(String(64), index=True)
     client_hash: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class WebhookToken(Base):
+    """A signed token a provider webhook carried, hashed: each is accepted once."""
+
+    __tablename__ = "webhook_tokens"
+    __table_args__ = (
+        UniqueConstraint("provider", "token_hash", name="uq_webhook_tokens_provider_token"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(index=True)

@@ -11,6 +11,8 @@ Routes (``<base>`` is the path of ``site.base_url``, e.g. ``/briefing``):
     POST <base>/subscribe    sign-up: sends a confirmation link (double opt-in)
     GET  <base>/c/<token>    confirm page for a sign-up; changes nothing
     POST <base>/c/<token>    confirms it
+    POST <base>/hooks/...    provider webhooks for bounces and complaints, each only when
+                             configured (:mod:`briefing.web.hooks`)
 
 Any bad token, unknown page or failure answers with a plain page and a 4xx or
 5xx status, never a stack trace.
@@ -34,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from briefing.audience.confirmations import composers
+from briefing.audience.webhooks import Fetch
 from briefing.config import Config
 from briefing.deliver.transactional import DRAIN_INTERVAL, TransactionalDrainer
 from briefing.domain.tokens import InertTokenError, Purpose, Signer
@@ -42,6 +45,7 @@ from briefing.store import Database
 from briefing.web import links, signup
 from briefing.web.context import WebContext, context_of, utc_now
 from briefing.web.forms import MAX_BODY_BYTES, FormGuard
+from briefing.web.hooks import Hooks
 from briefing.web.limits import SignupLimiter
 from briefing.web.pages import message
 
@@ -106,7 +110,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def routes(context: WebContext) -> list[BaseRoute]:
+def routes(context: WebContext, hooks: Hooks | None = None) -> list[BaseRoute]:
     """Return the routes, mounted under ``base_url``'s path when it has one."""
     unsubscribe, preferences, view, confirm = (
         f"/{purpose.route}/{{token}}"
@@ -122,6 +126,7 @@ def routes(context: WebContext) -> list[BaseRoute]:
         Route("/subscribe", signup.subscribe_post, methods=["POST"]),
         Route(confirm, signup.confirm_page, methods=["GET"]),
         Route(confirm, signup.confirm_post, methods=["POST"]),
+        *(hooks.routes() if hooks is not None else []),
     ]
     return [Mount(context.prefix, routes=table)] if context.prefix else table
 
@@ -133,11 +138,14 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     drain_interval: float | None = DRAIN_INTERVAL,
+    fetch: Fetch | None = None,
 ) -> Starlette:
     """Build the ASGI application serving the public endpoints.
 
     With ``drain_interval`` (seconds) its lifespan runs the transactional mail
-    drain; None leaves the mail to ``send`` and ``serve``.
+    drain; None leaves the mail to ``send`` and ``serve``. ``fetch`` is how the
+    SES webhook fetches signing certificates and confirms subscriptions
+    (httpx by default).
     """
     signer = Signer(keys)
     drainer = (
@@ -169,7 +177,7 @@ def create_app(
 
     app = Starlette(
         lifespan=lifespan,
-        routes=routes(context),
+        routes=routes(context, Hooks(config, database, signer, clock, fetch)),
         exception_handlers={
             HTTPException: _http_error,
             TokenError: _token_error,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from briefing.domain.models import SelectedArticle
+from briefing.domain.tokens import Signer
+from briefing.pipeline.compose import feedback_id_valid, feedback_key
 from briefing.pipeline.cut import VariantInputs, VariantSpec, cut_variant, summary_of
 from briefing.pipeline.relate import Archive
 from briefing.pipeline.render import new_placeholders
@@ -83,3 +88,19 @@ def test_the_same_inputs_cut_the_same_digest(tmp_path: Path) -> None:
     assert first.digest == second.digest
     assert first.rendered.html == second.rendered.html
     assert first.spec.key == second.spec.key
+
+
+def test_the_feedback_id_is_signed_with_the_key_handed_in_never_one_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path)
+    monkeypatch.setenv("BRIEFING_SECRET_KEY", "a key the pipeline must not read")
+    unsigned = cut_variant(config, SPEC, inputs(story(1)))
+    assert b"Feedback-ID" not in unsigned.composed.template.head
+
+    key = Signer([b"the caller's key"]).feedback_key
+    signed = cut_variant(config, SPEC, inputs(story(1)), feedback_key=key)
+    found = re.search(rb"Feedback-ID: ([^\r]+)\r\n", signed.composed.template.head)
+    assert found is not None
+    assert feedback_id_valid(found.group(1).decode(), feedback_key(b"the caller's key"))
+    assert not feedback_id_valid(found.group(1).decode(), feedback_key(b"a key the pipeline"))
