@@ -42,13 +42,30 @@ def bounces_group(context: click.Context, limit: int, as_json: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Classify only; change nothing in the database.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per message.")
+@click.option(
+    "--move-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Move each handled message into this Maildir (its cur/), so the next run skips it.",
+)
 @pass_app
-def import_command(app: App, path: Path, dry_run: bool, as_json: bool) -> None:
+def import_command(
+    app: App, path: Path, dry_run: bool, as_json: bool, move_to: Path | None
+) -> None:
     """Read a Maildir, an mbox or one message file of returned mail, and act on each message."""
     counts: dict[str, int] = {}
     for handled in intake(
-        app.config, app.database, app.signer, path, now=datetime.now(UTC), dry_run=dry_run
+        app.config,
+        app.database,
+        app.signer,
+        path,
+        now=datetime.now(UTC),
+        dry_run=dry_run,
+        move_to=move_to,
     ):
+        if handled.problem is not None:
+            click.echo(f"warning: {handled.file}: not handled: {handled.problem}", err=True)
+            counts["unreadable"] = counts.get("unreadable", 0) + 1
+            continue
         kind = str(handled.report.kind)
         counts[kind] = counts.get(kind, 0) + 1
         if as_json:
