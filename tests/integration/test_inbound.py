@@ -195,8 +195,16 @@ def test_the_command_starts_says_where_and_stops_on_sigterm(tmp_path: Path) -> N
     config = make_project(tmp_path / "site", bounces={"domain": BOUNCE_DOMAIN})
     environment = {**os.environ, "BRIEFING_SECRET_KEY": KEY.decode()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "briefing", "--config", str(config.base_dir / "config.yaml")]
-        + ["inbound", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "briefing",
+            "--config",
+            str(config.base_dir / "config.yaml"),
+            "inbound",
+            "--port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=environment,
