@@ -508,11 +508,11 @@ class ImapConfig(StrictModel):
         "greeting; none: plain text (a server on this machine only).",
     )
     handled_folder: str = Field(
-        default="Briefing/Handled",
+        default="bounces-handled",
         description="Folder each handled message is moved to (created when absent).",
     )
     failed_folder: str = Field(
-        default="Briefing/Failed",
+        default="bounces-failed",
         description="Folder a message that cannot be read as mail is moved to (created when "
         "absent), with a warning naming its UID.",
     )
