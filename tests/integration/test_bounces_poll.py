@@ -129,3 +129,55 @@ def test_poll_without_imap_settings_says_so(tmp_path: Path) -> None:
     result = run_cli(config, "bounces", "poll")
     assert result.exit_code != 0
     assert "bounces.imap is not set" in str(result.exception)
+
+
+def test_serve_polls_the_mailbox_when_poll_every_is_set(
+    tmp_path: Path, imap: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from briefing.ops.scheduler import Service
+    from tests.support.inbound import SIGNER
+
+    settings = {**imap_settings(imap), "poll_every": "5m"}
+    sent = send_first_edition(tmp_path / "site", 1, bounces={"imap": settings})
+    monkeypatch.setenv("BRIEFING_IMAP_PASSWORD", imap.password)
+    service = Service(sent.config, sent.database, SIGNER)
+    jobs = {job.id: job for job in service.scheduler(datetime.now(UTC)).get_jobs()}
+    assert jobs["bounces"].trigger.interval.total_seconds() == 300
+    imap.append(
+        "INBOX",
+        [
+            dsn(
+                to=sent.bounce_address(reader(0)),
+                recipient=reader(0),
+                status="5.1.1",
+                message_id="<serve@mx.example.net>",
+            )
+        ],
+    )
+    service.poll_bounces()
+    assert imap.subjects("INBOX") == []
+    assert events(sent) == [(reader(0), "hard", "imap INBOX")]
+    assert statuses(sent.database)[reader(0)] == "bounced"
+    sent.database.dispose()
+
+
+def test_serve_without_the_imap_password_stops_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from briefing.errors import SecretError
+    from briefing.ops.scheduler import serve
+    from briefing.store import open_database
+    from tests.support.factories import make_project
+    from tests.support.inbound import SIGNER
+
+    imap = {"host": "127.0.0.1", "user": "bounces", "security": "none", "poll_every": "5m"}
+    config = make_project(tmp_path / "site", bounces={"imap": imap})
+    monkeypatch.delenv("BRIEFING_IMAP_PASSWORD", raising=False)
+    database = open_database(config.database)
+    try:
+        with pytest.raises(SecretError, match="BRIEFING_IMAP_PASSWORD"):
+            serve(config, database, SIGNER)
+    finally:
+        database.dispose()
