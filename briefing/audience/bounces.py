@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
@@ -581,7 +582,7 @@ def unreadable(raw: bytes) -> str | None:
     """Say why ``raw`` cannot be read as a mail message, or None when it can."""
     if not raw.strip():
         return "the message is empty"
-    if not email.message_from_bytes(raw).keys():
+    if not BytesHeaderParser().parsebytes(raw).keys():
         return "no header fields: not a mail message"
     return None
 
