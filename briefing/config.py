@@ -38,6 +38,7 @@ SMTP_PASSWORD_ENV = "BRIEFING_SMTP_PASSWORD"
 DKIM_KEY_ENV = "BRIEFING_DKIM_KEY_FILE"
 WEBHOOK_TOKEN_ENV = "BRIEFING_WEBHOOK_TOKEN"
 MAILGUN_SIGNING_KEY_ENV = "BRIEFING_MAILGUN_SIGNING_KEY"
+IMAP_PASSWORD_ENV = "BRIEFING_IMAP_PASSWORD"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -491,6 +492,46 @@ class DeliveryConfig(StrictModel):
         return self
 
 
+class ImapConfig(StrictModel):
+    """The IMAP folder `briefing bounces poll` reads returned mail from (password from the environment)."""
+
+    host: str = Field(description="IMAP server host name or address.")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="IMAP port; default 993 with security ssl, else 143.",
+    )
+    user: str = Field(description=f"Login name; its password is read from {IMAP_PASSWORD_ENV}.")
+    folder: str = Field(default="INBOX", description="Folder the returned mail arrives in.")
+    security: Literal["ssl", "starttls", "none"] = Field(
+        default="ssl",
+        description="ssl: implicit TLS from the first byte; starttls: upgrade after the "
+        "greeting; none: plain text (a server on this machine only).",
+    )
+    handled_folder: str = Field(
+        default="bounces-handled",
+        description="Folder each handled message is moved to (created when absent).",
+    )
+    failed_folder: str = Field(
+        default="bounces-failed",
+        description="Folder a message that cannot be read as mail is moved to (created when "
+        "absent), with a warning naming its UID.",
+    )
+    poll_every: Duration | None = Field(
+        default=None,
+        description="How often `briefing serve` polls the folder (as `bounces poll` does); "
+        "unset: never, poll from cron instead.",
+    )
+
+    @property
+    def port_number(self) -> int:
+        """Return the port: the one given, else 993 for ssl and 143 otherwise."""
+        if self.port is not None:
+            return self.port
+        return 993 if self.security == "ssl" else 143
+
+
 class BouncesConfig(StrictModel):
     """Mail that comes back: the bounce address and what bounces do to a subscription."""
 
@@ -519,12 +560,39 @@ class BouncesConfig(StrictModel):
         le=365,
         description="Days over which soft bounces are counted; older ones go stale.",
     )
+    imap: ImapConfig | None = Field(
+        default=None,
+        description="The IMAP folder `briefing bounces poll` reads; unset: no polling.",
+    )
 
     def address(self, token: str) -> str | None:
         """Return the bounce address carrying ``token``, or None without a bounce domain."""
         if not self.domain:
             return None
         return f"{self.local_part}+{token}@{self.domain}"
+
+
+class InboundConfig(StrictModel):
+    """The receiver of returned mail (`briefing inbound`) a relay's transport map points at."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `briefing inbound` listens on; keep it on this machine or a "
+        "private network, since the relay is its only client.",
+    )
+    port: int = Field(default=2525, ge=0, le=65535, description="Port it listens on.")
+    protocol: Literal["lmtp", "smtp"] = Field(
+        default="lmtp",
+        description="lmtp: one reply per recipient (Postfix `lmtp:` transport); smtp: one "
+        "reply per message (any MTA's relay or smarthost).",
+    )
+    max_bytes: int = Field(
+        default=10_000_000,
+        ge=10_000,
+        le=200_000_000,
+        description="Largest message accepted, in bytes; advertised as SIZE, a larger one is "
+        "refused with 552.",
+    )
 
 
 def organisational_domain(domain: str) -> str:
@@ -784,6 +852,10 @@ class Config(StrictModel):
         default_factory=WebhooksConfig,
         description="Provider webhooks for bounces and complaints (all off by default).",
     )
+    inbound: InboundConfig = Field(
+        default_factory=InboundConfig,
+        description="The receiver of returned mail, `briefing inbound`.",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL; default a SQLite file var/briefing.db beside config.yaml.",
@@ -933,3 +1005,11 @@ def webhook_secret(variable: str, purpose: str) -> str:
             hint=f"set it to a long random value (e.g. `openssl rand -hex 24`) in {variable}",
         )
     return value
+
+
+def imap_password() -> str:
+    """Return the IMAP password for `bounces poll` from the environment, or fail naming it."""
+    password = os.environ.get(IMAP_PASSWORD_ENV, "")
+    if not password:
+        raise SecretError(IMAP_PASSWORD_ENV, "password of bounces.imap.user")
+    return password

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import email
 import hashlib
+import logging
 import mailbox
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
@@ -75,6 +78,8 @@ _AUTO_REPLY_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -571,6 +576,7 @@ class Handled:
     report: Report
     delivery: int | None
     actions: tuple[str, ...]
+    problem: str | None = None  # why the message could not be read as mail; nothing was done
 
     def as_json(self) -> dict[str, object]:
         """Return the line ``bounces import --json`` prints."""
@@ -583,6 +589,67 @@ class Handled:
         }
 
 
+def unreadable(raw: bytes) -> str | None:
+    """Say why ``raw`` cannot be read as a mail message, or None when it can."""
+    if not raw.strip():
+        return "the message is empty"
+    if not BytesHeaderParser().parsebytes(raw).keys():
+        return "no header fields: not a mail message"
+    return None
+
+
+def take(
+    config: Config,
+    database: Database,
+    signer: Signer,
+    name: str,
+    raw: bytes,
+    *,
+    source: str,
+    now: datetime,
+    dry_run: bool = False,
+) -> Handled:
+    """Classify one message and, unless a dry run, record and act on it in one transaction.
+
+    The one path of every intake (`bounces import`, `bounces poll`, `briefing
+    inbound`). A message that cannot be read as mail comes back with its
+    ``problem`` and nothing done; a failure to store raises, with nothing
+    stored, so the caller can keep the message and try again.
+    """
+    problem = unreadable(raw)
+    report = Report(BounceKind.OTHER, (), None)
+    if problem is None:
+        try:
+            report = classify(raw, config)
+        except Exception as exc:  # a classifier crash on one message must not stop the intake
+            problem = f"cannot be classified: {exc.__class__.__name__}: {exc}"
+            logger.debug("%s: classifier traceback", name, exc_info=True)
+    if problem is not None:
+        return Handled(name, report, None, (), problem)
+    with database.transaction() as session:
+        delivery = delivery_of(session, signer, report)
+        actions: list[str] = []
+        if not dry_run:
+            actions = apply(session, config, signer, report, source=source, now=now)
+    return Handled(name, report, delivery, tuple(actions))
+
+
+def move_to_maildir(file: Path, folder: Path) -> Path:
+    """Move one message file into the Maildir ``folder`` (its cur/), created when absent."""
+    for sub in ("cur", "new", "tmp"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    # A message in cur/ carries the info suffix; one taken from new/ has none yet.
+    name = file.name if ":" in file.name else f"{file.name}:2,"
+    destination = folder / "cur" / name
+    if destination.exists():
+        raise BriefingError(
+            f"{file}: {destination} already exists; not moved",
+            hint="Give --move-to a Maildir that is not the one being read.",
+        )
+    shutil.move(file, destination)
+    return destination
+
+
 def intake(
     config: Config,
     database: Database,
@@ -591,21 +658,34 @@ def intake(
     *,
     now: datetime,
     dry_run: bool = False,
+    move_to: Path | None = None,
 ) -> Iterator[Handled]:
     """Classify every message under ``path`` and, unless a dry run, record and act on each.
 
     Each message is handled in its own transaction, so one bad report does
-    not undo the others; a dry run only reads the database.
+    not undo the others; a dry run only reads the database. With ``move_to``
+    each handled message file is moved into that Maildir once its
+    transaction is committed (a message that cannot be read stays where it
+    is), so the next run does not read it again.
     """
+    if move_to is not None and path.is_file() and path.read_bytes()[:5] == b"From ":
+        raise BriefingError(
+            f"{path} is an mbox: its messages cannot be moved one by one",
+            hint="Use --move-to with a Maildir or a single message file.",
+        )
+    if move_to is not None and path.is_dir() and move_to.resolve() == path.resolve():
+        raise BriefingError(
+            f"--move-to {move_to} is the Maildir being read",
+            hint="Give another Maildir, for example one beside it named handled.",
+        )
     source = f"import {path}"
     for name, raw in read_messages(path):
-        report = classify(raw, config)
-        with database.transaction() as session:
-            delivery = delivery_of(session, signer, report)
-            actions: list[str] = []
-            if not dry_run:
-                actions = apply(session, config, signer, report, source=source, now=now)
-        yield Handled(name, report, delivery, tuple(actions))
+        handled = take(config, database, signer, name, raw, source=source, now=now, dry_run=dry_run)
+        if handled.problem is not None:
+            logger.warning("%s: not handled: %s", name, handled.problem)
+        elif move_to is not None and not dry_run:
+            move_to_maildir(Path(name), move_to)
+        yield handled
 
 
 def events_of(session: Session, email: str, limit: int = 50) -> list[dict[str, object]]:

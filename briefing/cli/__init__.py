@@ -44,6 +44,7 @@ def _register() -> None:
         config_cmd,
         content_cmd,
         delivery_cmd,
+        inbound_cmd,
         schedule_cmd,
         send_cmd,
         sources_cmd,
@@ -61,6 +62,7 @@ def _register() -> None:
         web_cmd,
         schedule_cmd,
         bounces_cmd,
+        inbound_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

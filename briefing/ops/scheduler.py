@@ -11,7 +11,9 @@ memory job store and static jobs, recreated at every start:
   every briefing's due editions go into the ledger, then the ledger is drained;
 - ``controls`` every ``scheduler.control_interval``: ``briefing run-now``
   requests written by other processes (the main thread checks the scheduler
-  lock as often, and stops the service if it was lost).
+  lock as often, and stops the service if it was lost);
+- ``bounces`` every ``bounces.imap.poll_every``, when set: the bounce mailbox
+  read as ``briefing bounces poll`` reads it.
 
 Nothing lives in APScheduler's store: every state ops change (pause, resume,
 run-now) is a row in ``briefing_controls`` that each run reads, because 3.x
@@ -30,6 +32,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +47,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from briefing.audience.confirmations import composers
-from briefing.config import Config, format_duration
+from briefing.audience.imap import poll
+from briefing.config import Config, format_duration, imap_password
 from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
 from briefing.deliver.transactional import DRAIN_INTERVAL, drain_transactional
 from briefing.domain.tokens import Signer
@@ -236,6 +240,22 @@ class Service:
             clock=self.clock,
         )
 
+    def poll_bounces(self) -> None:
+        """Read the bounce mailbox (``bounces.imap``) as ``briefing bounces poll`` does."""
+        if self.stopping.is_set():
+            return
+        counts: Counter[str] = Counter()
+        for polled in poll(
+            self.config, self.database, self.signer, imap_password(), now=self.clock()
+        ):
+            handled = polled.handled
+            counts["unreadable" if handled.problem else str(handled.report.kind)] += 1
+        if counts:
+            logger.info(
+                "bounces poll: %s",
+                ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())),
+            )
+
     def ingest_sources(self) -> None:
         """Read every source; log one line per source that changed or failed."""
         with self._ingesting:
@@ -426,6 +446,9 @@ class Service:
                 _every(timedelta(seconds=DRAIN_INTERVAL), start=now),
             ),
         ]
+        imap = self.config.bounces.imap
+        if imap is not None and imap.poll_every is not None:
+            jobs.append(("bounces", self.poll_bounces, _every(imap.poll_every, start=now)))
         for name, run, trigger in jobs:
             scheduler.add_job(self._guarded(name, run), trigger, id=name, name=name)
         scheduler.add_listener(overruns.finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -498,6 +521,9 @@ def _every(interval: timedelta, *, start: datetime) -> IntervalTrigger:
 
 def serve(config: Config, database: Database, signer: Signer) -> None:
     """Run the scheduler until SIGTERM or SIGINT; refuse if another one holds the database."""
+    imap = config.bounces.imap
+    if imap is not None and imap.poll_every is not None:
+        imap_password()  # missing: stop at start, naming the variable, not at each poll
     lock = acquire_scheduler_lock(database)
     received: list[str] = []
 

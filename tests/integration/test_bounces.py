@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+import smtplib
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from briefing.store.schema import BounceEvent, Delivery, Edition, Subscriber, Su
 from briefing.store.suppressions import suppressions_of
 from tests.support.bounces import arf, auto_reply, dsn, maildir_of, unsubscribe_mail
 from tests.support.delivery import AT, delivery_settings, reader, statuses, subscribe
-from tests.support.factories import KEY, NOW, make_project
+from tests.support.factories import KEY, NOW, make_project, markdown_article
+from tests.support.inbound import receiver
 from tests.support.migrations import unmigrated, upgrade_to
 from tests.support.smtp_server import Received, smtp_server
 
@@ -75,11 +77,11 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
         )
         database = open_database(config.database)
         ingest(config, database, NOW - timedelta(hours=1))
-        subscribe(config, database, [reader(n) for n in range(7)])
+        subscribe(config, database, [reader(n) for n in range(9)])
         dispatch(config, database, SIGNER, AT)
         send(config, database)
         first_run: dict[str, Received] = {m.recipient: m for m in server.handler.received}
-    assert set(first_run) == {reader(n) for n in range(7)}
+    assert set(first_run) == {reader(n) for n in range(9)}
 
     # Every message names its delivery: in the envelope sender and in a header, never the address.
     with database.transaction() as session:
@@ -107,12 +109,13 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
     def message_id(n: int) -> str:
         return str(email.message_from_bytes(original(n))["Message-ID"])
 
-    unsubscribe_uri = next(
-        uri
-        for uri in str(email.message_from_bytes(original(3))["List-Unsubscribe"]).split(",")
-        if "mailto:" in uri
-    )
-    unsubscribe_subject = unsubscribe_uri.split("subject=")[1].rstrip(">").replace("%20", " ")
+    def unsubscribe_subject(n: int) -> str:
+        unsubscribe_uri = next(
+            uri
+            for uri in str(email.message_from_bytes(original(n))["List-Unsubscribe"]).split(",")
+            if "mailto:" in uri
+        )
+        return unsubscribe_uri.split("subject=")[1].rstrip(">").replace("%20", " ")
 
     returned = [
         # 0: no such user, to its bounce address.
@@ -138,7 +141,7 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
         arf(recipient=reader(2), original=original(2)),
         # 3: mail to the List-Unsubscribe mailto.
         unsubscribe_mail(
-            sender=reader(3), to="unsubscribe@news.example.org", subject=unsubscribe_subject
+            sender=reader(3), to="unsubscribe@news.example.org", subject=unsubscribe_subject(3)
         ),
         # 4: out of office.
         auto_reply(sender=reader(4), in_reply_to=message_id(4)),
@@ -184,16 +187,44 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
 
     result = run_cli(config, "bounces", "import", str(box))
     assert result.exit_code == 0, result.output
-    expected_subscriptions = {reader(n): "active" for n in range(7)}
+
+    # The same loop through the relay: a hard bounce to its bounce address and a mail to the
+    # List-Unsubscribe mailto, handed over by LMTP as a Postfix transport map would.
+    with receiver(config, database) as inbound:
+        client = smtplib.LMTP(inbound.host, inbound.port)
+        try:
+            bounced = dsn(
+                to="MAILER-DAEMON", recipient=reader(7), status="5.1.1", message_id="<b7@mx>"
+            )
+            assert (
+                client.sendmail("", [f"bounces+{tokens[reader(7)]}@news.example.org"], bounced)
+                == {}
+            )
+            unsubscribing = unsubscribe_mail(
+                sender=reader(8),
+                to="Unsubscribe <unsubscribe@news.example.org>",
+                subject=unsubscribe_subject(8),
+            ).replace(b"<unsub-1@example.com>", b"<unsub-8@example.com>")
+            assert client.sendmail(reader(8), ["unsubscribe@news.example.org"], unsubscribing) == {}
+            client.mail("")
+            code, _ = client.rcpt("postmaster@news.example.org")
+            assert code == 550
+        finally:
+            client.quit()
+
+    expected_subscriptions = {reader(n): "active" for n in range(9)}
     expected_subscriptions.update(
         {reader(0): "bounced", reader(1): "bounced", reader(2): "complained"}
     )
     expected_subscriptions[reader(3)] = "unsubscribed"
+    expected_subscriptions.update({reader(7): "bounced", reader(8): "unsubscribed"})
     assert subscription_states(database) == expected_subscriptions
     assert suppressed(database, reader(0)) == {("*", "bounced")}
     assert suppressed(database, reader(1)) == {("*", "bounced")}
     assert suppressed(database, reader(2)) == {("*", "complained")}
     assert suppressed(database, reader(3)) == {("daily", "unsubscribed")}
+    assert suppressed(database, reader(7)) == {("*", "bounced")}
+    assert suppressed(database, reader(8)) == {("daily", "unsubscribed")}
     for n in (4, 5, 6):
         assert suppressed(database, reader(n)) == set()
     ledger = statuses(database)
@@ -210,8 +241,11 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
     assert (reader(5), "hard", "5.1.1", "address") in events  # recorded, not acted on
     assert (reader(6), "hard", "5.7.1", "token") in events
     assert (reader(1), "soft", "4.2.2", "message-id") in events
+    assert (reader(7), "hard", "5.1.1", "token") in events
+    assert (reader(8), "unsubscribe", None, "token") in events
+    assert ledger[reader(7)] == "bounced"
     count = event_count(database)
-    assert count == len(returned)
+    assert count == len(returned) + 2
 
     # The same reports again: nothing new.
     again = run_cli(config, "bounces", "import", str(box))
@@ -236,6 +270,16 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
             delivery=delivery_settings(server),
             bounces={"domain": "news.example.org", "soft_limit": 2},
         )
+        # A new story, so the next edition has something to send.
+        markdown_article(
+            tmp_path / "site" / "content" / "world",
+            "next-day.md",
+            title="Harbour reopens after the storm",
+            url="https://news.example.org/world/next-day",
+            published=(later - timedelta(hours=2)).isoformat(),
+            body="The harbour reopened on Friday. Ferries resumed their crossings.",
+        )
+        ingest(config, database, later - timedelta(hours=1))
         dispatch(config, database, SIGNER, later)
         transport = make_transport(config)
         try:
@@ -252,7 +296,7 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
             )
         )
     assert dispatched == {reader(4), reader(5), reader(6)}
-    assert not second & {reader(n) for n in range(4)}
+    assert second == {reader(4), reader(5), reader(6)}
 
 
 def test_a_confirmation_carries_its_delivery_token_signed_with_dkim(
@@ -367,3 +411,49 @@ def test_the_envelope_sender_names_the_delivery_not_the_address() -> None:
     assert sender("b+{recipient}@news.example.org", None, token) == (
         "b+ann=example.com@news.example.org"
     )
+
+
+def test_import_moves_what_it_handled_with_move_to(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "site", bounces={"domain": "news.example.org"})
+    database = open_database(config.database)
+    first = dsn(
+        to="briefing@news.example.org",
+        recipient=reader(0),
+        status="5.1.1",
+        message_id="<m1@mx.example.net>",
+    )
+    second = auto_reply(sender=reader(1), in_reply_to="<x@example.com>")
+    box = maildir_of(tmp_path / "Maildir", [first, second, b"\r\n\r\nno headers here\r\n"])
+    handled = tmp_path / "handled"
+
+    dry = run_cli(config, "bounces", "import", str(box), "--move-to", str(handled), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert not handled.exists() and len(list((box / "new").iterdir())) == 3
+
+    result = run_cli(config, "bounces", "import", str(box), "--move-to", str(handled))
+    assert result.exit_code == 0, result.output
+    assert "no headers here" not in result.output
+    assert "not handled: no header fields" in result.stderr
+    moved = sorted(path.name for path in (handled / "cur").iterdir())
+    assert len(moved) == 2 and all(name.endswith(":2,") for name in moved)
+    assert {(handled / "new").is_dir(), (handled / "tmp").is_dir()} == {True}
+    left = list((box / "new").iterdir()) + list((box / "cur").iterdir())
+    assert len(left) == 1 and left[0].read_bytes().endswith(b"no headers here\r\n")
+    kinds = sorted(
+        json.loads(line)["kind"]
+        for line in run_cli(
+            config, "bounces", "import", str(handled), "--dry-run", "--json"
+        ).stdout.splitlines()
+    )
+    assert kinds == ["auto-reply", "hard"]
+    assert event_count(database) == 2
+
+    # The next cron run reads only what is left: nothing new recorded.
+    again = run_cli(config, "bounces", "import", str(box), "--move-to", str(handled))
+    assert again.exit_code == 0 and event_count(database) == 2
+
+    mbox = tmp_path / "returned.mbox"
+    mbox.write_bytes(b"From MAILER-DAEMON Thu Nov 26 07:00:00 2026\n" + first)
+    refused = run_cli(config, "bounces", "import", str(mbox), "--move-to", str(handled))
+    assert refused.exit_code != 0 and "is an mbox" in str(refused.exception)
+    database.dispose()
