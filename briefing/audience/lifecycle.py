@@ -22,6 +22,7 @@ from briefing.domain.addresses import ALL_BRIEFINGS
 from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.errors import BriefingError
 from briefing.store import Database, Session
+from briefing.store.account import Purged, purge_expired
 from briefing.store.bounces import forget_bounce_address
 from briefing.store.db import Checkpoint
 from briefing.store.schema import Subscriber, Subscription
@@ -541,3 +542,16 @@ def operator_unsuppress(
         for subscription in subscriber.subscriptions:
             note_subscription(session, subscription, source=source, now=now, detail=detail)
     return OperatorUnsuppression(email, tuple(lifted), tuple(kept))
+
+
+def purge(database: Database, now: datetime) -> Purged:
+    """Delete sign-ups left unconfirmed past ``web.confirm_within``, with what was typed in them.
+
+    Each expired, unconfirmed confirmation goes with the name typed into it; a
+    pending subscription with no live sign-up left goes with its history; an
+    address with nothing left goes too. Expired self-service links go as well.
+    ``serve`` runs this every ``web.purge_interval``; ``briefing subscribers
+    purge`` runs it once.
+    """
+    with database.transaction() as session:
+        return purge_expired(session, now)

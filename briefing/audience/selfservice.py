@@ -3,12 +3,15 @@
 The preferences token travels in every digest, and so in every forward: it
 may change what arrives and when, but never hand out, delete or move the
 reader's data. Those acts only *ask* for a link, mailed (through the ledger,
-kind ``account``) to the address on file, or for a change of address to the
-new address; the link works once (:func:`~briefing.store.account.use_request`)
-and for ``web.account_link_within``. A confirmed change of address mails the
-old address an undo link that works for ``web.undo_within``.
+kind ``account``) to the address on file; the link works once
+(:func:`~briefing.store.account.use_request`) and for
+``web.account_link_within``. A change of address takes two links: one to the
+address on file allows it, one to the new address confirms that address;
+then the old address is mailed an undo link that works for
+``web.undo_within``.
 
     preferences page --ask--> account request + mail --link, POST--> use it once
+    move: address on file (allow) -> new address (adopt) -> old address told (undo)
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ WORDING: dict[AccountAction, tuple[str, str, str, str]] = {
         "If you did not ask for this, ignore this message: nothing will be deleted.",
     ),
     AccountAction.MOVE: (
+        "Allow a change of address for {site}",
+        (
+            "Someone, probably you, asked to send the briefings of {site} to another address "
+            "instead of this one. To allow it, open this link and press the button; we then "
+            "mail the new address a link to confirm it:"
+        ),
+        "Allow the change",
+        "If you did not ask for this, ignore this message: nothing changes.",
+    ),
+    AccountAction.ADOPT: (
         "Confirm your new address for {site}",
         (
             "Someone, probably you, asked to receive the briefings of {site} at this address "
@@ -142,10 +155,12 @@ def ask(
     *,
     now: datetime,
     to: str | None = None,
+    new_email: str | None = None,
 ) -> AccountRequest:
     """Record a single-use link for ``action`` and queue its mail, in the caller's transaction.
 
-    It goes to the address on file, or to ``to`` (the new address of a move).
+    It goes to the address on file, or to ``to``; ``new_email`` is where a
+    move, adoption or undo takes the subscriber.
     """
     within = (
         config.web.undo_within if action == AccountAction.UNDO else config.web.account_link_within
@@ -157,6 +172,7 @@ def ask(
         email=to or subscriber.email,
         now=now,
         expires_at=now + within,
+        new_email=new_email,
     )
     queue_request_mail(session, request.id, new_message_id(config), now)
     return request
@@ -190,34 +206,41 @@ def peek(session: Session, ident: int, now: datetime) -> AccountUse:
     action = AccountAction(request.action)
     if request.used_at is not None or now > request.expires_at:
         return AccountUse(Used.SPENT, action)
-    return AccountUse(Used.DONE, action, request.email)
+    return AccountUse(Used.DONE, action, request.new_email or request.email)
 
 
 def use(session: Session, config: Config, ident: int, now: datetime) -> AccountUse:
-    """Use a self-service link once; a deletion is left to the caller (:func:`erase`)."""
+    """Use a self-service link once; a deletion is left to the caller (:func:`erase`).
+
+    Allowing a move mails the new address its confirmation link; adopting it
+    changes the address and mails the old one an undo link.
+    """
     request = request_by_id(session, ident)
     if request is None:
         return AccountUse(Used.UNKNOWN)
     action = AccountAction(request.action)
-    subscriber = session.get(Subscriber, request.subscriber_id)
-    assert subscriber is not None  # the foreign key cascades deletes
-    target = request.email
-    if action in (AccountAction.MOVE, AccountAction.UNDO):
+    subscriber_id = request.subscriber_id
+    target = request.new_email
+    if target is not None:
         holder = subscriber_by_email(session, target)
-        if holder is not None and holder.id != subscriber.id:
+        if holder is not None and holder.id != subscriber_id:
             return AccountUse(Used.TAKEN, action, target)
     if not use_request(session, ident, now):
         return AccountUse(Used.SPENT, action)
-    subscriber = session.get(Subscriber, request.subscriber_id)
-    assert subscriber is not None
+    subscriber = session.get(Subscriber, subscriber_id)
+    assert subscriber is not None  # the foreign key cascades deletes
     if action == AccountAction.EXPORT:
         return AccountUse(Used.DONE, action, subscriber.email, data=data_of(session, subscriber))
     if action == AccountAction.DELETE:
         return AccountUse(Used.DONE, action, subscriber.email)
+    assert target is not None
+    if action == AccountAction.MOVE:
+        ask(session, config, subscriber, AccountAction.ADOPT, now=now, to=target, new_email=target)
+        return AccountUse(Used.DONE, action, target)
     old = subscriber.email
     subscriber.email = target
     session.flush()
-    undo = None
-    if action == AccountAction.MOVE and old != target:
-        undo = ask(session, config, subscriber, AccountAction.UNDO, now=now, to=old).id
-    return AccountUse(Used.DONE, action, target, undo_request=undo)
+    if action == AccountAction.ADOPT and old != target:
+        undo = ask(session, config, subscriber, AccountAction.UNDO, now=now, to=old, new_email=old)
+        return AccountUse(Used.DONE, action, target, undo_request=undo.id)
+    return AccountUse(Used.DONE, action, target)

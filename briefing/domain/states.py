@@ -82,7 +82,8 @@ class AccountAction(StrEnum):
 
     EXPORT = "export"  # download everything stored about the address
     DELETE = "delete"  # erase the address and everything stored about it
-    MOVE = "move"  # change the address to a new one (mailed to the new address)
+    MOVE = "move"  # allow a change of address (mailed to the address on file)
+    ADOPT = "adopt"  # confirm the new address and move to it (mailed to the new address)
     UNDO = "undo"  # put the old address back (mailed to the old address)
 
 

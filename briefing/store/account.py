@@ -38,12 +38,14 @@ def add_request(
     email: str,
     now: datetime,
     expires_at: datetime,
+    new_email: str | None = None,
 ) -> AccountRequest:
     """Record a single-use link for ``action``, mailed to ``email``, and give it its id."""
     request = AccountRequest(
         subscriber_id=subscriber_id,
         action=action.value,
         email=email,
+        new_email=new_email,
         created_at=now,
         expires_at=expires_at,
     )
@@ -189,6 +191,7 @@ def data_of(session: Session, subscriber: Subscriber) -> dict[str, Any]:
             {
                 "action": r.action,
                 "mailed_to": r.email,
+                "new_address": r.new_email,
                 "created_at": _when(r.created_at),
                 "used_at": _when(r.used_at),
             }

@@ -469,7 +469,8 @@ class AccountRequest(Base):
     """One single-use self-service link mailed to a reader: download, delete, move or undo.
 
     ``email`` is where the link was mailed: the address on file (download,
-    delete), the new address (move) or the old one (undo, which restores it).
+    delete, move), the new address (adopt) or the old one (undo, which
+    restores it); ``new_email`` is the address a move or adoption goes to.
     ``used_at`` is set once, by a conditional UPDATE, so a link acts only once.
     """
 
@@ -484,6 +485,7 @@ class AccountRequest(Base):
     )
     action: Mapped[str] = mapped_column(String(20))
     email: Mapped[str] = mapped_column(String(320))
+    new_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]

@@ -59,6 +59,14 @@ PAGES: dict[AccountAction, tuple[str, str, str]] = {
         "Delete everything",
     ),
     AccountAction.MOVE: (
+        "Allow the change of address",
+        (
+            "Your briefings would go to {who} instead of this address. Press the button and "
+            "we mail {who} a link to confirm that it is yours."
+        ),
+        "Allow the change",
+    ),
+    AccountAction.ADOPT: (
         "Use this address",
         (
             "From now on, your briefings come to {who} instead of the address used so far. "
@@ -137,7 +145,7 @@ def ask_response(
             refusal = context.limiter.check(session, target, client, now)
         if refusal is None:
             context.limiter.record(session, on_file, client, now)
-            ask(session, config, subscriber, action, now=now, to=target)
+            ask(session, config, subscriber, action, now=now, new_email=target)
     if refusal is not None:
         logger.info(
             "self-service %s for subscription %d refused: %s", action, ident, refusal.reason
@@ -145,11 +153,11 @@ def ask_response(
         return too_many(context, "Too many requests", refusal)
     context.mail_queued()
     logger.info("self-service %s link queued for subscription %d", action, ident)
-    recipient = mask(target or on_file)
+    recipient = mask(on_file)
     what = {
         AccountAction.EXPORT: "download your data",
         AccountAction.DELETE: "delete your data",
-        AccountAction.MOVE: "confirm the new address",
+        AccountAction.MOVE: f"allow the change to {mask(target or '')}",
     }[action]
     return message(
         context.site,
@@ -263,6 +271,15 @@ async def account_post(request: Request) -> Response:
                 f"gone. Nothing more will be sent to it from {context.site.name}.",
             )
         if found.action == AccountAction.MOVE:
+            context.mail_queued()
+            logger.info("self-service change of address allowed (request %d)", ident)
+            return message(
+                context.site,
+                "Now confirm the new address",
+                f"A link is on its way to {mask(found.email)}. Open it there to finish the "
+                "change: that shows the new address is yours and can receive mail.",
+            )
+        if found.action == AccountAction.ADOPT:
             context.mail_queued()
             logger.info("self-service change of address done (request %d)", ident)
             return message(

@@ -2,7 +2,8 @@
 
 A confirmation may name a *lead* confirmation whose link (one mail) confirms
 it too. ``account_requests`` holds the single-use links a reader asks for
-from the preferences page (download, delete, change of address, undo); their
+from the preferences page (download, delete, change of address in two
+steps, undo); their
 mail is a ledger row of the new kind ``account``, deleted with its request.
 
 The kinds are spelled out here, not imported: a migration describes the
@@ -26,7 +27,7 @@ branch_labels = None
 depends_on = None
 
 MESSAGE_KINDS = ("digest", "confirmation", "test", "account")
-ACCOUNT_ACTIONS = ("export", "delete", "move", "undo")
+ACCOUNT_ACTIONS = ("export", "delete", "move", "adopt", "undo")
 OLD_MESSAGE_KINDS = ("digest", "confirmation", "test")
 TARGET = (
     "(kind <> 'digest' OR edition_id IS NOT NULL) AND "
@@ -46,6 +47,7 @@ def upgrade() -> None:
         sa.Column("subscriber_id", sa.Integer(), nullable=False),
         sa.Column("action", sa.String(length=20), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("new_email", sa.String(length=320), nullable=True),
         sa.Column("created_at", briefing.store.schema.UTCDateTime(), nullable=False),
         sa.Column("expires_at", briefing.store.schema.UTCDateTime(), nullable=False),
         sa.Column("used_at", briefing.store.schema.UTCDateTime(), nullable=True),
