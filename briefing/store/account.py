@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from briefing.domain.addresses import address_hash
@@ -234,9 +234,9 @@ def purge_expired(session: Session, now: datetime) -> Purged:
         ),
     )
     doomed = session.execute(orphaned).all()
-    confirmations = session.execute(
-        delete(Confirmation).where(stale).execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    # Counted first: deleting a lead deletes its members by cascade, uncounted by rowcount.
+    confirmations = session.scalar(select(func.count()).select_from(Confirmation).where(stale))
+    session.execute(delete(Confirmation).where(stale).execution_options(synchronize_session=False))
     subscribers = 0
     if doomed:
         subscription_ids = [row[0] for row in doomed]

@@ -171,7 +171,7 @@ def _check_inbox(
         when = first_edition(chosen.timezone, chosen.send_time, chosen.frequency, now)
         if when is not None:
             title = config.briefings[briefing].title
-            first.append(f"If you confirm now, your first {title} arrives {when}.")
+            first.append(f"If you confirm now, your first edition of {title} arrives {when}.")
     return message(
         context.site,
         "Check your inbox",
@@ -329,9 +329,9 @@ def subscribed_page(
         )
         title = context.config.briefings[subscription.briefing].title
         arrivals.append(
-            f"Your first {title} arrives {when}."
+            f"Your first edition of {title} arrives {when}."
             if when is not None
-            else f"Your first {title} arrives at your next send time."
+            else f"Your first edition of {title} arrives at your next send time."
         )
     return message(
         context.site,
