@@ -307,9 +307,15 @@ async def preferences_post(request: Request) -> Response:
                 leave_all(session, subscription.subscriber, source="web:preferences", now=now)
                 return _left(context, title, ident, everything=True)
             email, briefing = subscription.subscriber.email, subscription.briefing
+            own = Preferences.of(subscription)  # what the first-edition sentence uses
         if action == "resubscribe":
             return signup_response(
-                context, email=email, briefings=[briefing], client=client, source="web:preferences"
+                context,
+                email=email,
+                briefings=[briefing],
+                client=client,
+                source="web:preferences",
+                preferences={briefing: own},
             )
         return message(
             context.site,

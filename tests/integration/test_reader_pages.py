@@ -14,11 +14,14 @@ from sqlalchemy import func, select
 
 from briefing.audience.lifecycle import purge
 from briefing.cli import cli
+from briefing.domain.tokens import Signer
+from briefing.ops.scheduler import Service
 from briefing.store.schema import AccountRequest, Confirmation, Subscriber, Subscription
 from briefing.store.suppressions import suppressions_of
 from tests.support.factories import KEY
 from tests.support.readers import PRIVACY, link_in, mail_with, reader_site
 from tests.support.web import (
+    Clock,
     Site,
     form_token,
     links_in,
@@ -289,3 +292,15 @@ def test_the_purge_command_for_installs_without_serve(
     assert result.exit_code == 0, result.output
     assert "1 expired self-service link(s)" in result.output
     assert count(site, AccountRequest) == 0
+
+
+def test_serve_purges_in_its_own_job(site: Site) -> None:
+    sign_up(site, "late@example.net", "weekly", name="Late Reader")
+    wait_for_drain(site.database)
+    clock = Clock(site.clock.now + site.config.web.confirm_within + timedelta(seconds=1))
+    service = Service(site.config, site.database, Signer([KEY]), clock=clock)
+    jobs = {job.id: job for job in service.scheduler(clock.now).get_jobs()}
+    assert jobs["purge"].trigger.interval == site.config.web.purge_interval
+    assert on_file(site, "late@example.net")
+    service.purge_signups()
+    assert not on_file(site, "late@example.net")
