@@ -87,6 +87,14 @@ def test_sign_up_to_two_briefings_in_the_browsers_timezone(
     assert problems == [], problems  # a CSP violation or script error shows up here
 
 
+def test_a_browser_naming_an_old_alias_gets_the_zone_tab_name(browser: Any, site: Site) -> None:
+    tab, problems = open_tab(browser, timezone_id="Asia/Kolkata")
+    tab.goto(site.origin + "/b/subscribe")
+    assert tab.get_by_label("Your timezone").input_value() == "Asia/Kolkata"
+    tab.context.close()
+    assert problems == []
+
+
 def test_the_form_works_without_the_script(browser: Any, site: Site) -> None:
     tab, problems = open_tab(browser, timezone_id="Asia/Tokyo", java_script_enabled=False)
     tab.goto(site.origin + "/b/subscribe")
