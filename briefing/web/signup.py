@@ -102,8 +102,6 @@ def _subscribe_form(
     from_browser: bool = False,
 ) -> HTMLResponse:
     zones = timezone_choices()
-    if values["timezone"] not in zones:
-        zones = (values["timezone"], *zones)
     return page(
         "subscribe.html.j2",
         400 if errors else 200,
@@ -279,7 +277,8 @@ async def subscribe_post(request: Request) -> Response:
         except ValueError:
             errors["send_time"] = "Give the send time as hours and minutes, such as 07:30."
     if errors:
-        values["timezone"] = values["timezone"] or _default_zone(context, chosen)
+        if not values["timezone"] or "timezone" in errors:
+            values["timezone"] = _default_zone(context, chosen)
         return _subscribe_form(context, request, values, chosen, errors)
     preferences = _preferences_for(context, chosen, values["timezone"] or None, send_time)
     if field(form, HONEYPOT):
