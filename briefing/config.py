@@ -637,6 +637,33 @@ class WebConfig(StrictModel):
     client_window: Duration = Field(
         default=timedelta(hours=1), description="Window of the per-client sign-up limit."
     )
+    privacy_url: str | None = Field(
+        default=None,
+        description="Optional http(s) URL of the privacy notice, linked from every page "
+        "and form of the reader pages.",
+    )
+    account_link_within: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long a mailed self-service link (download your data, delete it, "
+        "confirm a new address) stays valid; each works once.",
+    )
+    undo_within: Duration = Field(
+        default=timedelta(days=7),
+        description="How long the old address may undo a change of address (the link "
+        "mailed to it works once).",
+    )
+    purge_interval: Duration = Field(
+        default=timedelta(hours=1),
+        description="How often `briefing serve` deletes expired unconfirmed sign-ups "
+        "(after confirm_within) and expired self-service links.",
+    )
+
+    @field_validator("privacy_url")
+    @classmethod
+    def _privacy_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value
 
 
 def _positive(value: timedelta) -> timedelta:

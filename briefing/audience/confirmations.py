@@ -5,10 +5,10 @@ in the sign-up's own transaction); the transactional drain of the web process,
 ``serve`` or ``send`` composes it with :func:`composers` and sends it like a
 digest: same From, bounce envelope, DKIM and retries.
 
-It is a single transactional message, so Python's email package builds it
-directly: ``multipart/alternative`` (text/plain then text/html, UTF-8,
-quoted-printable), Date, Message-ID, and nothing taken from the sign-up form
-but the address itself. Its templates are ``confirmation.txt.j2`` and
+One link may confirm a sign-up of several briefings (its lead confirmation
+and the members riding on it); the message names them all. It is built by
+:mod:`briefing.audience.mail` with nothing taken from the sign-up form but
+the address itself. Its templates are ``confirmation.txt.j2`` and
 ``confirmation.html.j2``, looked up like the digest's (a site's own
 ``templates/`` folder first). The submitted name is never echoed, so the message
 cannot carry someone else's words to a victim (subscription bombing).
@@ -17,18 +17,13 @@ cannot carry someone else's words to a victim (subscription bombing).
 from __future__ import annotations
 
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
-from email.utils import format_datetime, make_msgid
-from typing import cast
 
 from briefing.audience.lifecycle import Signup, SignupOutcome
+from briefing.audience.mail import build_message, new_message_id
+from briefing.audience.selfservice import account_composer
 from briefing.config import Config
 from briefing.domain.states import MessageKind
 from briefing.domain.tokens import Purpose, Signer
-from briefing.pipeline.compose import ascii_address, clean_header
-from briefing.pipeline.render import environment
 from briefing.store import Session
 from briefing.store.messages import Composers, Queued
 from briefing.store.messages import queue_confirmation as queue_row
@@ -41,46 +36,44 @@ def confirm_link(config: Config, signer: Signer, confirmation_id: int) -> str:
     return f"{config.site.base_url}/{CONFIRM_ROUTE}/{signer.sign(Purpose.CONFIRM, confirmation_id)}"
 
 
+def titles_of(config: Config, briefings: tuple[str, ...] | list[str]) -> str:
+    """Name briefings for a sentence: ``The Daily``, ``The Daily and World Weekly``."""
+    titles = [config.briefings[b].title for b in briefings if b in config.briefings]
+    if len(titles) <= 1:
+        return titles[0] if titles else ""
+    return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
 def compose_confirmation(
-    config: Config, signup: Signup, link: str, now: datetime, *, message_id: str | None = None
+    config: Config,
+    signup: Signup,
+    link: str,
+    now: datetime,
+    *,
+    message_id: str | None = None,
+    briefings: tuple[str, ...] = (),
 ) -> bytes:
-    """Build the confirmation message for one sign-up (a fresh Message-ID unless given)."""
+    """Build the confirmation message for one sign-up (a fresh Message-ID unless given).
+
+    ``briefings`` names every briefing the link confirms (a sign-up of several).
+    """
     assert signup.expires_at is not None
-    site = config.site
-    briefing = config.briefings[signup.briefing]
+    title = titles_of(config, briefings or (signup.briefing,))
     context = {
-        "site": site,
-        "title": briefing.title,
+        "site": config.site,
+        "title": title,
         "link": link,
         "expires": f"{signup.expires_at:%d %B %Y, %H:%M} UTC",
     }
-    templates = environment(config.templates_folder())
-    text = templates.get_template("confirmation.txt.j2").render(context)
-    html = templates.get_template("confirmation.html.j2").render(context)
-    # An address with a non-ASCII local part (only taken with delivery.smtputf8) goes in the
-    # header as UTF-8 (RFC 6532): an encoded word is not allowed in an address.
-    policy = SMTP if signup.email.isascii() else SMTPUTF8
-    message = EmailMessage(policy=policy)
-    message["From"] = Address(
-        display_name=clean_header(site.from_name or site.name), addr_spec=site.from_address
+    return build_message(
+        config,
+        to=signup.email,
+        subject=f"Confirm your subscription to {title}",
+        template="confirmation",
+        context=context,
+        now=now,
+        message_id=message_id or new_message_id(config),
     )
-    message["To"] = ascii_address(clean_header(signup.email))
-    if site.reply_to:
-        message["Reply-To"] = site.reply_to
-    message["Subject"] = clean_header(f"Confirm your subscription to {briefing.title}")
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id or new_message_id(config)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    html_part = cast(list[EmailMessage], message.get_payload())[1]
-    del html_part["MIME-Version"]  # add_alternative repeats it on the part
-    return message.as_bytes(policy=policy)
-
-
-def new_message_id(config: Config) -> str:
-    """Return a fresh Message-ID on the From address's domain."""
-    return make_msgid(domain=config.site.from_address.rpartition("@")[2])
 
 
 def queue_confirmation(session: Session, config: Config, signup: Signup, now: datetime) -> int:
@@ -106,6 +99,11 @@ def composers(config: Config, signer: Signer) -> Composers:
             None,
         )
         link = confirm_link(config, signer, queued.confirmation_id)
-        return compose_confirmation(config, signup, link, now, message_id=queued.message_id)
+        return compose_confirmation(
+            config, signup, link, now, message_id=queued.message_id, briefings=queued.briefings
+        )
 
-    return {MessageKind.CONFIRMATION: confirmation}
+    return {
+        MessageKind.CONFIRMATION: confirmation,
+        MessageKind.ACCOUNT: account_composer(config, signer),
+    }

@@ -22,10 +22,11 @@ from briefing.domain.addresses import ALL_BRIEFINGS
 from briefing.domain.states import ENDED, SubscriptionState, SuppressionReason
 from briefing.errors import BriefingError
 from briefing.store import Database, Session
+from briefing.store.account import Purged, purge_expired
 from briefing.store.bounces import forget_bounce_address
 from briefing.store.db import Checkpoint
 from briefing.store.schema import Subscriber, Subscription
-from briefing.store.signups import add_confirmation, confirmation_by_id
+from briefing.store.signups import add_confirmation, confirmation_by_id, members_of
 from briefing.store.subscriptions import (
     add_subscriber,
     create_subscription,
@@ -163,12 +164,14 @@ def start_signup(
     now: datetime,
     name: str | None = None,
     preferences: Preferences | None = None,
+    lead_id: int | None = None,
 ) -> Signup:
     """Record a sign-up as pending and create its confirmation; an active one needs none.
 
     The subscription stays as it is (pending, or ended and suppressed) until
     the address confirms. A name given now is kept on the confirmation and
-    only applied once the owner of the address confirms it.
+    only applied once the owner of the address confirms it. With ``lead_id``
+    the confirmation rides on that one's link (see :func:`start_signups`).
     """
     config.briefing(briefing)
     subscriber = subscriber_by_email(session, email)
@@ -198,6 +201,7 @@ def start_signup(
         name=name,
         now=now,
         expires_at=now + config.web.confirm_within,
+        lead_id=lead_id,
     )
     return Signup(
         SignupOutcome.CONFIRMATION,
@@ -208,6 +212,42 @@ def start_signup(
         confirmation.expires_at,
         hit.reason if hit is not None else None,
     )
+
+
+def start_signups(
+    session: Session,
+    config: Config,
+    *,
+    email: str,
+    briefings: list[str],
+    source: str,
+    now: datetime,
+    name: str | None = None,
+    preferences: dict[str, Preferences] | None = None,
+) -> list[Signup]:
+    """Sign an address up to several briefings at once; the first confirmation leads.
+
+    Every confirmation after the first names the first as its lead, so one
+    mail with one link confirms them all. Briefings already active need none.
+    """
+    signups: list[Signup] = []
+    lead: int | None = None
+    for briefing in briefings:
+        signup = start_signup(
+            session,
+            config,
+            email=email,
+            briefing=briefing,
+            source=source,
+            now=now,
+            name=name,
+            preferences=(preferences or {}).get(briefing),
+            lead_id=lead,
+        )
+        if signup.kind == SignupOutcome.CONFIRMATION and lead is None:
+            lead = signup.confirmation_id
+        signups.append(signup)
+    return signups
 
 
 class ConfirmOutcome(StrEnum):
@@ -226,6 +266,7 @@ class Confirmed:
     outcome: ConfirmOutcome
     briefing: str | None = None
     subscription_id: int | None = None
+    others: tuple[int, ...] = ()  # further subscriptions the same link confirmed
 
 
 def _lift_suppression(session: Session, config: Config, email: str, briefing: str) -> None:
@@ -252,7 +293,27 @@ def _lift_suppression(session: Session, config: Config, email: str, briefing: st
 
 
 def confirm(session: Session, config: Config, confirmation_id: int, now: datetime) -> Confirmed:
-    """Activate the subscription a confirmation link names, unless it expired or was used."""
+    """Activate the subscriptions a confirmation link names, unless it expired or was used.
+
+    A lead confirmation's link confirms its members too (one sign-up of
+    several briefings); the outcome is the lead's own.
+    """
+    found = _confirm_one(session, config, confirmation_id, now)
+    if found.outcome in (ConfirmOutcome.UNKNOWN, ConfirmOutcome.EXPIRED):
+        return found
+    others = [
+        _confirm_one(session, config, member.id, now)
+        for member in members_of(session, confirmation_id)
+    ]
+    return replace(
+        found,
+        others=tuple(o.subscription_id for o in others if o.subscription_id is not None),
+    )
+
+
+def _confirm_one(
+    session: Session, config: Config, confirmation_id: int, now: datetime
+) -> Confirmed:
     confirmation = confirmation_by_id(session, confirmation_id)
     if confirmation is None:
         return Confirmed(ConfirmOutcome.UNKNOWN)
@@ -481,3 +542,16 @@ def operator_unsuppress(
         for subscription in subscriber.subscriptions:
             note_subscription(session, subscription, source=source, now=now, detail=detail)
     return OperatorUnsuppression(email, tuple(lifted), tuple(kept))
+
+
+def purge(database: Database, now: datetime) -> Purged:
+    """Delete sign-ups left unconfirmed past ``web.confirm_within``, with what was typed in them.
+
+    Each expired, unconfirmed confirmation goes with the name typed into it; a
+    pending subscription with no live sign-up left goes with its history; an
+    address with nothing left goes too. Expired self-service links go as well.
+    ``serve`` runs this every ``web.purge_interval``; ``briefing subscribers
+    purge`` runs it once.
+    """
+    with database.transaction() as session:
+        return purge_expired(session, now)

@@ -1,4 +1,4 @@
-"""``briefing subscribers``: import, add, remove, list, show and export subscribers."""
+"""``briefing subscribers``: import, add, remove, list, show, export and purge subscribers."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from briefing.audience.lifecycle import (
     operator_suppress,
     operator_unsubscribe,
     operator_unsuppress,
+    purge,
     start_signup,
 )
 from briefing.audience.roster import describe_subscriber, export_csv, list_subscriptions
@@ -195,6 +196,24 @@ def remove_command(app: App, email: str, yes: bool) -> None:
             "deletes it",
             err=True,
         )
+
+
+@subscribers_group.command("purge")
+@pass_app
+def purge_command(app: App) -> None:
+    """Delete sign-ups left unconfirmed past web.confirm_within, and expired self-service links.
+
+    The names typed into those sign-ups go with them, and so do pending
+    subscriptions with no live sign-up left and addresses with nothing left.
+    `briefing serve` does this every web.purge_interval; run this from cron
+    where only `briefing web` and `briefing send` run.
+    """
+    purged = purge(app.database, datetime.now(UTC))
+    click.echo(
+        f"purged {purged.confirmations} expired sign-up(s), {purged.subscriptions} pending "
+        f"subscription(s), {purged.subscribers} address(es) with nothing left and "
+        f"{purged.requests} expired self-service link(s)"
+    )
 
 
 BY_HELP = "Who is acting, recorded with the change (default: your login name@host)."

@@ -74,6 +74,17 @@ class MessageKind(StrEnum):
     DIGEST = "digest"
     CONFIRMATION = "confirmation"
     TEST = "test"
+    ACCOUNT = "account"  # a reader's self-service link: download, delete, change of address
+
+
+class AccountAction(StrEnum):
+    """What a reader's single-use self-service link does when it is used."""
+
+    EXPORT = "export"  # download everything stored about the address
+    DELETE = "delete"  # erase the address and everything stored about it
+    MOVE = "move"  # allow a change of address (mailed to the address on file)
+    ADOPT = "adopt"  # confirm the new address and move to it (mailed to the new address)
+    UNDO = "undo"  # put the old address back (mailed to the old address)
 
 
 class IngestOutcome(StrEnum):

@@ -44,6 +44,7 @@ class Purpose(StrEnum):
     PREFERENCES = "p"
     VIEW = "e"
     CONFIRM = "c"
+    ACCOUNT = "a"  # a single-use self-service link (download, delete, change of address)
 
     @property
     def route(self) -> str:
@@ -57,6 +58,7 @@ ROUTES: Mapping[Purpose, str] = {
     Purpose.PREFERENCES: "p",
     Purpose.VIEW: "e",
     Purpose.CONFIRM: "c",
+    Purpose.ACCOUNT: "a",
 }
 
 

@@ -48,6 +48,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from briefing.audience.confirmations import composers
 from briefing.audience.imap import poll
+from briefing.audience.lifecycle import purge
 from briefing.config import Config, format_duration, imap_password
 from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
 from briefing.deliver.transactional import DRAIN_INTERVAL, drain_transactional
@@ -256,6 +257,19 @@ class Service:
                 ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())),
             )
 
+    def purge_signups(self) -> None:
+        """Delete expired unconfirmed sign-ups (and what was typed in them) and stale links."""
+        purged = purge(self.database, self.clock())
+        if purged.confirmations or purged.subscribers or purged.requests:
+            logger.info(
+                "purge: %d expired sign-up(s), %d pending subscription(s), %d address(es), "
+                "%d self-service link(s) deleted",
+                purged.confirmations,
+                purged.subscriptions,
+                purged.subscribers,
+                purged.requests,
+            )
+
     def ingest_sources(self) -> None:
         """Read every source; log one line per source that changed or failed."""
         with self._ingesting:
@@ -445,6 +459,7 @@ class Service:
                 self.send_transactional,
                 _every(timedelta(seconds=DRAIN_INTERVAL), start=now),
             ),
+            ("purge", self.purge_signups, _every(self.config.web.purge_interval, start=now)),
         ]
         imap = self.config.bounces.imap
         if imap is not None and imap.poll_every is not None:

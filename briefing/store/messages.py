@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from briefing.domain.states import CLAIMABLE, DeliveryState, MessageKind
 from briefing.store.ledger import Settlement, take_claims
-from briefing.store.schema import Confirmation, Delivery, Subscriber, Subscription
+from briefing.store.schema import (
+    AccountRequest,
+    Confirmation,
+    Delivery,
+    Subscriber,
+    Subscription,
+)
 
 
 def queue_confirmation(
@@ -73,6 +79,11 @@ class Queued:
     subscription_id: int
     confirmation_id: int
     deadline: datetime
+    # Every briefing the one confirmation link covers (a sign-up of several at once).
+    briefings: tuple[str, ...] = ()
+    # An account message (kind ``account``): its request and what the link does.
+    request_id: int | None = None
+    action: str | None = None
 
 
 # How the transactional drain composes each kind of message: the queued row and now, to bytes.
@@ -80,10 +91,81 @@ Composer = Callable[[Queued, datetime], bytes]
 Composers = Mapping[MessageKind, Composer]
 
 
+def _covered(session: Session, leads: list[int]) -> dict[int, list[str]]:
+    """Return the briefings each lead confirmation's link covers, the lead's own first."""
+    covered: dict[int, list[str]] = {}
+    if not leads:
+        return covered
+    rows = session.execute(
+        select(Confirmation.id, Confirmation.lead_id, Subscription.briefing)
+        .join(Subscription, Subscription.id == Confirmation.subscription_id)
+        .where(or_(Confirmation.id.in_(leads), Confirmation.lead_id.in_(leads)))
+        .order_by(Confirmation.id)
+    )
+    for ident, lead, briefing in rows:
+        covered.setdefault(lead if lead is not None else ident, []).append(briefing)
+    return covered
+
+
+def _load_requests(
+    session: Session, ids: list[int], now: datetime
+) -> tuple[list[Queued], list[Settlement]]:
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.message_id,
+            Delivery.attempts,
+            AccountRequest.id,
+            AccountRequest.action,
+            AccountRequest.email,
+            AccountRequest.expires_at,
+            AccountRequest.used_at,
+        )
+        .join(AccountRequest, AccountRequest.id == Delivery.request_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    queued: list[Queued] = []
+    settled: list[Settlement] = []
+    for delivery_id, message_id, attempts, request_id, action, email, expires, used in rows:
+        if used is not None:
+            settled.append(Settlement(delivery_id, DeliveryState.CANCELLED, "already used", email))
+        elif now > expires:
+            settled.append(
+                Settlement(delivery_id, DeliveryState.EXPIRED, "the link expired", email)
+            )
+        else:
+            queued.append(
+                Queued(
+                    delivery_id,
+                    MessageKind.ACCOUNT,
+                    message_id,
+                    attempts,
+                    email,
+                    "",
+                    0,
+                    0,
+                    expires,
+                    request_id=request_id,
+                    action=action,
+                )
+            )
+    return queued, settled
+
+
 def load_transactional(
     session: Session, ids: list[int], now: datetime
 ) -> tuple[list[Queued], list[Settlement]]:
     """Load claimed transactional rows; sort out those that must no longer be sent, and why."""
+    requests = list(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.id.in_(ids), Delivery.kind == MessageKind.ACCOUNT.value
+            )
+        )
+    )
+    queued, settled = _load_requests(session, requests, now)
+    ids = [ident for ident in ids if ident not in set(requests)]
     rows = session.execute(
         select(
             Delivery.id,
@@ -103,8 +185,7 @@ def load_transactional(
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     ).all()
-    queued: list[Queued] = []
-    settled: list[Settlement] = []
+    covered = _covered(session, [row[4] for row in rows if row[4] is not None])
     for (
         delivery_id,
         kind,
@@ -143,8 +224,10 @@ def load_transactional(
                     subscription_id,
                     confirmation_id,
                     expires_at,
+                    briefings=tuple(covered.get(confirmation_id, [briefing])),
                 )
             )
+    queued.sort(key=lambda q: q.delivery_id)
     return queued, settled
 
 

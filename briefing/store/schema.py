@@ -11,7 +11,9 @@ The model is meant to be settled once:
   variant; a **delivery** is the ledger row of one message: of one edition
   (kind ``digest``, unique) or of one confirmation (kind ``confirmation``);
 - a **confirmation** is one double opt-in link sent to an address, and a
-  **sign-up attempt** (hashed) is what the web sign-up limits count.
+  **sign-up attempt** (hashed) is what the web sign-up limits count;
+- an **account request** is one single-use self-service link (download,
+  delete, change of address, undo) mailed to a reader (kind ``account``).
 
 Times are stored as UTC (naive in SQLite, converted on the way in and out).
 Every status column has a CHECK constraint listing the states of
@@ -44,6 +46,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from briefing.domain.states import (
+    AccountAction,
     BounceKind,
     BounceMatch,
     DeliveryState,
@@ -355,10 +358,12 @@ class Delivery(Base):
         CheckConstraint(one_of("kind", MessageKind), name="ck_deliveries_kind"),
         CheckConstraint(
             f"(kind <> '{MessageKind.DIGEST.value}' OR edition_id IS NOT NULL) AND "
-            f"(kind <> '{MessageKind.CONFIRMATION.value}' OR confirmation_id IS NOT NULL)",
+            f"(kind <> '{MessageKind.CONFIRMATION.value}' OR confirmation_id IS NOT NULL) AND "
+            f"(kind <> '{MessageKind.ACCOUNT.value}' OR request_id IS NOT NULL)",
             name="ck_deliveries_target",
         ),
         UniqueConstraint("confirmation_id", name="uq_deliveries_confirmation_id"),
+        UniqueConstraint("request_id", name="uq_deliveries_request_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -370,6 +375,9 @@ class Delivery(Base):
     )
     confirmation_id: Mapped[int | None] = mapped_column(
         ForeignKey("confirmations.id", ondelete="CASCADE", name="fk_deliveries_confirmation_id")
+    )
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account_requests.id", ondelete="CASCADE", name="fk_deliveries_request_id")
     )
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -438,6 +446,12 @@ class Confirmation(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("confirmations.id", ondelete="CASCADE", name="fk_confirmations_lead_id"),
+        index=True,
+        comment="The confirmation whose link (one mail) confirms this one too: "
+        "one sign-up of several briefings.",
+    )
 
 
 class SignupAttempt(Base):
@@ -463,3 +477,29 @@ class WebhookToken(Base):
     provider: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64))
     seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AccountRequest(Base):
+    """One single-use self-service link mailed to a reader: download, delete, move or undo.
+
+    ``email`` is where the link was mailed: the address on file (download,
+    delete, move), the new address (adopt) or the old one (undo, which
+    restores it); ``new_email`` is the address a move or adoption goes to.
+    ``used_at`` is set once, by a conditional UPDATE, so a link acts only once.
+    """
+
+    __tablename__ = "account_requests"
+    __table_args__ = (
+        CheckConstraint(one_of("action", AccountAction), name="ck_account_requests_action"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(320))
+    new_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]

@@ -18,10 +18,16 @@ def add_confirmation(
     name: str | None,
     now: datetime,
     expires_at: datetime,
+    lead_id: int | None = None,
 ) -> Confirmation:
-    """Record a confirmation link for a subscription and give it its id."""
+    """Record a confirmation link for a subscription and give it its id.
+
+    With ``lead_id`` it is confirmed by the lead confirmation's link (one mail
+    for a sign-up of several briefings) and mails nothing of its own.
+    """
     confirmation = Confirmation(
         subscription_id=subscription_id,
+        lead_id=lead_id,
         source=source,
         name=name,
         created_at=now,
@@ -44,5 +50,14 @@ def confirmations_of(session: Session, subscription_id: int) -> list[Confirmatio
             select(Confirmation)
             .where(Confirmation.subscription_id == subscription_id)
             .order_by(Confirmation.id)
+        )
+    )
+
+
+def members_of(session: Session, lead_id: int) -> list[Confirmation]:
+    """Return the confirmations a lead confirmation's link confirms too, oldest first."""
+    return list(
+        session.scalars(
+            select(Confirmation).where(Confirmation.lead_id == lead_id).order_by(Confirmation.id)
         )
     )

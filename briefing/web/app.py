@@ -13,6 +13,8 @@ Routes (``<base>`` is the path of ``site.base_url``, e.g. ``/briefing``):
     POST <base>/c/<token>    confirms it
     POST <base>/hooks/...    provider webhooks for bounces and complaints, each only when
                              configured (:mod:`briefing.web.hooks`)
+    GET  <base>/a/<token>    a single-use self-service link: what it does; changes nothing
+    POST <base>/a/<token>    uses it once (download, delete, change of address, undo)
 
 Any bad token, unknown page or failure answers with a plain page and a 4xx or
 5xx status, never a stack trace.
@@ -42,7 +44,7 @@ from briefing.deliver.transactional import DRAIN_INTERVAL, TransactionalDrainer
 from briefing.domain.tokens import InertTokenError, Purpose, Signer
 from briefing.errors import TokenError
 from briefing.store import Database
-from briefing.web import links, signup
+from briefing.web import account, links, signup
 from briefing.web.context import WebContext, context_of, utc_now
 from briefing.web.forms import MAX_BODY_BYTES, FormGuard
 from briefing.web.hooks import Hooks
@@ -71,7 +73,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         else (f"There is nothing at this address. To sign up, go to {context.path('subscribe')}.")
     )
     heading = _HEADINGS.get(exc.status_code, "That request could not be served")
-    response = message(context.config.site, heading, str(detail), status=exc.status_code)
+    response = message(context.site, heading, str(detail), status=exc.status_code)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -86,9 +88,7 @@ async def _token_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, InertTokenError)
         else "Nothing was changed. Please use the link from your most recent email, copied in full."
     )
-    return message(
-        context.config.site, "This link does not work", _reason(exc), explanation, status=404
-    )
+    return message(context.site, "This link does not work", _reason(exc), explanation, status=404)
 
 
 def _reason(exc: TokenError) -> str:
@@ -103,7 +103,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     context = context_of(request)
     return message(
-        context.config.site,
+        context.site,
         "Something went wrong on our side",
         "Nothing you did caused this. Please try again in a few minutes.",
         status=500,
@@ -127,6 +127,8 @@ def routes(context: WebContext, hooks: Hooks | None = None) -> list[BaseRoute]:
         Route(confirm, signup.confirm_page, methods=["GET"]),
         Route(confirm, signup.confirm_post, methods=["POST"]),
         *(hooks.routes() if hooks is not None else []),
+        Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_page, methods=["GET"]),
+        Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_post, methods=["POST"]),
     ]
     return [Mount(context.prefix, routes=table)] if context.prefix else table
 

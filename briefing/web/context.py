@@ -16,6 +16,15 @@ from briefing.web.forms import FormGuard
 from briefing.web.limits import SignupLimiter
 
 
+@dataclass(frozen=True)
+class PageSite:
+    """What every page's header and footer show: the site, its address, its privacy notice."""
+
+    name: str
+    postal_address: str
+    privacy_url: str | None
+
+
 def utc_now() -> datetime:
     """Return the current time in UTC."""
     return datetime.now(UTC)
@@ -36,6 +45,12 @@ class WebContext:
     limiter: SignupLimiter
     clock: Callable[[], datetime]
     mail_queued: Callable[[], None] = lambda: None
+
+    @property
+    def site(self) -> PageSite:
+        """Return what the pages show of the site (with ``web.privacy_url``)."""
+        site = self.config.site
+        return PageSite(site.name, site.postal_address, self.config.web.privacy_url)
 
     @property
     def prefix(self) -> str:

@@ -59,21 +59,21 @@ class SignupLimiter:
                 self._hash("address", email),
                 settings.signups_per_address,
                 settings.address_window,
-                "this address",
+                "for this email address",
             ),
             (
                 attempts_by_client,
                 self._hash("client", network_of(client)),
                 settings.signups_per_client,
                 settings.client_window,
-                "your network",
+                "from your network (the IP address you are connecting from)",
             ),
         )
         for count_of, value, most, window, who in limits:
             seen = count_of(session, value, now - window)
             if seen.count >= most and seen.oldest is not None:
                 wait = max(seen.oldest + window - now, timedelta(seconds=1))
-                return Refusal(f"too many sign-ups from {who}", wait)
+                return Refusal(f"too many requests {who}", wait)
         return None
 
     def record(self, session: Session, email: str, client: str, now: datetime) -> None:

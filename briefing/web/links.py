@@ -9,8 +9,6 @@ preferences forms carry a form token and are refused when posted cross-site.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
-from zoneinfo import available_timezones
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -29,9 +27,11 @@ from briefing.store import Session
 from briefing.store.copies import edition_copy
 from briefing.store.schema import Subscription
 from briefing.store.subscriptions import subscription_by_id
+from briefing.web.account import ASK_ACTIONS, ask_response
 from briefing.web.context import WebContext, context_of
 from briefing.web.forms import field, read_form
 from briefing.web.pages import EDITION_POLICY, mask, message, page, private_headers
+from briefing.web.reader import timezone_choices
 from briefing.web.signup import guarded_form, signup_response
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturd
 def unknown_subscription(context: WebContext) -> HTMLResponse:
     """Answer a genuine link whose subscription no longer exists."""
     return message(
-        context.config.site,
+        context.site,
         "This link names no subscription",
         "The subscription it belonged to has been removed, so nothing is sent to it. "
         "Nothing was changed.",
@@ -58,21 +58,27 @@ def removed_subscription(context: WebContext, *, acted: bool) -> HTMLResponse:
     the outcome it asks for, no more mail, already holds.
     """
     return message(
-        context.config.site,
+        context.site,
         "You receive nothing from us" if not acted else "You are unsubscribed",
-        f"This address has been removed from every list of {context.config.site.name}, "
+        f"This address has been removed from every list of {context.site.name}, "
         "so nothing is sent to it. There is nothing more to do.",
         link=(context.path("subscribe"), "Changed your mind? Sign up again"),
     )
 
 
-def _left(context: WebContext, title: str, everything: bool = False) -> HTMLResponse:
-    what = f"everything {context.config.site.name} sends" if everything else title
+def _left(context: WebContext, title: str, ident: int, everything: bool = False) -> HTMLResponse:
+    """Say the reader left; "sign up again" leads to the one-step re-confirmation."""
+    what = f"everything {context.site.name} sends" if everything else title
     return message(
-        context.config.site,
+        context.site,
         f"You are unsubscribed from {what}",
         "No more of it will be sent to you; an edition already on its way may still arrive.",
-        link=(context.path("subscribe"), "Changed your mind? Sign up again"),
+        link=(
+            context.path(
+                Purpose.PREFERENCES.route, context.signer.sign(Purpose.PREFERENCES, ident)
+            ),
+            "Changed your mind? Sign up again in one step",
+        ),
     )
 
 
@@ -97,10 +103,10 @@ async def unsubscribe_page(request: Request) -> Response:
             )
             status, email = subscription.status, subscription.subscriber.email
         if status in ENDED:
-            return _left(context, title)
+            return _left(context, title, ident)
         return page(
             "unsubscribe.html.j2",
-            site=context.config.site,
+            site=context.site,
             heading=f"Unsubscribe from {title}",
             title=title,
             masked=mask(email),
@@ -119,7 +125,7 @@ async def unsubscribe_one_click(request: Request) -> Response:
     form = await read_form(request)
     if field(form, ONE_CLICK[0]) != ONE_CLICK[1]:
         return message(
-            context.config.site,
+            context.site,
             "That request could not be understood",
             "An unsubscribe request carries List-Unsubscribe=One-Click. Nothing was changed.",
             status=400,
@@ -136,20 +142,12 @@ async def unsubscribe_one_click(request: Request) -> Response:
         if changed:
             logger.info("subscription %d to %s unsubscribed (one-click)", ident, briefing)
         settings = context.config.briefings.get(briefing)
-        return _left(context, settings.title if settings else briefing)
+        return _left(context, settings.title if settings else briefing, ident)
 
     return await run_in_threadpool(act)
 
 
 # --- preferences -----------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def timezone_choices() -> tuple[str, ...]:
-    """Return the IANA timezones offered on the preferences page (canonical regions only)."""
-    skip = ("Etc/", "SystemV/", "US/", "posix/", "right/")
-    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith(skip))
-    return ("UTC", *zones)
 
 
 def parse_preferences(
@@ -221,7 +219,7 @@ def _preferences_view(
     return page(
         "preferences.html.j2",
         400 if errors else 200,
-        site=config.site,
+        site=context.site,
         heading=f"{settings.title}: your settings",
         title=settings.title,
         masked=mask(subscription.subscriber.email),
@@ -274,6 +272,11 @@ async def preferences_post(request: Request) -> Response:
         return refusal
     action = field(form, "action")
     client = request.client.host if request.client else "unknown"
+    if action in ASK_ACTIONS:
+        new_address = field(form, "new_email")
+        return await run_in_threadpool(
+            lambda: ask_response(context, request, ident, action, new_address, client)
+        )
 
     def act() -> Response:
         with context.database.transaction() as session:
@@ -299,17 +302,23 @@ async def preferences_post(request: Request) -> Response:
                 )
             if action == "leave":
                 unsubscribe(session, subscription, source="web:preferences", now=now)
-                return _left(context, title)
+                return _left(context, title, ident)
             if action == "leave-all":
                 leave_all(session, subscription.subscriber, source="web:preferences", now=now)
-                return _left(context, title, everything=True)
+                return _left(context, title, ident, everything=True)
             email, briefing = subscription.subscriber.email, subscription.briefing
+            own = Preferences.of(subscription)  # what the first-edition sentence uses
         if action == "resubscribe":
             return signup_response(
-                context, email=email, briefing=briefing, client=client, source="web:preferences"
+                context,
+                email=email,
+                briefings=[briefing],
+                client=client,
+                source="web:preferences",
+                preferences={briefing: own},
             )
         return message(
-            context.config.site,
+            context.site,
             "That request could not be understood",
             "Nothing was changed.",
             status=400,
@@ -331,7 +340,7 @@ async def view_edition(request: Request) -> Response:
             copy = edition_copy(session, ident)
             if copy is None:
                 return message(
-                    context.config.site,
+                    context.site,
                     "This edition is not available",
                     "It was never sent, or its subscriber has been removed.",
                     status=404,

@@ -3,11 +3,16 @@
 Every page is a Jinja2 template in ``briefing/web/templates`` (autoescaped)
 and goes out with headers that keep personal links private: no caching, no
 Referer to other sites (the URL holds a token), no indexing, and a
-Content-Security-Policy that allows no script at all.
+Content-Security-Policy that allows one script only: ``reader.js``, inlined
+and allowed by its SHA-256 hash. It pre-fills the timezone from the browser
+and disables the weekly-day menu unless "once a week" is chosen; every page
+works without it (the server validates anyway).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,9 +22,12 @@ from starlette.responses import HTMLResponse
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
+# The one script of the pages, inlined; the policy allows exactly these bytes.
+READER_SCRIPT = (TEMPLATES / "reader.js").read_text(encoding="utf-8")
+SCRIPT_HASH = base64.b64encode(hashlib.sha256(READER_SCRIPT.encode("utf-8")).digest()).decode()
 PAGE_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
+    f"default-src 'none'; script-src 'sha256-{SCRIPT_HASH}'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 # The browser copy of an edition shows the newsroom's images and the MJML styles.
 EDITION_POLICY = (
@@ -55,6 +63,7 @@ def private_headers(policy: str = PAGE_POLICY) -> dict[str, str]:
 
 def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render a page template into a response with the private headers."""
+    context.setdefault("reader_script", READER_SCRIPT)
     html = page_environment().get_template(template).render(**context)
     return HTMLResponse(html, status_code=status, headers=private_headers())
 
