@@ -8,6 +8,7 @@ import smtplib
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
@@ -21,14 +22,17 @@ from briefing.ingest import ingest
 from briefing.store import Database, open_database
 from briefing.store.schema import BounceEvent, Delivery, Edition, Subscriber, Subscription
 from briefing.store.suppressions import suppressions_of
+from briefing.web import create_app
 from tests.support.bounces import arf, auto_reply, dsn, maildir_of, unsubscribe_mail
 from tests.support.delivery import AT, delivery_settings, reader, statuses, subscribe
 from tests.support.factories import KEY, NOW, make_project, markdown_article
 from tests.support.inbound import receiver
 from tests.support.migrations import unmigrated, upgrade_to
 from tests.support.smtp_server import Received, smtp_server
+from tests.support.web import live_server
 
 SIGNER = Signer([KEY])
+WEBHOOK_TOKEN = "loop-webhook-token-5d0e8c3b"
 
 
 @pytest.fixture(autouse=True)
@@ -68,20 +72,24 @@ def event_count(database: Database) -> int:
         return session.scalar(select(func.count()).select_from(BounceEvent)) or 0
 
 
-def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> None:
+def test_mail_that_comes_back_ends_the_right_subscriptions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIEFING_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
     with smtp_server() as server:
         config = make_project(
             tmp_path / "site",
             delivery=delivery_settings(server),
             bounces={"domain": "news.example.org", "soft_limit": 2},
+            webhooks={"generic": True},
         )
         database = open_database(config.database)
         ingest(config, database, NOW - timedelta(hours=1))
-        subscribe(config, database, [reader(n) for n in range(9)])
+        subscribe(config, database, [reader(n) for n in range(10)])
         dispatch(config, database, SIGNER, AT)
         send(config, database)
         first_run: dict[str, Received] = {m.recipient: m for m in server.handler.received}
-    assert set(first_run) == {reader(n) for n in range(9)}
+    assert set(first_run) == {reader(n) for n in range(10)}
 
     # Every message names its delivery: in the envelope sender and in a header, never the address.
     with database.transaction() as session:
@@ -212,12 +220,33 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
         finally:
             client.quit()
 
-    expected_subscriptions = {reader(n): "active" for n in range(9)}
+    # And a provider's webhook: a hard bounce posted to `briefing web` with our delivery token.
+    app = create_app(config, database, [KEY], clock=lambda: NOW, drain_interval=None)
+    with live_server(app) as origin:
+        answer = httpx.post(
+            f"{origin}/b/hooks/events",
+            json=[
+                {
+                    "kind": "hard",
+                    "recipient": reader(9),
+                    "status": "5.1.1",
+                    "delivery": tokens[reader(9)],
+                    "id": "esp-event-9",
+                }
+            ],
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
+            timeout=10,
+        )
+    assert answer.status_code == 200, answer.text
+
+    expected_subscriptions = {reader(n): "active" for n in range(10)}
     expected_subscriptions.update(
         {reader(0): "bounced", reader(1): "bounced", reader(2): "complained"}
     )
     expected_subscriptions[reader(3)] = "unsubscribed"
-    expected_subscriptions.update({reader(7): "bounced", reader(8): "unsubscribed"})
+    expected_subscriptions.update(
+        {reader(7): "bounced", reader(8): "unsubscribed", reader(9): "bounced"}
+    )
     assert subscription_states(database) == expected_subscriptions
     assert suppressed(database, reader(0)) == {("*", "bounced")}
     assert suppressed(database, reader(1)) == {("*", "bounced")}
@@ -225,6 +254,7 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
     assert suppressed(database, reader(3)) == {("daily", "unsubscribed")}
     assert suppressed(database, reader(7)) == {("*", "bounced")}
     assert suppressed(database, reader(8)) == {("daily", "unsubscribed")}
+    assert suppressed(database, reader(9)) == {("*", "bounced")}
     for n in (4, 5, 6):
         assert suppressed(database, reader(n)) == set()
     ledger = statuses(database)
@@ -243,9 +273,10 @@ def test_mail_that_comes_back_ends_the_right_subscriptions(tmp_path: Path) -> No
     assert (reader(1), "soft", "4.2.2", "message-id") in events
     assert (reader(7), "hard", "5.1.1", "token") in events
     assert (reader(8), "unsubscribe", None, "token") in events
-    assert ledger[reader(7)] == "bounced"
+    assert (reader(9), "hard", "5.1.1", "token") in events
+    assert ledger[reader(7)] == ledger[reader(9)] == "bounced"
     count = event_count(database)
-    assert count == len(returned) + 2
+    assert count == len(returned) + 3
 
     # The same reports again: nothing new.
     again = run_cli(config, "bounces", "import", str(box))
