@@ -286,7 +286,8 @@ def dispatch(
                     report.count(name, spec.issue_date, status, count)
         report.log(name)
     report.seconds = time.perf_counter() - started
-    logger.info("%s", report.summary())
+    # Every minute under `briefing serve`: say it when something was dispatched.
+    logger.log(logging.INFO if report.dispatched else logging.DEBUG, "%s", report.summary())
     return report
 
 
