@@ -14,6 +14,7 @@ mailbox in a file are one subscriber, and the second row is reported.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
@@ -45,7 +46,9 @@ from briefing.store.subscriptions import (
     add_subscribers,
     create_subscriptions,
     move_subscription,
+    name_subscribers,
     subscribers_by_email,
+    subscription_by_id,
     subscriptions_by_key,
 )
 from briefing.store.suppressions import suppressions_by_hash, suppressions_of
@@ -123,6 +126,42 @@ def removed_note(email: str) -> str:
     )
 
 
+# A list holds a few hundred distinct domains, time zones and send times among many rows:
+# each distinct value is checked once.
+_timezone = functools.lru_cache(maxsize=4096)(check_new_timezone)
+_frequency = functools.lru_cache(maxsize=256)(check_frequency)
+
+
+@functools.lru_cache(maxsize=4096)
+def _send_time(value: str) -> str:
+    return parse_send_time(value).strftime("%H:%M")
+
+
+@functools.lru_cache(maxsize=65536)
+def _domain_key(domain: str, smtputf8: bool) -> str:
+    """Return the key form of a domain (IDNA ASCII), checked by a full validation once."""
+    return normalise_address(f"x@{domain}", smtputf8=smtputf8).rpartition("@")[2]
+
+
+# A plain ASCII local part (RFC 5322 dot-atom): all email-validator would check in it.
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _normalised(address: str, smtputf8: bool) -> str:
+    """Return :func:`normalise_address` of ``address``, validating each domain only once.
+
+    A plain ASCII local part (the common case) is checked here and its domain
+    through a cache; anything else takes the full validation.
+    """
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= 64 and len(address) <= 254 and _PLAIN_LOCAL.fullmatch(local):
+        try:
+            return f"{local.lower()}@{_domain_key(domain, smtputf8)}"
+        except AddressError:
+            pass  # the full validation says what is wrong with the whole address
+    return normalise_address(address, smtputf8=smtputf8)
+
+
 def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) -> SubscriberRow:
     """Validate one CSV row against the config, or raise :class:`SubscriberRowError`."""
 
@@ -130,7 +169,7 @@ def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) 
         return (raw.get(column) or "").strip()
 
     try:
-        email = normalise_address(value("email"), smtputf8=config.delivery.smtputf8)
+        email = _normalised(value("email"), config.delivery.smtputf8)
     except AddressError as exc:
         shown = value("email") or "(empty)"
         raise SubscriberRowError(file, line, f"email {shown!r}: {exc}") from None
@@ -151,11 +190,7 @@ def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) 
             raise SubscriberRowError(
                 file, line, f"section {section!r} is not configured ({', '.join(config.sections)})"
             )
-    checks = {
-        "timezone": check_new_timezone,
-        "send_time": lambda v: parse_send_time(v).strftime("%H:%M"),
-        "frequency": check_frequency,
-    }
+    checks = {"timezone": _timezone, "send_time": _send_time, "frequency": _frequency}
     cleaned: dict[str, str | None] = {}
     for column, check in checks.items():
         given = value(column)
@@ -273,12 +308,14 @@ def apply_chunk(
             admitted.append(row)
     people = subscribers_by_email(session, {row.email for row in admitted})
     new_people: dict[str, str | None] = {}
+    names: dict[int, str] = {}
     for row in admitted:
-        if row.email in people:
-            if row.name and not people[row.email].name:
-                people[row.email].name = row.name
+        if (person := people.get(row.email)) is not None:
+            if row.name and not person.name:
+                names.setdefault(person.id, row.name)
         elif row.email not in new_people or (row.name and not new_people[row.email]):
             new_people[row.email] = row.name
+    name_subscribers(session, names)
     people.update(add_subscribers(session, new_people, now))
     existing = subscriptions_by_key(session, {person.id for person in people.values()})
     new: list[NewSubscription] = []
@@ -293,12 +330,16 @@ def apply_chunk(
             "send_time": row.send_time or briefing.send_time.strftime("%H:%M"),
             "frequency": row.frequency or briefing.frequency,
         }
-        subscription = existing.get((subscriber_id, row.briefing))
-        if subscription is None:
+        standing = existing.get((subscriber_id, row.briefing))
+        if standing is None:
             new.append(NewSubscription(subscriber_id, row.briefing, wanted, f"line {row.line}"))
             outcomes[index] = (ImportOutcome.CREATED, None)
-            continue
-        outcomes[index] = _update(session, subscription, row, wanted, source, now)
+        elif standing.status == SubscriptionState.ACTIVE and standing.preferences == wanted:
+            outcomes[index] = (ImportOutcome.UNCHANGED, None)  # the common case of a re-run
+        else:
+            subscription = subscription_by_id(session, standing.id)
+            assert subscription is not None
+            outcomes[index] = _update(session, subscription, row, wanted, source, now)
     create_subscriptions(session, new, status=SubscriptionState.ACTIVE, source=source, now=now)
     return [outcome for outcome in outcomes if outcome is not None]
 

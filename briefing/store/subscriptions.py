@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -237,17 +237,27 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
 # 100,000 never holds the database for long and never costs a round trip per row.
 
 
-def subscribers_by_email(session: Session, emails: Collection[str]) -> dict[str, Subscriber]:
+@dataclass(frozen=True)
+class Person:
+    """A subscriber as an import sees it."""
+
+    id: int
+    name: str | None
+
+
+def subscribers_by_email(session: Session, emails: Collection[str]) -> dict[str, Person]:
     """Return the subscribers of these mailbox keys, by key."""
     if not emails:
         return {}
-    rows = session.scalars(select(Subscriber).where(Subscriber.email.in_(emails)))
-    return {row.email: row for row in rows}
+    rows = session.execute(
+        select(Subscriber.email, Subscriber.id, Subscriber.name).where(Subscriber.email.in_(emails))
+    )
+    return {email: Person(ident, name) for email, ident, name in rows}
 
 
 def add_subscribers(
     session: Session, people: Mapping[str, str | None], now: datetime
-) -> dict[str, Subscriber]:
+) -> dict[str, Person]:
     """Insert subscribers (key -> name) in bulk unless present; return every one of them, by key."""
     if people:
         dialect = session.get_bind().dialect.name
@@ -259,16 +269,58 @@ def add_subscribers(
     return subscribers_by_email(session, list(people))
 
 
+def name_subscribers(session: Session, names: Mapping[int, str]) -> None:
+    """Give subscribers (id -> name) their name in one statement."""
+    if names:
+        session.execute(
+            update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == bindparam("ident")),
+            [{"ident": ident, "name": name} for ident, name in names.items()],
+        )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A subscription as an import compares it with a row."""
+
+    id: int
+    status: str
+    preferences_set: bool
+    preferences: dict[str, Any]
+
+
 def subscriptions_by_key(
     session: Session, subscriber_ids: Collection[int]
-) -> dict[tuple[int, str], Subscription]:
+) -> dict[tuple[int, str], Standing]:
     """Return the subscriptions of these subscribers, by (subscriber id, briefing)."""
     if not subscriber_ids:
         return {}
-    rows = session.scalars(
-        select(Subscription).where(Subscription.subscriber_id.in_(subscriber_ids))
+    rows = session.execute(
+        select(
+            Subscription.subscriber_id,
+            Subscription.briefing,
+            Subscription.id,
+            Subscription.status,
+            Subscription.preferences_set_at,
+            Subscription.sections,
+            Subscription.timezone,
+            Subscription.send_time,
+            Subscription.frequency,
+        ).where(Subscription.subscriber_id.in_(subscriber_ids))
     )
-    return {(row.subscriber_id, row.briefing): row for row in rows}
+    return {
+        (row.subscriber_id, row.briefing): Standing(
+            row.id,
+            row.status,
+            row.preferences_set_at is not None,
+            {
+                "sections": row.sections,
+                "timezone": row.timezone,
+                "send_time": row.send_time,
+                "frequency": row.frequency,
+            },
+        )
+        for row in rows
+    }
 
 
 @dataclass(frozen=True)
