@@ -13,13 +13,13 @@ mailbox in a file are one subscriber, and the second row is reported.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
-import io
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -211,53 +211,79 @@ def parse_row(config: Config, file: str, line: int, raw: dict[str, str | None]) 
     )
 
 
-def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[SubscriberRowError]]:
-    """Read and validate every row of a CSV file; bad rows come back as errors."""
-    file = str(path)
+def _check_readable(path: Path) -> tuple[int, str | None]:
+    """Decode the whole file once, a block at a time; return its line count or why it fails."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    lines = 0
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                decoder.decode(block)
+                lines += block.count(b"\n")
+            decoder.decode(b"", final=True)
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [SubscriberRowError(file, 0, f"cannot read the file: {exc}")]
-    reader = csv.DictReader(io.StringIO(text))
-    header = [column.strip().lower() for column in reader.fieldnames or []]
-    if "email" not in header:
-        return [], [
-            SubscriberRowError(file, 1, f"no 'email' column (columns: {', '.join(COLUMNS)})")
-        ]
-    unknown = [column for column in header if column not in COLUMNS]
-    if unknown:
-        return [], [
-            SubscriberRowError(
+        return 0, f"cannot read the file: {exc}"
+    return lines, None
+
+
+def iter_rows(config: Config, path: Path) -> Iterator[SubscriberRow | SubscriberRowError]:
+    """Read and validate a CSV file row by row; a bad row comes out as its error.
+
+    The file is checked to decode as a whole first, so a file that cannot be
+    read imports nothing; then it is read as a stream (memory holds one row,
+    and the keys seen so far to report a mailbox given twice).
+    """
+    file = str(path)
+    _, problem = _check_readable(path)
+    if problem:
+        yield SubscriberRowError(file, 0, problem)
+        return
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = [column.strip().lower() for column in reader.fieldnames or []]
+        if "email" not in header:
+            yield SubscriberRowError(file, 1, f"no 'email' column (columns: {', '.join(COLUMNS)})")
+            return
+        unknown = [column for column in header if column not in COLUMNS]
+        if unknown:
+            yield SubscriberRowError(
                 file, 1, f"unknown column {unknown[0]!r} (known: {', '.join(COLUMNS)})"
             )
-        ]
-    reader.fieldnames = header
-    rows: list[SubscriberRow] = []
-    errors: list[SubscriberRowError] = []
-    seen: dict[tuple[str, str], int] = {}
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
-            errors.append(SubscriberRowError(file, line, "more fields than columns"))
-            continue
-        if not any((v or "").strip() for v in raw.values()):
-            continue
-        try:
-            row = parse_row(config, file, line, raw)
-        except SubscriberRowError as exc:
-            errors.append(exc)
-            continue
-        first = seen.setdefault((row.email, row.briefing), line)
-        if first != line:
-            typed = (raw.get("email") or "").strip()
-            who = row.email if typed == row.email else f"{typed} (mailbox {row.email})"
-            errors.append(
-                SubscriberRowError(
+            return
+        reader.fieldnames = header
+        seen: dict[tuple[str, str], int] = {}
+        for raw in reader:
+            line = reader.line_num
+            if None in raw:
+                yield SubscriberRowError(file, line, "more fields than columns")
+                continue
+            if not any((v or "").strip() for v in raw.values()):
+                continue
+            try:
+                row = parse_row(config, file, line, raw)
+            except SubscriberRowError as exc:
+                yield exc
+                continue
+            first = seen.setdefault((row.email, row.briefing), line)
+            if first != line:
+                typed = (raw.get("email") or "").strip()
+                who = row.email if typed == row.email else f"{typed} (mailbox {row.email})"
+                yield SubscriberRowError(
                     file, line, f"{who} is already on line {first} for briefing {row.briefing}"
                 )
-            )
-            continue
-        rows.append(row)
+                continue
+            yield row
+
+
+def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[SubscriberRowError]]:
+    """Read and validate every row of a CSV file; bad rows come back as errors."""
+    rows: list[SubscriberRow] = []
+    errors: list[SubscriberRowError] = []
+    for item in iter_rows(config, path):
+        if isinstance(item, SubscriberRowError):
+            errors.append(item)
+        else:
+            rows.append(item)
     return rows, errors
 
 
@@ -393,14 +419,15 @@ def import_subscribers(
     finds the rows that landed unchanged. ``progress`` is called with (rows
     done, rows in all) after each chunk.
     """
-    rows, errors = read_rows(config, path)
-    report = ImportReport(file=str(path), errors=errors)
+    report = ImportReport(file=str(path))
     source = f"import:{path.name}"
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = rows[start : start + CHUNK_ROWS]
+    total = max(_check_readable(path)[0] - 1, 0)  # rows, near enough, for the progress bar
+    chunk: list[SubscriberRow] = []
+
+    def land(rows: list[SubscriberRow]) -> None:
         with database.transaction() as session:
-            outcomes = apply_chunk(session, config, chunk, source, now)
-        for row, (outcome, note) in zip(chunk, outcomes, strict=True):
+            outcomes = apply_chunk(session, config, rows, source, now)
+        for row, (outcome, note) in zip(rows, outcomes, strict=True):
             if outcome == ImportOutcome.KEPT:
                 report.kept.append(f"line {row.line}: {note}")
             elif outcome == ImportOutcome.REFUSED:
@@ -408,5 +435,18 @@ def import_subscribers(
             else:
                 report.counts[outcome] += 1
         if progress is not None:
-            progress(start + len(chunk), len(rows))
+            progress(min(rows[-1].line - 1, total), total)
+
+    for item in iter_rows(config, path):
+        if isinstance(item, SubscriberRowError):
+            report.errors.append(item)
+            continue
+        chunk.append(item)
+        if len(chunk) == CHUNK_ROWS:
+            land(chunk)
+            chunk = []
+    if chunk:
+        land(chunk)
+    if progress is not None:
+        progress(total, total)
     return report
