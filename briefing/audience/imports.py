@@ -275,18 +275,6 @@ def iter_rows(config: Config, path: Path) -> Iterator[SubscriberRow | Subscriber
             yield row
 
 
-def read_rows(config: Config, path: Path) -> tuple[list[SubscriberRow], list[SubscriberRowError]]:
-    """Read and validate every row of a CSV file; bad rows come back as errors."""
-    rows: list[SubscriberRow] = []
-    errors: list[SubscriberRowError] = []
-    for item in iter_rows(config, path):
-        if isinstance(item, SubscriberRowError):
-            errors.append(item)
-        else:
-            rows.append(item)
-    return rows, errors
-
-
 CHUNK_ROWS = 2_000
 """Rows applied per transaction: a few tens of milliseconds, so nobody waits on an import."""
 

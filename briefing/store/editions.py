@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import typing
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -157,18 +157,6 @@ def variant_of_edition(
     return _stored(row) if row is not None else None
 
 
-def existing_editions(
-    session: Session, briefing: str, dates: Collection[date]
-) -> set[tuple[int, date]]:
-    """Return (subscriber id, issue date) of the editions of ``briefing`` on ``dates``."""
-    rows = session.execute(
-        select(Edition.subscriber_id, Edition.issue_date).where(
-            Edition.briefing == briefing, Edition.issue_date.in_(dates)
-        )
-    )
-    return {(subscriber_id, issue_date) for subscriber_id, issue_date in rows if subscriber_id}
-
-
 def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, set[date]]:
     """Return each subscriber's issue dates of ``briefing`` from ``since`` on."""
     dispatched: dict[int, set[date]] = {}
@@ -180,26 +168,6 @@ def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, 
         if subscriber_id is not None:
             dispatched.setdefault(subscriber_id, set()).add(issue_date)
     return dispatched
-
-
-def previous_cuts(
-    session: Session, briefing: str, subscriber_ids: Collection[int]
-) -> dict[int, datetime]:
-    """Return each subscriber's latest cut time of ``briefing`` (subscribers never cut: absent)."""
-    rows = session.execute(
-        select(Edition.subscriber_id, func.max(Edition.cut_at))
-        .where(
-            Edition.briefing == briefing,
-            Edition.subscriber_id.in_(subscriber_ids),
-            Edition.variant_id.is_not(None),
-        )
-        .group_by(Edition.subscriber_id)
-    )
-    return {
-        subscriber_id: cut
-        for subscriber_id, cut in rows
-        if subscriber_id is not None and cut is not None
-    }
 
 
 def last_cut_before(
