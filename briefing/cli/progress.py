@@ -108,3 +108,26 @@ def failures_table(report: DeliveryReport) -> Table | None:
             "see `briefing deliveries --failed`",
         )
     return table
+
+
+@contextmanager
+def import_progress(console: Console) -> Iterator[Callable[[int, int], None]]:
+    """Yield a callback for (rows done, rows in all): a bar on a terminal, else nothing."""
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
+    bar = Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("import", total=None)
+
+    def show(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield show

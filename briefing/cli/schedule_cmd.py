@@ -294,7 +294,7 @@ def run_now_command(app: App, briefing: str, wait_seconds: float) -> None:
     click.echo(
         f"dispatched {report.dispatched} edition(s) in {report.variants} variant(s): "
         f"{report.pending} to send, {report.skipped} skipped (empty), "
-        f"{report.suppressed} suppressed"
+        f"{report.suppressed} suppressed ({report.seconds:.1f} s)"
     )
     for name, delivered in ran.drain.delivered.items():
         click.echo(

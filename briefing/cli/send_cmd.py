@@ -78,8 +78,17 @@ def send_transactional(
     is_flag=True,
     help="Send today's edition now to every subscription that has none, whatever its send time.",
 )
+@click.option(
+    "--no-deliver",
+    "no_deliver",
+    is_flag=True,
+    help="Only dispatch: put the due editions in the ledger and stop (`briefing send` or "
+    "`briefing serve` delivers them later).",
+)
 @pass_app
-def send_command(app: App, briefing_key: str | None, at_text: str | None, force: bool) -> None:
+def send_command(
+    app: App, briefing_key: str | None, at_text: str | None, force: bool, no_deliver: bool
+) -> None:
     """Dispatch due editions into the ledger, then deliver what the ledger holds.
 
     Queued confirmations go out first and again last (those queued meanwhile).
@@ -97,10 +106,14 @@ def send_command(app: App, briefing_key: str | None, at_text: str | None, force:
     click.echo(
         f"dispatched {dispatched.dispatched} edition(s) in {dispatched.variants} variant(s): "
         f"{dispatched.pending} to send, {dispatched.skipped} skipped (empty), "
-        f"{dispatched.suppressed} suppressed, {dispatched.expired} expired"
+        f"{dispatched.suppressed} suppressed, {dispatched.expired} expired "
+        f"({dispatched.seconds:.1f} s)"
     )
     for note in dispatched.notes:
         click.echo(f"note: {note}")
+    if no_deliver:
+        click.echo("--no-deliver: the ledger holds them; nothing was sent")
+        return
     dkim = DkimSigner.from_config(config)
     transport = make_transport(config)
     clock: Callable[[], datetime] = (lambda: at) if at_text else (lambda: datetime.now(UTC))

@@ -7,23 +7,32 @@ date; past the briefing's ``deadline`` it is recorded as expired instead of
 sent late. ``force`` sends today's edition at once to every subscription that
 has none for its local today (the demo, and ops' run-now).
 
+Dispatch works by set, never by subscriber: subscriptions timed alike (same
+timezone, send time, frequency and sections) form a cohort, whose due moments
+are computed once, in Python (SQLite has no timezone database). Each
+cohort's editions and deliveries, Message-IDs included, are inserted by one
+``INSERT ... SELECT`` (per range of subscription ids for a big cohort, to keep
+transactions short), so memory holds cohorts and variants, not subscribers.
+
 Subscriptions due in one run with the same sections, previous cut, locale and
 issue date share one variant. Every variant of a run has the same cut time, so
 they share one related-link archive and its similarity index, read and built
 once per run. Edition and delivery rows are inserted with the unique keys
-deciding races, so no edition is ever dispatched twice.
+deciding races, so no edition is ever dispatched twice; a crash leaves whole
+statements done or undone, and the next run does the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Protocol
 
 from briefing.config import Config
-from briefing.domain.calendar import Timing, due_dates
+from briefing.domain.calendar import due_dates
 from briefing.domain.states import DeliveryState
 from briefing.domain.tokens import Signer
 from briefing.editions.variants import (
@@ -37,62 +46,20 @@ from briefing.pipeline.relate import Archive
 from briefing.store import Database
 from briefing.store.controls import paused_briefings
 from briefing.store.editions import (
+    Cohort,
+    CohortDue,
     NewEdition,
-    existing_editions,
+    cohort_windows,
     freeze_variant,
+    insert_cohort_editions,
     insert_edition,
-    previous_cuts,
+    subscription_cohorts,
+    subscription_id_range,
+    suppression_candidates,
 )
-from briefing.store.schedule import active_subscriptions
 from briefing.store.suppressions import suppression_for
 
 logger = logging.getLogger(__name__)
-
-
-class Scheduled(Timing, Protocol):
-    """A subscription as far as dispatch needs it: who, which briefing, and when."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def subscriber_id(self) -> int: ...
-
-    @property
-    def briefing(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Due:
-    """One edition a subscription should get (or has missed)."""
-
-    subscription_id: int
-    subscriber_id: int
-    briefing: str
-    issue_date: date
-    scheduled_at: datetime
-    expired: bool
-
-
-def due_editions(
-    subscription: Scheduled,
-    now: datetime,
-    deadline: timedelta,
-    *,
-    force: bool = False,
-) -> list[Due]:
-    """List the editions of one subscription that are due or expired at ``now``."""
-    return [
-        Due(
-            subscription.id,
-            subscription.subscriber_id,
-            subscription.briefing,
-            due.issue_date,
-            due.scheduled_at,
-            due.expired,
-        )
-        for due in due_dates(subscription, now, deadline, force=force)
-    ]
 
 
 @dataclass
@@ -109,6 +76,15 @@ class DispatchReport:
         default_factory=lambda: defaultdict(Counter)
     )
     variants_by_edition: Counter[tuple[str, date]] = field(default_factory=Counter)
+    seconds: float = 0.0  # how long the run took, wall time
+
+    def summary(self) -> str:
+        """Say in one line how much was dispatched and how long it took."""
+        editions = len(self.by_edition)
+        return (
+            f"dispatched {self.dispatched:,} deliveries in {editions} edition(s)' "
+            f"{self.variants} variant(s) in {self.seconds:.1f} s"
+        )
 
     @property
     def pending(self) -> int:
@@ -135,10 +111,13 @@ class DispatchReport:
         """Count editions put in the ledger."""
         return self.counts.total()
 
-    def count(self, due: Due, status: DeliveryState) -> None:
-        """Count one edition put in the ledger with ``status``."""
-        self.counts[status] += 1
-        self.by_edition[(due.briefing, due.issue_date)][status] += 1
+    def count(
+        self, briefing: str, issue_date: date, status: DeliveryState, number: int = 1
+    ) -> None:
+        """Count ``number`` editions of one date put in the ledger with ``status``."""
+        if number:
+            self.counts[status] += number
+            self.by_edition[(briefing, issue_date)][status] += number
 
     def count_variant(self, briefing: str, issue_date: date) -> None:
         """Count one variant cut for an edition date."""
@@ -167,30 +146,49 @@ def edition_key(briefing: str, subscriber_id: int, issue_date: date) -> str:
     return f"{briefing}:{subscriber_id}:{issue_date.isoformat()}"
 
 
-def _new_edition(
-    signer: Signer,
-    config: Config,
-    due: Due,
-    status: DeliveryState,
-    reason: str | None = None,
-    *,
-    variant_id: int | None = None,
-    cut_at: datetime | None = None,
-) -> NewEdition:
-    domain = config.site.from_address.rpartition("@")[2]
-    key = edition_key(due.briefing, due.subscriber_id, due.issue_date)
-    return NewEdition(
-        briefing=due.briefing,
-        subscriber_id=due.subscriber_id,
-        subscription_id=due.subscription_id,
-        issue_date=due.issue_date,
-        scheduled_at=due.scheduled_at,
-        variant_id=variant_id,
-        cut_at=cut_at,
-        status=status,
-        reason=reason,
-        message_id=signer.message_id(key, domain),
+# Subscriptions per dispatch statement at most: a cohort bigger than this is inserted a range
+# of subscription ids at a time, one short transaction each, so that a send, an import or
+# the web never waits long on a dispatch of a big list.
+CHUNK = 20_000
+
+
+@dataclass(frozen=True)
+class _Share:
+    """The members of one cohort due on one date whose selection window starts at ``since``."""
+
+    due: CohortDue
+    since: datetime | None
+    count: int
+
+
+def _cohort_dues(
+    name: str, cohorts: list[Cohort], now: datetime, deadline: timedelta, force: bool
+) -> list[tuple[CohortDue, bool]]:
+    """Return each cohort's dates due at ``now``, and whether each is past the deadline."""
+    found = []
+    for cohort in cohorts:
+        # The oldest member bounds the dates; insert statements apply each member's own.
+        for day in due_dates(cohort, now, deadline, force=force):
+            found.append(
+                (CohortDue(name, cohort, day.issue_date, day.scheduled_at, force), day.expired)
+            )
+    return found
+
+
+def _expired_reason(scheduled_at: datetime, now: datetime) -> str:
+    late = now - scheduled_at
+    return (
+        f"send time {scheduled_at:%Y-%m-%d %H:%M} UTC passed "
+        f"{int(late.total_seconds() // 60)} min ago, past the deadline"
     )
+
+
+def _id_windows(span: tuple[int, int] | None, count: int) -> list[tuple[int, int] | None]:
+    """Split a statement over ``count`` members into ranges of subscription ids."""
+    if span is None or count <= CHUNK:
+        return [None]
+    low, high = span
+    return [(start, min(start + CHUNK - 1, high)) for start in range(low, high + 1, CHUNK)]
 
 
 def dispatch(
@@ -202,10 +200,23 @@ def dispatch(
     briefing: str | None = None,
     force: bool = False,
 ) -> DispatchReport:
-    """Put every due edition in the ledger, cutting the variants they need."""
+    """Put every due edition in the ledger, cutting the variants they need.
+
+    Due -> group -> cut -> store: cohorts of subscriptions timed alike are read
+    and their due dates computed; each cohort's expired and suppressed members
+    are recorded; the rest are grouped by variant (sections, previous cut,
+    issue date), each variant is cut once, and its editions and deliveries go
+    in with one statement per cohort (per range of ids for a big one).
+    """
+    started = time.perf_counter()
     report = DispatchReport()
     cut_at = now
     archives: dict[ArchiveKey, Archive] = {}
+    domain = config.site.from_address.rpartition("@")[2]
+
+    def message_id(name: str, subscriber_id: int, issue_date: date) -> str:
+        return signer.message_id(edition_key(name, subscriber_id, issue_date), domain)
+
     names = [briefing] if briefing else list(config.briefings)
     for name in names:
         settings = config.briefing(name)
@@ -213,58 +224,100 @@ def dispatch(
             if name in paused_briefings(session):
                 report.paused.append(name)
                 continue
-            dues = [
-                (due, subscription)
-                for subscription in active_subscriptions(session, name)
-                for due in due_editions(subscription, now, settings.deadline, force=force)
-            ]
-            existing = existing_editions(session, name, {due.issue_date for due, _ in dues})
-            dues = [d for d in dues if (d[0].subscriber_id, d[0].issue_date) not in existing]
-            previous = previous_cuts(session, name, [d[0].subscriber_id for d in dues])
-            groups: dict[VariantSpec, list[Due]] = defaultdict(list)
-            for due, subscription in dues:
-                if due.expired:
-                    late = now - due.scheduled_at
-                    reason = (
-                        f"send time {due.scheduled_at:%Y-%m-%d %H:%M} UTC passed "
-                        f"{int(late.total_seconds() // 60)} min ago, past the deadline"
+            dues = _cohort_dues(
+                name, subscription_cohorts(session, name), now, settings.deadline, force
+            )
+            span = subscription_id_range(session, name)
+        # Missed editions first: past the deadline they are recorded, never sent.
+        for due, expired in dues:
+            if expired:
+                reason = _expired_reason(due.scheduled_at, now)
+                for ids in _id_windows(span, CHUNK + 1):
+                    with database.transaction() as session:
+                        count = insert_cohort_editions(
+                            session,
+                            due,
+                            status=DeliveryState.EXPIRED,
+                            reason=reason,
+                            now=now,
+                            message_id=message_id,
+                            ids=ids,
+                        )
+                    report.count(name, due.issue_date, DeliveryState.EXPIRED, count)
+        due_now = [due for due, expired in dues if not expired]
+        _record_suppressed(database, report, due_now, now, message_id)
+        groups: dict[VariantSpec, list[_Share]] = defaultdict(list)
+        with database.transaction() as session:
+            for due in due_now:
+                for since, count in cohort_windows(session, due, cut_at):
+                    spec = VariantSpec(
+                        briefing=name,
+                        sections=ordered_sections(config, name, due.cohort.chosen),
+                        since=since,
+                        cut_at=cut_at,
+                        locale=settings.locale,
+                        issue_date=due.issue_date,
                     )
-                    edition = _new_edition(signer, config, due, DeliveryState.EXPIRED, reason)
-                    if insert_edition(session, edition, now):
-                        report.count(due, DeliveryState.EXPIRED)
-                    continue
-                if (hit := suppression_for(session, subscription.email, name)) is not None:
-                    reason = f"address suppressed ({hit.reason})"
-                    edition = _new_edition(signer, config, due, DeliveryState.SUPPRESSED, reason)
-                    if insert_edition(session, edition, now):
-                        report.count(due, DeliveryState.SUPPRESSED)
-                    continue
-                spec = VariantSpec(
-                    briefing=name,
-                    sections=ordered_sections(config, name, subscription.sections),
-                    since=previous.get(due.subscriber_id),
-                    cut_at=cut_at,
-                    locale=settings.locale,
-                    issue_date=due.issue_date,
-                )
-                groups[spec].append(due)
+                    groups[spec].append(_Share(due, since, count))
         # Variants are built outside any transaction: rendering takes CPU, not locks.
-        for spec, members in groups.items():
+        for spec, shares in groups.items():
             built = build_variant(
                 database, config, spec, archives, feedback_key=signer.feedback_key
             )
             skip = built.empty and settings.skip_if_empty
             status = DeliveryState.SKIPPED if skip else DeliveryState.PENDING
             empty = "no new articles since the last edition" if skip else None
-            with database.transaction() as session:
-                variant_id = freeze_variant(session, frozen(built), now)
-                report.count_variant(name, spec.issue_date)
-                report.notes.extend(f"{name}: {note}" for note in built.notes)
-                for due in members:
-                    edition = _new_edition(
-                        signer, config, due, status, empty, variant_id=variant_id, cut_at=cut_at
-                    )
-                    if insert_edition(session, edition, now):
-                        report.count(due, status)
+            variant_id: int | None = None
+            for share in shares:
+                for ids in _id_windows(span, share.count):
+                    with database.transaction() as session:
+                        if variant_id is None:
+                            variant_id = freeze_variant(session, frozen(built), now)
+                            report.count_variant(name, spec.issue_date)
+                            report.notes.extend(f"{name}: {note}" for note in built.notes)
+                        count = insert_cohort_editions(
+                            session,
+                            share.due,
+                            status=status,
+                            reason=empty,
+                            now=now,
+                            message_id=message_id,
+                            variant=(variant_id, cut_at, share.since),
+                            ids=ids,
+                        )
+                    report.count(name, spec.issue_date, status, count)
         report.log(name)
+    report.seconds = time.perf_counter() - started
+    # Every minute under `briefing serve`: say it when something was dispatched.
+    logger.log(logging.INFO if report.dispatched else logging.DEBUG, "%s", report.summary())
     return report
+
+
+def _record_suppressed(
+    database: Database,
+    report: DispatchReport,
+    dues: list[CohortDue],
+    now: datetime,
+    message_id: Callable[[str, int, date], str],
+) -> None:
+    """Record the editions of suppressed members as suppressed, one by one (they are few)."""
+    for due in dues:
+        with database.transaction() as session:
+            for subscription_id, subscriber_id, email in suppression_candidates(session, due):
+                hit = suppression_for(session, email, due.briefing)
+                if hit is None:
+                    continue
+                edition = NewEdition(
+                    briefing=due.briefing,
+                    subscriber_id=subscriber_id,
+                    subscription_id=subscription_id,
+                    issue_date=due.issue_date,
+                    scheduled_at=due.scheduled_at if not due.forced else now,
+                    variant_id=None,
+                    cut_at=None,
+                    status=DeliveryState.SUPPRESSED,
+                    reason=f"address suppressed ({hit.reason})",
+                    message_id=message_id(due.briefing, subscriber_id, due.issue_date),
+                )
+                if insert_edition(session, edition, now):
+                    report.count(due.briefing, due.issue_date, DeliveryState.SUPPRESSED)

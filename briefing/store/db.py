@@ -12,6 +12,7 @@ transactions short and never hold one across an SMTP or HTTP call.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from briefing.errors import StoreError
@@ -34,6 +35,16 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+LOCKED_HINT = (
+    "Most likely a long write by another `briefing` command on the same file: an import, a "
+    "send or dispatch, an erasure, or a copy of a version that writes in one long transaction. "
+    "Wait for it to finish and run this again; `briefing serve` and `briefing web` only hold "
+    "the database for short moments."
+)
+
+
+def _sha256_hex(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -54,6 +65,9 @@ def _sqlite_engine(url: str) -> Engine:
         # Deleted personal data is overwritten, not left readable in free pages.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
+        # Dispatch matches addresses against the hashed suppression list in SQL;
+        # PostgreSQL has sha256() built in, SQLite gets it here.
+        dbapi_connection.create_function("briefing_sha256", 1, _sha256_hex, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
@@ -94,8 +108,18 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Run a block in one transaction, committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if self.is_sqlite and "database is locked" in str(exc):
+                raise StoreError(
+                    f"the database {self.sqlite_path or ''} stayed locked for "
+                    f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: another process held a write "
+                    "transaction all that time",
+                    hint=LOCKED_HINT,
+                ) from exc
+            raise
 
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""

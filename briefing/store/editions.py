@@ -7,19 +7,33 @@ the edition's unique key deciding races, so no edition is dispatched twice.
 
 from __future__ import annotations
 
+import json
+import typing
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Date, Integer, String, Table, Text, cast, exists, func, literal, or_, select
+from sqlalchemy import insert as plain_insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
 
+from briefing.domain.addresses import ALL_BRIEFINGS
 from briefing.domain.models import DigestItem
-from briefing.domain.states import DeliveryState
+from briefing.domain.states import DeliveryState, MessageKind, SubscriptionState
 from briefing.store.queries import insert_ignore
-from briefing.store.schema import Delivery, Edition, Variant, VariantItem
+from briefing.store.schema import (
+    Delivery,
+    Edition,
+    Subscriber,
+    Subscription,
+    Suppression,
+    UTCDateTime,
+    Variant,
+    VariantItem,
+)
 
 
 @dataclass(frozen=True)
@@ -143,18 +157,6 @@ def variant_of_edition(
     return _stored(row) if row is not None else None
 
 
-def existing_editions(
-    session: Session, briefing: str, dates: Collection[date]
-) -> set[tuple[int, date]]:
-    """Return (subscriber id, issue date) of the editions of ``briefing`` on ``dates``."""
-    rows = session.execute(
-        select(Edition.subscriber_id, Edition.issue_date).where(
-            Edition.briefing == briefing, Edition.issue_date.in_(dates)
-        )
-    )
-    return {(subscriber_id, issue_date) for subscriber_id, issue_date in rows if subscriber_id}
-
-
 def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, set[date]]:
     """Return each subscriber's issue dates of ``briefing`` from ``since`` on."""
     dispatched: dict[int, set[date]] = {}
@@ -166,26 +168,6 @@ def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, 
         if subscriber_id is not None:
             dispatched.setdefault(subscriber_id, set()).add(issue_date)
     return dispatched
-
-
-def previous_cuts(
-    session: Session, briefing: str, subscriber_ids: Collection[int]
-) -> dict[int, datetime]:
-    """Return each subscriber's latest cut time of ``briefing`` (subscribers never cut: absent)."""
-    rows = session.execute(
-        select(Edition.subscriber_id, func.max(Edition.cut_at))
-        .where(
-            Edition.briefing == briefing,
-            Edition.subscriber_id.in_(subscriber_ids),
-            Edition.variant_id.is_not(None),
-        )
-        .group_by(Edition.subscriber_id)
-    )
-    return {
-        subscriber_id: cut
-        for subscriber_id, cut in rows
-        if subscriber_id is not None and cut is not None
-    }
 
 
 def last_cut_before(
@@ -266,3 +248,282 @@ def delivery_counts(session: Session, briefing: str, since: datetime) -> Counter
         .group_by(Delivery.status)
     )
     return Counter({DeliveryState(status): int(count) for status, count in rows})
+
+
+# --- dispatch by set --------------------------------------------------------------------
+#
+# Dispatch works on cohorts: a briefing's active subscriptions with the same timezone, send
+# time, frequency and stored sections. Their due moments are computed once per cohort (in
+# Python: SQLite has no timezone database), and their editions and deliveries are inserted
+# with one INSERT ... SELECT each, so the cost per subscriber is database work only and no
+# list of subscribers is ever held in memory.
+
+DELIVERY_BATCH = 5000  # delivery rows per executemany on PostgreSQL
+
+MessageIdOf = Callable[[str, int, date], str]
+"""Make an edition's Message-ID from its briefing, subscriber id and issue date."""
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A briefing's active subscriptions timed alike, with their stored sections."""
+
+    timezone: str
+    send_time: str
+    frequency: str
+    sections: str | None  # the JSON text the database holds (``None``/``"null"``: the defaults)
+    created_at: datetime  # the oldest member's, which bounds the cohort's due dates
+
+    @property
+    def chosen(self) -> tuple[str, ...] | None:
+        """Return the sections the cohort chose, or None for the briefing's defaults."""
+        value = json.loads(self.sections) if self.sections else None
+        return tuple(value) if value else None
+
+
+@dataclass(frozen=True)
+class CohortDue:
+    """One issue date due (or expired) for a cohort, and when it was (or is) due."""
+
+    briefing: str
+    cohort: Cohort
+    issue_date: date
+    scheduled_at: datetime
+    forced: bool  # run-now: every member gets it, whenever they subscribed
+
+
+_SECTIONS_TEXT = cast(Subscription.sections, Text)
+# Core tables: the bulk statements go straight to the driver, not through the ORM's bulk paths.
+_EDITIONS = typing.cast(Table, Edition.__table__)
+_DELIVERIES = typing.cast(Table, Delivery.__table__)
+_PREVIOUS = aliased(Edition)
+
+
+def subscription_cohorts(session: Session, briefing: str) -> list[Cohort]:
+    """Return the cohorts of ``briefing``'s active subscriptions."""
+    rows = session.execute(
+        select(
+            Subscription.timezone,
+            Subscription.send_time,
+            Subscription.frequency,
+            _SECTIONS_TEXT,
+            func.min(Subscription.created_at),
+        )
+        .where(Subscription.briefing == briefing, Subscription.status == SubscriptionState.ACTIVE)
+        .group_by(
+            Subscription.timezone, Subscription.send_time, Subscription.frequency, _SECTIONS_TEXT
+        )
+    )
+    return [Cohort(*row) for row in rows]
+
+
+def _previous_cut(briefing: str, cut_at: datetime) -> Any:
+    # A subscriber's latest cut before this run: the start of their next selection window.
+    return (
+        select(func.max(_PREVIOUS.cut_at))
+        .where(
+            _PREVIOUS.briefing == briefing,
+            _PREVIOUS.subscriber_id == Subscription.subscriber_id,
+            _PREVIOUS.variant_id.is_not(None),
+            _PREVIOUS.cut_at < cut_at,
+        )
+        .scalar_subquery()
+    )
+
+
+def _members(due: CohortDue, *, ids: tuple[int, int] | None = None) -> list[Any]:
+    """Return the conditions naming a cohort's members without an edition on the date."""
+    cohort = due.cohort
+    conditions = [
+        Subscription.briefing == due.briefing,
+        Subscription.status == SubscriptionState.ACTIVE,
+        Subscription.timezone == cohort.timezone,
+        Subscription.send_time == cohort.send_time,
+        Subscription.frequency == cohort.frequency,
+        _SECTIONS_TEXT.is_not_distinct_from(cohort.sections),
+        ~exists().where(
+            Edition.briefing == due.briefing,
+            Edition.subscriber_id == Subscription.subscriber_id,
+            Edition.issue_date == due.issue_date,
+        ),
+    ]
+    if not due.forced:
+        # Nobody gets an edition whose send time passed before they subscribed.
+        conditions.append(Subscription.created_at <= due.scheduled_at)
+    if ids is not None:
+        conditions.append(Subscription.id.between(*ids))
+    return conditions
+
+
+def cohort_windows(
+    session: Session, due: CohortDue, cut_at: datetime
+) -> list[tuple[datetime | None, int]]:
+    """Return the previous cuts of a cohort's members due on the date, and how many share each.
+
+    Members with the same previous cut share a selection window, hence a variant.
+    """
+    previous = _previous_cut(due.briefing, cut_at).label("previous")
+    inner = select(previous).where(*_members(due)).subquery()
+    rows = session.execute(select(inner.c.previous, func.count()).group_by(inner.c.previous)).all()
+    return [(since, int(count)) for since, count in rows]
+
+
+def subscription_id_range(session: Session, briefing: str) -> tuple[int, int] | None:
+    """Return the lowest and highest subscription id of ``briefing``, if it has any."""
+    low, high = session.execute(
+        select(func.min(Subscription.id), func.max(Subscription.id)).where(
+            Subscription.briefing == briefing
+        )
+    ).one()
+    return (int(low), int(high)) if low is not None else None
+
+
+def suppression_candidates(session: Session, due: CohortDue) -> list[tuple[int, int, str]]:
+    """Return (subscription id, subscriber id, address) of members who may be suppressed.
+
+    The database matches the address's hash against the suppression list; an
+    internationalised domain may be on it under an older hash as well
+    (:func:`~briefing.domain.addresses.address_hashes`), so those addresses come
+    back too and the caller checks them one by one. Both are rare.
+    """
+    hashed = _sha256_hex(session, Subscriber.email)
+    on_list = exists().where(
+        Suppression.email_hash == hashed,
+        Suppression.briefing.in_((due.briefing, ALL_BRIEFINGS)),
+    )
+    rows = session.execute(
+        select(Subscription.id, Subscription.subscriber_id, Subscriber.email)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(*_members(due), or_(on_list, Subscriber.email.like("%xn--%")))
+    )
+    return [(int(a), int(b), str(c)) for a, b, c in rows]
+
+
+def _sha256_hex(session: Session, text: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.encode(func.sha256(func.convert_to(text, "UTF8")), "hex")
+    return func.briefing_sha256(text)  # registered on every SQLite connection (store/db.py)
+
+
+def insert_cohort_editions(
+    session: Session,
+    due: CohortDue,
+    *,
+    status: DeliveryState,
+    reason: str | None,
+    now: datetime,
+    message_id: MessageIdOf,
+    variant: tuple[int, datetime, datetime | None] | None = None,
+    ids: tuple[int, int] | None = None,
+) -> int:
+    """Insert the editions and deliveries of a cohort's members due on the date; return how many.
+
+    ``variant`` is (variant id, cut time, previous cut): only members whose
+    previous cut is that one get it. Members with an edition on the date are
+    left alone (and on PostgreSQL the unique key settles a concurrent
+    dispatch). ``ids`` limits the statement to a range of subscription ids,
+    to keep a transaction short.
+    """
+    conditions = _members(due, ids=ids)
+    variant_id, cut_at = None, None
+    if variant is not None:
+        variant_id, cut_at, since = variant
+        conditions.append(_previous_cut(due.briefing, cut_at).is_not_distinct_from(since))
+    watermark = session.scalar(select(func.max(Edition.id))) or 0
+    chosen = select(
+        literal(due.briefing, String),
+        Subscription.subscriber_id,
+        Subscription.id,
+        literal(due.issue_date, Date),
+        literal(due.scheduled_at, UTCDateTime),
+        literal(variant_id, Integer),
+        literal(cut_at, UTCDateTime),
+        literal(now, UTCDateTime),
+    ).where(*conditions)
+    columns = [
+        "briefing",
+        "subscriber_id",
+        "subscription_id",
+        "issue_date",
+        "scheduled_at",
+        "variant_id",
+        "cut_at",
+        "created_at",
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(_EDITIONS).from_select(columns, chosen).on_conflict_do_nothing()
+    result = session.execute(statement, execution_options={"preserve_rowcount": True})
+    inserted = int(result.rowcount)  # type: ignore[attr-defined]
+    if inserted:
+        _insert_deliveries(session, due.briefing, watermark, status, reason, now, message_id)
+    return inserted
+
+
+def _insert_deliveries(
+    session: Session,
+    briefing: str,
+    watermark: int,
+    status: DeliveryState,
+    reason: str | None,
+    now: datetime,
+    message_id: MessageIdOf,
+) -> None:
+    """Insert the delivery rows of the editions this transaction just inserted.
+
+    They are the editions above ``watermark`` without a delivery: any other
+    process's edition is committed with its delivery, in one transaction.
+    """
+    fresh = [
+        Edition.id > watermark,
+        Edition.briefing == briefing,
+        Edition.created_at == now,
+        ~exists().where(Delivery.edition_id == Edition.id),
+    ]
+    columns = ["edition_id", "kind", "status", "reason", "message_id", "attempts"]
+    columns += ["created_at", "updated_at"]
+    if session.get_bind().dialect.name == "sqlite":
+        # The Message-ID is made in the statement, by a function of this connection.
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+
+        def made(name: str, subscriber_id: int, issue_date: str) -> str:
+            return message_id(name, subscriber_id, date.fromisoformat(issue_date))
+
+        raw.create_function("briefing_message_id", 3, made, deterministic=True)
+        chosen = select(
+            Edition.id,
+            literal(MessageKind.DIGEST.value, String),
+            literal(status.value, String),
+            literal(reason, Text),
+            func.briefing_message_id(Edition.briefing, Edition.subscriber_id, Edition.issue_date),
+            literal(0, Integer),
+            literal(now, UTCDateTime),
+            literal(now, UTCDateTime),
+        ).where(*fresh)
+        session.execute(plain_insert(_DELIVERIES).from_select(columns, chosen))
+        return
+    # PostgreSQL: stream the new editions and insert their deliveries a batch at a time.
+    # (Editions just inserted always name their subscriber; coalesce only satisfies the type.)
+    subscriber = func.coalesce(Edition.subscriber_id, 0)
+    rows = session.execute(
+        select(Edition.id, subscriber, Edition.issue_date).where(*fresh),
+        execution_options={"yield_per": DELIVERY_BATCH},
+    )
+    for batch in rows.partitions(DELIVERY_BATCH):
+        session.execute(
+            plain_insert(_DELIVERIES),
+            [
+                {
+                    "edition_id": edition_id,
+                    "kind": MessageKind.DIGEST,
+                    "status": status,
+                    "reason": reason,
+                    "message_id": message_id(briefing, subscriber_id, issue_date),
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for edition_id, subscriber_id, issue_date in batch
+            ],
+        )

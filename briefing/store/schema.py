@@ -180,6 +180,10 @@ class Subscription(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "briefing"),
         CheckConstraint(one_of("status", SubscriptionState), name="ck_subscriptions_status"),
+        # Dispatch reads one cohort (timing alike) of a briefing's active subscriptions at a time.
+        Index(
+            "ix_subscriptions_cohort", "briefing", "status", "timezone", "send_time", "frequency"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

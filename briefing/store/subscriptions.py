@@ -8,11 +8,15 @@ event with its time and source.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import insert as plain_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from briefing.domain.states import SUBSCRIPTION_MOVES, SubscriptionState, allowed
@@ -27,6 +31,9 @@ from briefing.store.schema import (
 )
 
 REMOVED_ADDRESS = "[removed address]"
+_SUBSCRIBERS = typing.cast(Table, Subscriber.__table__)
+_SUBSCRIPTIONS = typing.cast(Table, Subscription.__table__)
+_EVENTS = typing.cast(Table, SubscriptionEvent.__table__)
 
 
 def subscriber_by_email(session: Session, email: str) -> Subscriber | None:
@@ -221,3 +228,152 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     )
     session.delete(subscriber)
     session.flush()
+
+
+# --- bulk, for list imports ----------------------------------------------------------------
+#
+# An import applies a chunk of rows in one short transaction with a handful of statements
+# (read what exists for the chunk's addresses, insert what is new in bulk), so a list of
+# 100,000 never holds the database for long and never costs a round trip per row.
+
+
+@dataclass(frozen=True)
+class Person:
+    """A subscriber as an import sees it."""
+
+    id: int
+    name: str | None
+
+
+def subscribers_by_email(session: Session, emails: Collection[str]) -> dict[str, Person]:
+    """Return the subscribers of these mailbox keys, by key."""
+    if not emails:
+        return {}
+    rows = session.execute(
+        select(Subscriber.email, Subscriber.id, Subscriber.name).where(Subscriber.email.in_(emails))
+    )
+    return {email: Person(ident, name) for email, ident, name in rows}
+
+
+def add_subscribers(
+    session: Session, people: Mapping[str, str | None], now: datetime
+) -> dict[str, Person]:
+    """Insert subscribers (key -> name) in bulk unless present; return every one of them, by key."""
+    if people:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(_SUBSCRIBERS).on_conflict_do_nothing(),
+            [{"email": email, "name": name, "created_at": now} for email, name in people.items()],
+        )
+    return subscribers_by_email(session, list(people))
+
+
+def name_subscribers(session: Session, names: Mapping[int, str]) -> None:
+    """Give subscribers (id -> name) their name in one statement."""
+    if names:
+        session.execute(
+            update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == bindparam("ident")),
+            [{"ident": ident, "name": name} for ident, name in names.items()],
+        )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A subscription as an import compares it with a row."""
+
+    id: int
+    status: str
+    preferences_set: bool
+    preferences: dict[str, Any]
+
+
+def subscriptions_by_key(
+    session: Session, subscriber_ids: Collection[int]
+) -> dict[tuple[int, str], Standing]:
+    """Return the subscriptions of these subscribers, by (subscriber id, briefing)."""
+    if not subscriber_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Subscription.subscriber_id,
+            Subscription.briefing,
+            Subscription.id,
+            Subscription.status,
+            Subscription.preferences_set_at,
+            Subscription.sections,
+            Subscription.timezone,
+            Subscription.send_time,
+            Subscription.frequency,
+        ).where(Subscription.subscriber_id.in_(subscriber_ids))
+    )
+    return {
+        (row.subscriber_id, row.briefing): Standing(
+            row.id,
+            row.status,
+            row.preferences_set_at is not None,
+            {
+                "sections": row.sections,
+                "timezone": row.timezone,
+                "send_time": row.send_time,
+                "frequency": row.frequency,
+            },
+        )
+        for row in rows
+    }
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    """A subscription an import creates: who, which briefing, preferences, and its line."""
+
+    subscriber_id: int
+    briefing: str
+    preferences: Mapping[str, Any]
+    detail: str
+
+
+def create_subscriptions(
+    session: Session,
+    new: Sequence[NewSubscription],
+    *,
+    status: SubscriptionState,
+    source: str,
+    now: datetime,
+) -> None:
+    """Create subscriptions in bulk, each with its consent record and first event."""
+    if not new:
+        return
+    session.execute(
+        plain_insert(_SUBSCRIPTIONS),
+        [
+            {
+                "subscriber_id": item.subscriber_id,
+                "briefing": item.briefing,
+                "status": status.value,
+                "status_changed_at": now,
+                "status_source": source,
+                "consent_source": source,
+                "consent_at": now,
+                "created_at": now,
+                "updated_at": now,
+                **item.preferences,
+            }
+            for item in new
+        ],
+    )
+    created = subscriptions_by_key(session, {item.subscriber_id for item in new})
+    session.execute(
+        plain_insert(_EVENTS),
+        [
+            {
+                "subscription_id": created[(item.subscriber_id, item.briefing)].id,
+                "at": now,
+                "status_from": None,
+                "status_to": status.value,
+                "source": source,
+                "detail": item.detail,
+            }
+            for item in new
+        ],
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -78,3 +79,23 @@ def forget_address(session: Session, address: str) -> int:
         select(func.count()).select_from(Suppression).where(Suppression.email_hash.in_(digests))
     )
     return kept or 0
+
+
+def suppressions_by_hash(
+    session: Session, digests: Collection[str], briefings: Collection[str]
+) -> dict[str, list[Suppression]]:
+    """Return the suppression entries of these hashes for ``briefings`` (and all), by hash."""
+    found: dict[str, list[Suppression]] = {}
+    if not digests:
+        return found
+    rows = session.scalars(
+        select(Suppression)
+        .where(
+            Suppression.email_hash.in_(digests),
+            Suppression.briefing.in_({*briefings, ALL_BRIEFINGS}),
+        )
+        .order_by(Suppression.id)
+    )
+    for row in rows:
+        found.setdefault(row.email_hash, []).append(row)
+    return found

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from briefing.audience.imports import import_subscribers
+from briefing.cli import cli
 from briefing.config import Config
 from briefing.domain.tokens import Signer
-from briefing.editions.dispatch import dispatch
+from briefing.editions import dispatch as dispatch_module
+from briefing.editions.dispatch import dispatch, edition_key
 from briefing.ingest import ingest
-from briefing.store import Database
+from briefing.store import Database, open_database
 from briefing.store.schema import BriefingControl, Delivery, Edition, Variant
 from briefing.store.suppressions import suppress
-from tests.support.factories import NOW
+from tests.support.factories import NOW, make_project
 
 
 @pytest.fixture
@@ -120,3 +124,105 @@ def test_force_sends_today_to_everyone_once(ready: tuple[Config, Database], sign
     early = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)  # before anyone's send time
     assert dispatch(config, database, signer, early, force=True).pending == 3
     assert dispatch(config, database, signer, early, force=True).dispatched == 0
+
+
+def test_a_big_cohort_goes_in_by_ranges_with_stable_message_ids(
+    ready: tuple[Config, Database], signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, database = ready
+    path = config.base_dir / "more.csv"
+    path.write_text(
+        "email,briefing,sections,timezone,send_time,frequency\n"
+        + "".join(
+            f"reader{n}@example.com,daily,world;business,Europe/London,07:00,daily\n"
+            for n in range(7)
+        )
+    )
+    import_subscribers(config, database, path, datetime(2026, 1, 1, tzinfo=UTC))
+    # Three subscriptions per statement: the cohort of nine goes in over several transactions.
+    monkeypatch.setattr(dispatch_module, "CHUNK", 3)
+    report = dispatch(config, database, signer, datetime(2026, 11, 26, 7, 0, 30, tzinfo=UTC))
+    assert report.pending == 9 and report.variants == 1 and report.expired == 10
+    assert "dispatched 19 deliveries in 2 edition(s)' 1 variant(s) in " in report.summary()
+    with database.transaction() as session:
+        rows = session.execute(
+            select(Edition.subscriber_id, Edition.issue_date, Delivery.message_id).join(
+                Delivery, Delivery.edition_id == Edition.id
+            )
+        ).all()
+    assert len(rows) == 19 == len({(s, d) for s, d, _ in rows})
+    domain = config.site.from_address.rpartition("@")[2]
+    for subscriber_id, issue_date, message_id in rows:
+        assert subscriber_id is not None
+        assert message_id == signer.message_id(
+            edition_key("daily", subscriber_id, issue_date), domain
+        )
+        assert message_id.startswith("<") and len(message_id.split("@")[0]) == 41
+
+
+def test_a_subscription_newer_than_the_send_time_waits_for_the_next_one(
+    ready: tuple[Config, Database], signer: Signer
+) -> None:
+    config, database = ready
+    path = config.base_dir / "late.csv"
+    path.write_text(
+        "email,briefing,sections,timezone,send_time,frequency\n"
+        "late@example.com,daily,world;business,Europe/London,07:00,daily\n"
+    )
+    at = datetime(2026, 11, 26, 7, 30, tzinfo=UTC)
+    # Same cohort as ldn and ldn2, but it subscribed after this morning's send time.
+    import_subscribers(config, database, path, datetime(2026, 11, 26, 7, 10, tzinfo=UTC))
+    dispatch(config, database, signer, at)
+    assert [row for row in ledger(database) if row[0] == "late@example.com"] == []
+    dispatch(config, database, signer, datetime(2026, 11, 27, 7, 1, tzinfo=UTC))
+    assert [(e, d) for e, d, _ in ledger(database) if e == "late@example.com"] == [
+        ("late@example.com", "2026-11-27")
+    ]
+
+
+def test_send_no_deliver_only_dispatches(ready: tuple[Config, Database]) -> None:
+    config, database = ready
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(config.base_dir / "config.yaml"),
+            "send",
+            "--now",
+            "--no-deliver",
+            "--at",
+            "2026-11-26T06:30:00+00:00",
+        ],
+        env={"BRIEFING_SECRET_KEY": "dispatch-test-key"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "dispatched 3 edition(s) in 2 variant(s): 3 to send" in result.output
+    assert "nothing was sent" in result.output and "delivered:" not in result.output
+    assert {status for _, _, status in ledger(database)} == {"pending"}
+
+
+def test_dispatch_by_set_on_postgresql(postgres_url: str, tmp_path: Path, signer: Signer) -> None:
+    config = make_project(tmp_path, database_url=postgres_url)
+    database = open_database(config.database)
+    try:
+        ingest(config, database, NOW - timedelta(hours=1))
+        path = tmp_path / "subs.csv"
+        path.write_text(
+            "email,briefing,sections,timezone,send_time,frequency\n"
+            + "".join(f"r{n}@example.com,daily,world,Europe/London,07:00,daily\n" for n in range(5))
+            + "gone@bücher.example,daily,world,Europe/London,07:00,daily\n"
+        )
+        import_subscribers(config, database, path, datetime(2026, 1, 1, tzinfo=UTC))
+        at = datetime(2026, 11, 26, 7, 0, 30, tzinfo=UTC)
+        with database.transaction() as session:
+            suppress(session, "r1@example.com", reason="complained", source="test", now=at)
+            suppress(session, "gone@xn--bcher-kva.example", reason="bounced", source="t", now=at)
+        report = dispatch(config, database, signer, at)
+        assert (report.pending, report.suppressed, report.expired) == (4, 2, 6)
+        assert dispatch(config, database, signer, at).dispatched == 0
+        statuses = {(e, d): s for e, d, s in ledger(database)}
+        assert statuses[("r1@example.com", "2026-11-26")] == "suppressed"
+        assert statuses[("gone@xn--bcher-kva.example", "2026-11-26")] == "suppressed"
+        assert statuses[("r4@example.com", "2026-11-26")] == "pending"
+    finally:
+        database.dispose()
