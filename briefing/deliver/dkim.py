@@ -72,6 +72,14 @@ _NOT_SUBSTITUTABLE = re.compile(r"[\s]")
 _B64_LINE = 72  # characters of b= per folded line
 
 
+def _crlf(data: bytes) -> bytes:
+    # What goes over SMTP (to_wire) has CRLF line ends only; the hashes must be taken over that.
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        return _LINE_ENDS.sub(b"\r\n", data)
+    return data
+
+
 def canonical_body(body: bytes) -> bytes:
     """Return ``body`` (CRLF line ends) in relaxed canonical form (RFC 6376 section 3.4.4).
 
@@ -173,7 +181,7 @@ class CanonicalBody:
         # The variant's own headers, canonical once; each recipient's few are added in front.
         self.head_fields = canonical_fields(template.head)
         self.canonical = MessageTemplate(
-            head=b"", body=canonical_body(template.body), placeholders=template.placeholders
+            head=b"", body=canonical_body(_crlf(template.body)), placeholders=template.placeholders
         )
         # Canonicalising cannot change a placeholder (no whitespace, no line break in it), so the
         # same placeholders must be found; if not, every recipient's body is canonicalised.
@@ -185,7 +193,8 @@ class CanonicalBody:
         """Return the SHA-256 of the recipient's canonical body."""
         if self.substitutable and not any(_NOT_SUBSTITUTABLE.search(t) for t in tokens.values()):
             return hashlib.sha256(self.canonical.personalise_body(tokens)).digest()
-        return hashlib.sha256(canonical_body(self.template.personalise_body(tokens))).digest()
+        body = _crlf(self.template.personalise_body(tokens))
+        return hashlib.sha256(canonical_body(body)).digest()
 
 
 class DkimSigner:
@@ -215,13 +224,9 @@ class DkimSigner:
         The hashes are taken over the message with CRLF line ends, as it
         travels over SMTP.
         """
-        crlf = message.count(b"\r\n")
-        normal = message
-        if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-            normal = _LINE_ENDS.sub(b"\r\n", message)
-        head, separator, body = normal.partition(b"\r\n\r\n")
+        head, separator, body = _crlf(message).partition(b"\r\n\r\n")
         if not separator:
-            head, body = normal, b""
+            head, body = _crlf(message), b""
         body_hash = hashlib.sha256(canonical_body(body)).digest()
         return self.signature(head + b"\r\n", body_hash) + message
 

@@ -194,3 +194,21 @@ def test_an_ed25519_key_signs_ed25519_sha256(tmp_path: Path) -> None:
 def test_an_unusable_key_is_named(key: bytes, problem: str) -> None:
     with pytest.raises(DkimError, match=rf"keys/dkim\.pem: cannot {problem} the DKIM key"):
         DkimSigner("s", DOMAIN, key, source="keys/dkim.pem")
+
+
+def test_a_body_with_bare_line_feeds_is_signed_as_sent_with_crlf(
+    rsa_pair: tuple[bytes, bytes],
+) -> None:
+    pem, record = rsa_pair
+    signer = DkimSigner(SELECTOR.decode(), DOMAIN, pem)
+    placeholders = {"u": "P" * 32, "e": "Q" * 32}
+    crlf = qp_template(placeholders)
+    template = MessageTemplate(
+        head=MESSAGE.split(b"\r\n\r\n")[0] + b"\r\n",
+        body=crlf.body.replace(b"\r\n", b"\n"),
+        placeholders=placeholders,
+    )
+    tokens = {"u": "U" * 32, "e": "E" * 32}
+    sent = template.head + b"\r\n" + template.personalise_body(tokens).replace(b"\n", b"\r\n")
+    signed = signer.sign_personalised(sent, signer.canonical_body(template), tokens)
+    assert verifies(signed, record)
