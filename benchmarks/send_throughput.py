@@ -1,18 +1,22 @@
-"""Measure ``briefing send`` over SMTP against Postfix's smtp-source into the same smtp-sink.
+"""Measure ``briefing send`` over SMTP against Postfix's ``smtp-source -d`` into the same smtp-sink.
 
 Builds a project whose digests are realistic (~70 KB messages, a handful of
 variants), subscribes 20,000 readers, dispatches one edition, then, in this
-one run and into one Postfix ``smtp-sink``:
+one run and into one Postfix ``smtp-sink``, each round (the ledger reset in
+between):
 
-- delivers the edition through the engine (the SMTP pool, the ledger, crash-safe
-  group commits), without DKIM;
-- blasts the same number of same-size messages with Postfix's ``smtp-source``
-  (C, 8 sessions): the wire's speed on this machine, the baseline;
-- a bare one-connection ``smtplib`` loop, for reference;
-- delivers again with DKIM signing (rsa-sha256, 2048-bit key), reported apart.
+- ``smtp-source -s 8 -d``: the same number of same-size messages over 8
+  sessions that each carry many messages (``-d``), as the engine's pool does:
+  the wire's speed on this machine, the baseline like for like;
+- the engine in this process (``deliver``: the SMTP pool, the ledger,
+  crash-safe group commits), unsigned and DKIM-signed (rsa-sha256, 2048 bits);
+- the whole command a user runs, ``briefing send`` in a child process
+  (start-up, configuration, the dispatch that finds nothing new, delivery),
+  unsigned and DKIM-signed.
 
-Each is run ``--rounds`` times (the ledger reset in between) and medians are
-printed with the ratio send / smtp-source, the CPU time and the peak RSS.
+Medians over ``--rounds`` are printed with ratios against smtp-source and
+signed against unsigned, CPU time per message and peak RSS (this process for
+the in-process runs, the child for the command).
 
 smtp-sink and smtp-source come from Debian's ``postfix`` package, fetched
 without installing the mail server: ``apt-get download postfix`` and
@@ -25,16 +29,20 @@ Run: ``make bench-send`` (or ``.venv/bin/python benchmarks/send_throughput.py``)
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import resource
 import shutil
-import smtplib
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,10 +51,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from postfix import fetch_postfix, postfix_env, smtp_sink  # noqa: E402
-from sqlalchemy import delete, update  # noqa: E402
+from sqlalchemy import delete, func, select, update  # noqa: E402
 
 from briefing.audience.imports import import_subscribers  # noqa: E402
-from briefing.config import DkimConfig, load_config  # noqa: E402
+from briefing.config import load_config  # noqa: E402
 from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport  # noqa: E402
 from briefing.domain.tokens import Signer  # noqa: E402
 from briefing.editions.dispatch import dispatch  # noqa: E402
@@ -163,16 +171,22 @@ def reset_ledger(database: Database) -> None:
 
 @dataclass
 class Measured:
-    """One timed run."""
+    """One timed run: wall time, CPU time and peak RSS of the process that did the work."""
 
     seconds: float
     cpu: float
     messages: int
+    peak_rss: float | None = None  # MB, of a child process
 
     @property
     def rate(self) -> float:
         """Return messages per second."""
         return self.messages / self.seconds
+
+    @property
+    def cpu_per_message(self) -> float:
+        """Return microseconds of CPU per message."""
+        return self.cpu / self.messages * 1e6
 
 
 def timed(function: Callable[[], int]) -> Measured:
@@ -186,8 +200,14 @@ def timed(function: Callable[[], int]) -> Measured:
     return Measured(seconds, cpu, messages)
 
 
+def sent_count(database: Database) -> int:
+    """Count the deliveries the ledger holds as sent."""
+    with database.transaction() as session:
+        return int(session.scalar(select(func.count()).where(Delivery.status == "sent")) or 0)
+
+
 def run_send(config_path: Path, database: Database, signer: Signer, dkim: DkimSigner | None) -> int:
-    """Deliver the whole ledger through the SMTP pool; return how many were sent."""
+    """Deliver the whole ledger in this process through the SMTP pool; return how many were sent."""
     config = load_config(config_path)
     transport = make_transport(config)
     try:
@@ -201,11 +221,65 @@ def run_send(config_path: Path, database: Database, signer: Signer, dkim: DkimSi
     return report.sent
 
 
+def run_command(config_path: Path, database: Database, expected: int) -> Measured:
+    """Run ``briefing send`` as a user would, in a child process; measure it whole."""
+    command = [
+        str(Path(sys.executable).parent / "briefing"),
+        "--config",
+        str(config_path),
+        "send",
+        "--at",
+        AT.isoformat(),
+    ]
+    with tempfile.TemporaryFile() as output:
+        start = time.perf_counter()
+        # The code beside this script, as for the in-process runs.
+        path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+        child = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": path}
+        )
+        peak = 0.0
+        while True:
+            # The child's own high-water mark: ru_maxrss would count this process's memory
+            # at the fork, which Linux carries across exec.
+            peak = max(peak, vm_hwm(child.pid))
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            output.seek(0)
+            raise SystemExit(f"briefing send exited {child.returncode}:\n{output.read().decode()}")
+    sent = sent_count(database)
+    if sent != expected:
+        raise SystemExit(f"briefing send sent {sent} of {expected}")
+    return Measured(seconds, usage.ru_utime + usage.ru_stime, sent, peak)
+
+
+def vm_hwm(pid: int) -> float:
+    """Return a live process's peak resident memory (VmHWM) in MB, 0 when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def run_smtp_source(root: Path, port: int, count: int, size: int, sessions: int) -> int:
-    """Blast ``count`` messages of ``size`` bytes with smtp-source; return ``count``."""
+    """Send ``count`` messages of ``size`` bytes with ``smtp-source -d``; return ``count``.
+
+    ``-d`` keeps each session open for many messages, as the engine's pool
+    does; without it every message pays a new connection and greeting.
+    """
     subprocess.run(
         [
             str(root / "usr" / "sbin" / "smtp-source"),
+            "-d",
             "-s",
             str(sessions),
             "-m",
@@ -224,16 +298,8 @@ def run_smtp_source(root: Path, port: int, count: int, size: int, sessions: int)
     return count
 
 
-def run_smtplib(port: int, count: int, message: bytes) -> int:
-    """Send ``count`` copies over one connection with smtplib's sendmail, one by one."""
-    with smtplib.SMTP("127.0.0.1", port) as smtp:
-        for n in range(count):
-            smtp.sendmail("briefing@news.example.org", [f"reader{n}@example.com"], message)
-    return count
-
-
 def sample_message(database: Database) -> bytes:
-    """Return one composed variant message, the size the benchmark blasts."""
+    """Return one composed variant message, the size smtp-source sends."""
     from briefing.store.schema import Variant
 
     with database.transaction() as session:
@@ -259,6 +325,48 @@ def dkim_key(folder: Path) -> Path:
     return path
 
 
+def signed_config(config_path: Path) -> Path:
+    """Write a copy of the config that signs with DKIM (same database: the same folder)."""
+    path = config_path.with_name("config-dkim.yaml")
+    path.write_text(
+        config_path.read_text(encoding="utf-8") + "  dkim:\n    selector: bench\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextmanager
+def profiled(title: str, top: int) -> Iterator[None]:
+    """Profile every thread started in the block (the engine's workers) and print the top."""
+    profiles: list[cProfile.Profile] = []
+    original = threading.Thread.run
+
+    def run(thread: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)  # CPU of this thread, not waits
+        profiles.append(profile)
+        profile.enable()
+        try:
+            original(thread)
+        finally:
+            profile.disable()
+
+    threading.Thread.run = run  # type: ignore[method-assign,assignment]
+    main_profile = cProfile.Profile(time.thread_time)
+    main_profile.enable()
+    try:
+        yield
+    finally:
+        main_profile.disable()
+        threading.Thread.run = original  # type: ignore[method-assign]
+        text = io.StringIO()
+        stats = pstats.Stats(main_profile, stream=text)
+        for profile in profiles:
+            stats.add(profile)
+        stats.sort_stats("tottime").print_stats(top)
+        print(f"\nprofile of {title}, all threads, by own CPU time:")
+        print(text.getvalue())
+
+
 def median(values: list[float]) -> float:
     """Return the median."""
     return statistics.median(values)
@@ -276,7 +384,14 @@ def main() -> None:
         "--items", type=int, default=14, help="items per digest (14: ~72 KB messages)"
     )
     parser.add_argument(
-        "--dkim-subscribers", type=int, default=5_000, help="messages in each DKIM-signed round"
+        "--no-command", action="store_true", help="skip the `briefing send` child-process runs"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the rounds, profile one unsigned and one signed delivery; print the top N",
     )
     args = parser.parse_args()
 
@@ -284,6 +399,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-send-"))
     os.environ.setdefault("BRIEFING_SECRET_KEY", "benchmark-key-not-secret")
     signer = Signer([os.environ["BRIEFING_SECRET_KEY"].encode()])
+    count = args.subscribers
     try:
         with smtp_sink(root) as port:
             config_path = write_project(folder, port, args.pool, args.items)
@@ -292,79 +408,112 @@ def main() -> None:
             started = time.perf_counter()
             ingest(config, database, AT - timedelta(minutes=30))
             import_subscribers(
-                config, database, subscribe(folder, args.subscribers), AT - timedelta(minutes=10)
+                config, database, subscribe(folder, count), AT - timedelta(minutes=10)
             )
             dispatched = dispatch(config, database, signer, AT)
             setup = time.perf_counter() - started
-            message = sample_message(database)
-            size = len(message)
+            size = len(sample_message(database))
             print(
-                f"setup: {args.subscribers:,} subscribers, {dispatched.variants} variants, "
+                f"setup: {count:,} subscribers, {dispatched.variants} variants, "
                 f"messages ~{size / 1000:.1f} KB, ingest+import+dispatch {setup:.1f} s"
             )
             print(
-                f"pool: {args.pool} connections; smtp-source: {args.pool} sessions; "
-                f"{args.rounds} rounds, medians below"
+                f"pool: {args.pool} connections; smtp-source -d: {args.pool} sessions; "
+                f"{args.rounds} rounds of {count:,} messages each, medians below"
             )
+            os.environ["BRIEFING_DKIM_KEY_FILE"] = str(dkim_key(folder))
+            signed_path = signed_config(config_path)
+            dkim = DkimSigner.from_config(load_config(signed_path))
+            assert dkim is not None
 
-            sends, sources, bare = [], [], []
+            runs: dict[str, list[Measured]] = {}
+
+            def record(name: str, measured: Measured) -> Measured:
+                runs.setdefault(name, []).append(measured)
+                return measured
+
             for round_number in range(1, args.rounds + 1):
                 reset_ledger(database)
-                source = timed(
-                    lambda: run_smtp_source(root, port, args.subscribers, size, args.pool)
+                source = record(
+                    "source",
+                    timed(lambda: run_smtp_source(root, port, count, size, args.pool)),
                 )
-                send = timed(lambda: run_send(config_path, database, signer, None))
-                loop = timed(lambda: run_smtplib(port, max(args.subscribers // 10, 100), message))
-                sources.append(source)
-                sends.append(send)
-                bare.append(loop)
-                print(
-                    f"  round {round_number}: send {send.rate:,.0f}/s, smtp-source "
-                    f"{source.rate:,.0f}/s, ratio {send.rate / source.rate:.2f}; "
-                    f"bare smtplib {loop.rate:,.0f}/s"
-                )
-
-            os.environ["BRIEFING_DKIM_KEY_FILE"] = str(dkim_key(folder))
-            signed = []
-            delivery = config.delivery.model_copy(update={"dkim": DkimConfig(selector="bench")})
-            dkim = DkimSigner.from_config(config.model_copy(update={"delivery": delivery}))
-            for _ in range(args.rounds):
                 reset_ledger(database)
-                with database.transaction() as session:
-                    # Sign a subset: the rate, not the total, is the figure.
-                    session.execute(
-                        update(Delivery)
-                        .where(Delivery.id > args.dkim_subscribers)
-                        .values(status="skipped")
+                send = record("send", timed(lambda: run_send(config_path, database, signer, None)))
+                reset_ledger(database)
+                signed = record(
+                    "signed", timed(lambda: run_send(signed_path, database, signer, dkim))
+                )
+                line = (
+                    f"  round {round_number}: smtp-source -d {source.rate:,.0f}/s; "
+                    f"deliver {send.rate:,.0f}/s ({send.rate / source.rate:.2f}x), "
+                    f"signed {signed.rate:,.0f}/s ({signed.rate / send.rate:.2f}x unsigned)"
+                )
+                if not args.no_command:
+                    reset_ledger(database)
+                    command = record("command", run_command(config_path, database, count))
+                    reset_ledger(database)
+                    command_signed = record(
+                        "command-signed", run_command(signed_path, database, count)
                     )
-                signed.append(timed(lambda: run_send(config_path, database, signer, dkim)))
+                    line += (
+                        f"; briefing send {command.rate:,.0f}/s ({command.rate / source.rate:.2f}x)"
+                        f", signed {command_signed.rate:,.0f}/s"
+                    )
+                print(line, flush=True)
 
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            send_rate = median([m.rate for m in sends])
-            source_rate = median([m.rate for m in sources])
-            cpu_per_message = median([m.cpu / m.messages * 1e6 for m in sends])
+            source_rate = median([m.rate for m in runs["source"]])
+            unsigned_rate: dict[str, float] = {
+                name: median([m.rate for m in runs[name]])
+                for name in ("send", "command")
+                if name in runs
+            }
             print()
             print(
-                f"briefing send (pool, ledger, no DKIM): {send_rate:8,.0f} messages/s "
-                f"(median wall {median([m.seconds for m in sends]):.2f} s for {args.subscribers:,})"
+                f"{'run':<44} {'msg/s':>7} {'wall s':>7} {'x source':>9} {'x unsigned':>11} "
+                f"{'CPU us/msg':>11} {'peak RSS MB':>12}"
             )
+            rows = (
+                ("source", f"smtp-source -d, {args.pool} sessions (C)", None),
+                ("send", "deliver in-process, unsigned", None),
+                ("signed", "deliver in-process, DKIM rsa-sha256 2048", "send"),
+                ("command", "`briefing send` command, unsigned", None),
+                ("command-signed", "`briefing send` command, DKIM", "command"),
+            )
+            for name, title, unsigned in rows:
+                if name not in runs:
+                    continue
+                measured = runs[name]
+                rate = median([m.rate for m in measured])
+                against = f"{rate / unsigned_rate[unsigned]:.2f}" if unsigned else ""
+                cpu = (
+                    ""
+                    if name == "source"
+                    else f"{median([m.cpu_per_message for m in measured]):.0f}"
+                )
+                if name in ("send", "signed"):
+                    rss = f"{peak_mb:.0f}*"
+                elif name.startswith("command"):
+                    rss = f"{max(m.peak_rss or 0 for m in measured):.0f}"
+                else:
+                    rss = ""
+                print(
+                    f"{title:<44} {rate:7,.0f} {median([m.seconds for m in measured]):7.2f} "
+                    f"{rate / source_rate:9.2f} {against:>11} {cpu:>11} {rss:>12}"
+                )
             print(
-                f"smtp-source ({args.pool} sessions):         {source_rate:8,.0f} messages/s "
-                f"(median wall {median([m.seconds for m in sources]):.2f} s)"
+                "* this benchmark process, setup (ingest, import, dispatch) included; "
+                "CPU of in-process runs is this whole process (engine, SQLite, workers)"
             )
-            print(f"ratio send / smtp-source:              {send_rate / source_rate:8.2f}")
-            print(
-                f"bare smtplib loop, one connection:     {median([m.rate for m in bare]):8,.0f} messages/s"
-            )
-            print(
-                f"send CPU time (this process):          {median([m.cpu for m in sends]):8.2f} s "
-                f"({cpu_per_message:.0f} us per message)"
-            )
-            print(
-                f"DKIM-signed send (rsa-sha256 2048):    {median([m.rate for m in signed]):8,.0f} messages/s "
-                f"(median of {args.rounds} x {args.dkim_subscribers:,})"
-            )
-            print(f"peak RSS of this process:              {peak_mb:8.0f} MB")
+
+            if args.profile:
+                reset_ledger(database)
+                with profiled("an unsigned in-process delivery", args.profile):
+                    run_send(config_path, database, signer, None)
+                reset_ledger(database)
+                with profiled("a DKIM-signed in-process delivery", args.profile):
+                    run_send(signed_path, database, signer, dkim)
             database.dispose()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

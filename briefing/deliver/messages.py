@@ -1,10 +1,12 @@
 """Make the bytes a transport sends to one recipient: personalised, signed, in its wire form.
 
-A variant's template is loaded once per run; each worker then personalises
-it for its recipient (or for the test address under ``delivery.redirect_to``),
-signs it with DKIM when configured and puts it in SMTP DATA form when the
-transport wants that. Without DKIM the template itself is put in DATA form
-once, so no message is scanned per recipient.
+A variant's template is loaded once per run, and everything that does not
+depend on the recipient is done then: the template is put in SMTP DATA form
+(when the transport wants that) and, with DKIM, its body is canonicalised.
+Each worker then personalises the template for its recipient (or for the
+test address under ``delivery.redirect_to``) by substitution and, with DKIM,
+hashes the canonical body with the recipient's tokens in and signs the
+headers; no message is scanned or re-encoded per recipient.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from briefing.config import Config
-from briefing.deliver.dkim import DkimSigner
+from briefing.deliver.dkim import CanonicalBody, DkimSigner
 from briefing.deliver.transports import Transport, to_wire
 from briefing.domain.tokens import Signer
 from briefing.pipeline.compose import MessageTemplate
-from briefing.pipeline.personalise import message_for, redirected_message
+from briefing.pipeline.personalise import (
+    inert_tokens,
+    message_for,
+    personal_tokens,
+    redirected_message,
+)
 from briefing.store.ledger import Outgoing
 
 
@@ -82,25 +89,35 @@ class MessageMaker:
         self.dkim = dkim
         self.redirect_to = config.delivery.redirect_to
         self.templates: dict[int, MessageTemplate] = {}
-        # Already in SMTP DATA form: used when nothing (DKIM) must see the message first.
+        # Already in SMTP DATA form, when the transport wants that form.
         self.wire_templates: dict[int, MessageTemplate] = {}
+        # With DKIM: each variant's body in canonical form, hashed per recipient.
+        self.bodies: dict[int, CanonicalBody] = {}
 
     def knows(self, variant_id: int) -> bool:
         """Tell whether the template of ``variant_id`` is loaded."""
         return variant_id in self.templates
 
     def add(self, variant_id: int, template: MessageTemplate) -> None:
-        """Load one variant's template."""
+        """Load one variant's template and prepare what every recipient shares."""
         self.templates[variant_id] = template
         if self.transport.wire_form:
-            self.wire_templates[variant_id] = wire_template(template)
+            wire = wire_template(template)
+            # The signature covers the head as sent: dot-stuffing must have left it alone
+            # (it does unless a header line starts with a dot; then each message is stuffed).
+            if self.dkim is None or wire.head == template.head:
+                self.wire_templates[variant_id] = wire
+        if self.dkim is not None:
+            self.bodies[variant_id] = self.dkim.canonical_body(template)
 
     def letter(self, outgoing: Outgoing, now: datetime) -> Letter:
         """Build the message for ``outgoing``; raise BriefingError, ValueError or UnicodeError."""
-        ready = self.transport.wire_form and self.dkim is None
-        template = (self.wire_templates if ready else self.templates)[outgoing.variant_id]
+        variant_id = outgoing.variant_id
+        wire = self.wire_templates.get(variant_id)
+        template = wire if wire is not None else self.templates[variant_id]
         token: str | None = None
         if self.redirect_to:
+            tokens = inert_tokens(self.signer)
             message = redirected_message(
                 self.config,
                 self.signer,
@@ -109,17 +126,25 @@ class MessageMaker:
                 now,
                 redirect_to=self.redirect_to,
                 message_id=redirect_message_id(self.config),
+                tokens=tokens,
             )
             recipient = self.redirect_to
         else:
             token = self.signer.delivery_token(outgoing.delivery_id)
+            tokens = personal_tokens(self.signer, outgoing.subscription_id, outgoing.edition_id)
             message = message_for(
-                self.config, self.signer, template, outgoing, now, delivery_token=token
+                self.config,
+                self.signer,
+                template,
+                outgoing,
+                now,
+                delivery_token=token,
+                tokens=tokens,
             )
             recipient = outgoing.recipient
         if self.dkim is not None:
-            message = self.dkim.sign(message)
-        if self.transport.wire_form and not ready:
+            message = self.dkim.sign_personalised(message, self.bodies[variant_id], tokens)
+        if self.transport.wire_form and wire is None:
             message = to_wire(message)
         sender = self.transport.envelope_sender(
             self.config.site.from_address,

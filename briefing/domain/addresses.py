@@ -10,10 +10,19 @@ full Unicode case folding would turn ``ß`` into ``ss``, another mailbox.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from email_validator import EmailNotValidError, validate_email
 
 ALL_BRIEFINGS = "*"
+
+# An address that is its own mailbox key whether or not it validates: lower-case ASCII dot-atom,
+# a lower-case ASCII domain without IDNA labels. A valid one keys to itself; an invalid one
+# falls back to itself lower-cased, which it already is. Stored addresses are keys, so the
+# re-check before every send hashes them without running the validator.
+_OWN_KEY = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?!.*xn--)[a-z0-9.-]+"
+)
 
 
 class AddressError(ValueError):
@@ -66,6 +75,8 @@ def _digest(text: str) -> str:
 
 def address_hash(address: str) -> str:
     """Hash an address's mailbox key for the suppression list (kept after deletion)."""
+    if _OWN_KEY.fullmatch(address):
+        return _digest(address)
     try:
         key = mailbox_key(address)
     except AddressError:

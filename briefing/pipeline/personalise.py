@@ -9,6 +9,7 @@ Message-ID.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import formataddr
 from typing import Protocol
@@ -80,9 +81,14 @@ def message_for(
     now: datetime,
     *,
     delivery_token: str | None = None,
+    tokens: Mapping[str, str] | None = None,
 ) -> bytes:
-    """Personalise a variant's message for one recipient (naming its delivery when given)."""
-    tokens = personal_tokens(signer, addressee.subscription_id, addressee.edition_id)
+    """Personalise a variant's message for one recipient (naming its delivery when given).
+
+    ``tokens`` are the recipient's :func:`personal_tokens` when the caller made them already.
+    """
+    if tokens is None:
+        tokens = personal_tokens(signer, addressee.subscription_id, addressee.edition_id)
     return template.personalise(
         recipient=addressee.recipient,
         name=addressee.name,
@@ -103,9 +109,14 @@ def redirected_message(
     *,
     redirect_to: str,
     message_id: str,
+    tokens: Mapping[str, str] | None = None,
 ) -> bytes:
-    """Personalise a test send: inert links, its own Message-ID, the intended recipient named."""
-    tokens = inert_tokens(signer)
+    """Personalise a test send: inert links, its own Message-ID, the intended recipient named.
+
+    ``tokens`` are :func:`inert_tokens` when the caller made them already.
+    """
+    if tokens is None:
+        tokens = inert_tokens(signer)
     return template.personalise(
         recipient=redirect_to,
         name=None,

@@ -289,7 +289,9 @@ def load(
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     ).all()
-    hashes = {address_hash(row[8]) for row in rows if row[8]}
+    # One hash per recipient: address_hash validates the address, the costliest step here.
+    hash_of = {row[8]: address_hash(row[8]) for row in rows if row[8]}
+    hashes = set(hash_of.values())
     suppressed: dict[tuple[str, str], str] = {}
     if hashes:
         for email_hash, briefing, reason in session.execute(
@@ -343,8 +345,7 @@ def load(
                 )
             )
         elif hit := (
-            suppressed.get((address_hash(email), briefing))
-            or suppressed.get((address_hash(email), "*"))
+            suppressed.get((hash_of[email], briefing)) or suppressed.get((hash_of[email], "*"))
         ):
             settled.append(
                 Settlement(
