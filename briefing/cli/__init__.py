@@ -43,6 +43,7 @@ def _register() -> None:
         bounces_cmd,
         config_cmd,
         content_cmd,
+        deliver_cmd,
         delivery_cmd,
         schedule_cmd,
         send_cmd,
@@ -61,6 +62,7 @@ def _register() -> None:
         web_cmd,
         schedule_cmd,
         bounces_cmd,
+        deliver_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

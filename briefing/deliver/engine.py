@@ -72,13 +72,16 @@ def deliver(
     stop: threading.Event | None = None,
     progress: Callable[[DeliveryReport], None] | None = None,
     dkim: DkimSigner | None = None,
+    take_over_local: bool = True,
 ) -> DeliveryReport:
     """Send every due delivery in the ledger through ``transport``; return what happened.
 
     ``stop``, once set (SIGINT, SIGTERM, the scheduler shutting down), stops
     claiming, lets messages in flight finish, hands unsent claims back and
     returns. ``progress`` is called from this thread a few times a second with
-    the report so far. With ``delivery.redirect_to`` set every message goes to
+    the report so far. ``take_over_local`` (``briefing send``, one machine)
+    first takes over the claims of dead processes on this host at once;
+    ``briefing deliver`` workers pass False and wait for leases to lapse. With ``delivery.redirect_to`` set every message goes to
     that address instead and the ledger is only read.
     """
     run = _Run(
@@ -92,6 +95,7 @@ def deliver(
         stop=stop or threading.Event(),
         progress=progress,
         dkim=dkim,
+        take_over_local=take_over_local,
     )
     return run.execute()
 
@@ -129,7 +133,9 @@ class _Run:
         stop: threading.Event,
         progress: Callable[[DeliveryReport], None] | None,
         dkim: DkimSigner | None,
+        take_over_local: bool = True,
     ) -> None:
+        self.take_over_local = take_over_local
         self.config = config
         self.delivery = config.delivery
         self.database = database
@@ -167,7 +173,7 @@ class _Run:
         for worker in workers:
             worker.start()
         try:
-            if not self.redirect_to:
+            if not self.redirect_to and self.take_over_local:
                 with self.database.transaction() as session:
                     ledger.release_dead_claims(session, self.clock())
             exhausted = False

@@ -72,9 +72,7 @@ class Presence:
             prune(session, self.stale)
             self.process_id = register(session, self.kind, self.detail)
         self._beaten()
-        self._thread = threading.Thread(
-            target=self._run, name=f"presence-{self.kind}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"presence-{self.kind}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -88,7 +86,10 @@ class Presence:
                 with self.database.transaction() as session:
                     unregister(session, self.process_id)
             except Exception as exc:  # the row goes stale and is pruned by the next process
-                logger.warning("could not remove this %s from the process table: %s", self.kind, exc)
+                logger.warning(
+                    "could not remove this %s from the process table: %s", self.kind, exc
+                )
+                logger.debug("process table traceback", exc_info=True)
             self.process_id = None
 
     def beat_now(self) -> None:
@@ -114,3 +115,4 @@ class Presence:
                 self.beat_now()
             except Exception as exc:  # a database hiccup: try again at the next beat
                 logger.warning("%s heartbeat failed: %s", self.kind, exc)
+                logger.debug("heartbeat traceback", exc_info=True)

@@ -26,9 +26,7 @@ def db_now(dialect: str, later: timedelta = timedelta(0)) -> Any:
     """Return an SQL expression of the database's time now, plus ``later``."""
     if dialect == "postgresql":
         moment = func.timezone("UTC", func.now())
-        if later:
-            moment = moment + literal(later)
-        return moment
+        return moment + literal(later) if later else moment
     seconds = later.total_seconds()
     return func.strftime(_SQLITE_FORMAT, "now", f"{seconds:+.6f} seconds").op("||")("000")
 

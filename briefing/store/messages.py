@@ -46,8 +46,7 @@ def _transactional_due(now: datetime, dialect: str) -> Any:
     return (Delivery.kind != MessageKind.DIGEST.value) & or_(
         Delivery.status.in_(CLAIMABLE)
         & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        (Delivery.status == DeliveryState.SENDING.value)
-        & (Delivery.lease_until < db_now(dialect)),
+        (Delivery.status == DeliveryState.SENDING.value) & (Delivery.lease_until < db_now(dialect)),
     )
 
 

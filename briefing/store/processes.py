@@ -64,9 +64,7 @@ def beat(session: Session, process_id: int) -> bool:
     """Renew the heartbeat; return False when the row was pruned meanwhile (re-register)."""
     dialect = session.get_bind().dialect.name
     result = session.execute(
-        update(LiveProcess)
-        .where(LiveProcess.id == process_id)
-        .values(heartbeat_at=db_now(dialect))
+        update(LiveProcess).where(LiveProcess.id == process_id).values(heartbeat_at=db_now(dialect))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -154,9 +154,7 @@ def test_leases_are_set_by_the_database_clock(dispatched: tuple[Config, Database
         claim(session, "run-a", AT - timedelta(days=30), 1, lease=timedelta(minutes=2))
     with database.transaction() as session:
         after = database_time(session)
-        lease_until = session.scalar(
-            select(Delivery.lease_until).where(Delivery.owner == "run-a")
-        )
+        lease_until = session.scalar(select(Delivery.lease_until).where(Delivery.owner == "run-a"))
     assert lease_until is not None
     assert before + timedelta(minutes=2) - timedelta(seconds=1) <= lease_until
     assert lease_until <= after + timedelta(minutes=2) + timedelta(seconds=1)
