@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from briefing.audience.confirmations import composers
-from briefing.cli.app import App, pass_app
+from briefing.cli.app import App, parse_at, pass_app
 from briefing.cli.send_cmd import stop_on_signals
 from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
 from briefing.deliver.ratelimit import RateLimiter
@@ -42,6 +43,12 @@ logger = logging.getLogger(__name__)
     help="Drain what is claimable now, then exit (for batch jobs and benchmarks).",
 )
 @click.option(
+    "--at",
+    "at_text",
+    help="Judge deadlines and retry times as if it were this time (ISO 8601; naive is UTC); "
+    "leases always follow the database's clock.",
+)
+@click.option(
     "--poll",
     type=click.FloatRange(0.05, 300),
     default=2.0,
@@ -49,7 +56,9 @@ logger = logging.getLogger(__name__)
     help="Seconds to wait between looks at an empty ledger.",
 )
 @pass_app
-def deliver_command(app: App, briefing_key: str | None, exit_when_idle: bool, poll: float) -> None:
+def deliver_command(
+    app: App, briefing_key: str | None, exit_when_idle: bool, at_text: str | None, poll: float
+) -> None:
     """Drain the delivery ledger (digests and confirmations) without dispatching.
 
     Run as many as you like, on as many machines, against one PostgreSQL; one
@@ -71,6 +80,8 @@ def deliver_command(app: App, briefing_key: str | None, exit_when_idle: bool, po
     # The worker's name in claims; a restarted worker is a new owner and takes its own
     # old claims over like anyone else's: when their lease lapses.
     owner = new_owner()
+    at = parse_at(at_text) if at_text else None
+    clock: Callable[[], datetime] = (lambda: at) if at else (lambda: datetime.now(UTC))
     dkim = DkimSigner.from_config(config)
     transport = make_transport(config)
     limiter = getattr(transport, "limiter", None)
@@ -113,6 +124,7 @@ def deliver_command(app: App, briefing_key: str | None, exit_when_idle: bool, po
                         composers(config, app.signer),
                         transport=transport,
                         dkim=dkim,
+                        clock=clock,
                         owner=owner,
                         take_over_local=False,
                     )
@@ -122,7 +134,7 @@ def deliver_command(app: App, briefing_key: str | None, exit_when_idle: bool, po
                     app.signer,
                     transport,
                     briefing=briefing_key,
-                    clock=lambda: datetime.now(UTC),
+                    clock=clock,
                     owner=owner,
                     stop=stop,
                     dkim=dkim,
