@@ -70,9 +70,11 @@ def set_up(
     return config, database
 
 
-def run(config: Config, database: Database, unrecorded: int) -> int:
+def run(config: Config, database: Database, unrecorded: int, commit: str) -> int:
     """Deliver the whole ledger; return how many were sent."""
-    delivery = config.delivery.model_copy(update={"unrecorded_per_connection": unrecorded})
+    delivery = config.delivery.model_copy(
+        update={"unrecorded_per_connection": unrecorded, "outcome_commit": commit}
+    )
     config = config.model_copy(update={"delivery": delivery})
     signer = Signer([os.environ["BRIEFING_SECRET_KEY"].encode()])
     transport = make_transport(config)

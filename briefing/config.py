@@ -485,6 +485,14 @@ class DeliveryConfig(StrictModel):
         "message goes while the last one's commit runs (group commit overlaps the wire). After "
         "a crash at most connections x this many messages go twice.",
     )
+    outcome_commit: Literal["flush", "async"] = Field(
+        default="flush",
+        description="PostgreSQL only: how outcome groups are committed. flush: each commit "
+        "waits for the WAL to reach the disk. async: synchronous_commit off for outcome "
+        "transactions, SQLite's WAL/NORMAL guarantee: safe against a crash of any briefing "
+        "process; a crash of the database server itself may forget the last fraction of a "
+        "second of outcomes, which are then sent again (never lost).",
+    )
 
     @model_validator(mode="after")
     def _smtp_settings(self) -> DeliveryConfig:

@@ -436,7 +436,14 @@ class _Run:
         else:
             with self.database.transaction() as session:
                 if outcomes:
-                    ledger.write_outcomes(session, self.owner, outcomes, now, self.lease)
+                    ledger.write_outcomes(
+                        session,
+                        self.owner,
+                        outcomes,
+                        now,
+                        self.lease,
+                        flush=self.delivery.outcome_commit == "flush",
+                    )
                 for delivery_id, recipient, reply in bounces:
                     ledger.suppress_bounce(session, delivery_id, recipient, reply, now)
                 if release:

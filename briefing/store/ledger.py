@@ -32,7 +32,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from briefing.config import Config
@@ -454,8 +465,17 @@ def write_outcomes(
     outcomes: Sequence[AttemptOutcome],
     now: datetime,
     lease: timedelta,
+    *,
+    flush: bool = True,
 ) -> None:
-    """Record a batch of attempts and the deliveries' new states in this transaction."""
+    """Record a batch of attempts and the deliveries' new states in this transaction.
+
+    ``flush=False`` on PostgreSQL commits this transaction without waiting for
+    its WAL to reach the disk (``synchronous_commit`` off, for this transaction
+    only): what SQLite's WAL mode with ``synchronous=NORMAL`` already does.
+    """
+    if not flush and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
     sent: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     del lease  # rows kept for a retry in this run keep the lease they hold

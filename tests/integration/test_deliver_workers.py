@@ -133,7 +133,8 @@ def test_two_workers_one_killed_the_other_takes_over_after_the_lease(
                 time.sleep(0.2)
             assert open_rows(database) == 0, status_counts(database)
             with database.transaction() as session:
-                alive = live_processes(session, stale=timedelta(seconds=1.5))
+                # The dead worker's last heartbeat is at least a lease (5 s) old by now.
+                alive = live_processes(session, stale=timedelta(seconds=3))
             # The killed worker's row is stale by now; the survivor's is fresh.
             assert [row.pid for row in alive] == [second.pid]
             second.send_signal(signal.SIGTERM)
@@ -220,3 +221,28 @@ def test_serve_without_delivery_dispatches_and_a_worker_sends(tmp_path: Path) ->
     )
     with database.transaction() as session:
         assert live_processes(session, stale=timedelta(minutes=1)) == []  # removed at exit
+
+
+def test_async_outcome_commits_record_every_outcome_on_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with smtp_server(Handler()) as server:
+        config, database = smtp_project(
+            tmp_path, server, count=12, database_url=postgres_url, outcome_commit="async"
+        )
+        result = CliRunner().invoke(
+            cli,
+            [
+                "--config",
+                str(config.base_dir / "config.yaml"),
+                "deliver",
+                "--exit-when-idle",
+                "--at",
+                AT.isoformat(),
+            ],
+            env={"BRIEFING_SECRET_KEY": KEY.decode()},
+        )
+    assert result.exit_code == 0, result.output
+    assert status_counts(database) == Counter({"sent": 12})
+    assert len(server.handler.received) == 12
+    database.dispose()
