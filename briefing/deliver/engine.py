@@ -81,8 +81,9 @@ def deliver(
     returns. ``progress`` is called from this thread a few times a second with
     the report so far. ``take_over_local`` (``briefing send``, one machine)
     first takes over the claims of dead processes on this host at once;
-    ``briefing deliver`` workers pass False and wait for leases to lapse. With ``delivery.redirect_to`` set every message goes to
-    that address instead and the ledger is only read.
+    ``briefing deliver`` workers pass False and wait for leases to lapse.
+    With ``delivery.redirect_to`` set every message goes to that address
+    instead and the ledger is only read.
     """
     run = _Run(
         config,
