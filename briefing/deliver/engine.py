@@ -430,6 +430,9 @@ class _Run:
                 continue
             outcome = self._judge(done, now)
             outcomes.append(outcome)
+            if self.streak.tripped and self.tripped_key is None:
+                # Later results of this group with the same refusal are handed back, not counted.
+                self.tripped_key = self.streak.key
             if outcome.status == DeliveryState.BOUNCED:
                 bounces.append((delivery_id, done.job.outgoing.recipient, outcome.reply))
         if self.redirect_to:
