@@ -157,16 +157,12 @@ def test_two_workers_one_killed_the_other_takes_over_after_the_lease(
     assert status_counts(database) == {"sent": SUBSCRIBERS}
     with database.transaction() as session:
         # What the dead worker held was sent by the survivor, after the lease lapsed.
-        # (A Result has keys(), so dict() would take it for a mapping: list it first.)
-        finishers: dict[int, str] = dict(
-            list(
-                session.execute(
-                    select(DeliveryAttempt.delivery_id, DeliveryAttempt.owner)
-                    .where(DeliveryAttempt.delivery_id.in_(held), DeliveryAttempt.outcome == "sent")
-                    .order_by(DeliveryAttempt.id)
-                ).tuples()
-            )
-        )
+        rows = session.execute(
+            select(DeliveryAttempt.delivery_id, DeliveryAttempt.owner)
+            .where(DeliveryAttempt.delivery_id.in_(held), DeliveryAttempt.outcome == "sent")
+            .order_by(DeliveryAttempt.id)
+        ).all()
+        finishers: dict[int, str] = {row[0]: row[1] for row in rows}
     assert set(finishers) == held
     assert all(f":{second.pid}:" in owner for owner in finishers.values())
     database.dispose()
