@@ -479,6 +479,23 @@ class DeliveryConfig(StrictModel):
         "links, a fresh Message-ID and the intended recipient in a header; the ledger is "
         "not touched.",
     )
+    unrecorded_per_connection: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Messages one connection may have handed to the relay before their "
+        "outcomes are committed. 1: each message waits for the last one's commit; 2: the next "
+        "message goes while the last one's commit runs (group commit overlaps the wire). After "
+        "a crash at most connections x this many messages go twice.",
+    )
+    outcome_commit: Literal["flush", "async"] = Field(
+        default="flush",
+        description="PostgreSQL only: how outcome groups are committed. flush: each commit "
+        "waits for the WAL to reach the disk. async: synchronous_commit off for outcome "
+        "transactions, SQLite's WAL/NORMAL guarantee: safe against a crash of any briefing "
+        "process; a crash of the database server itself may forget the last fraction of a "
+        "second of outcomes, which are then sent again (never lost).",
+    )
 
     @model_validator(mode="after")
     def _smtp_settings(self) -> DeliveryConfig:
@@ -836,6 +853,12 @@ class SchedulerConfig(StrictModel):
         default=timedelta(seconds=5),
         description="How often a running scheduler looks for `briefing run-now` requests "
         "and checks that it still holds its lock.",
+    )
+    deliver: bool = Field(
+        default=True,
+        description="Whether `briefing serve` also drains the ledger after each dispatch. "
+        "false (or `serve --no-deliver`): serve only ingests, dispatches and sends "
+        "confirmations never; `briefing deliver` workers drain the ledger instead.",
     )
 
     @field_validator("ingest_interval")

@@ -43,6 +43,7 @@ def _register() -> None:
         bounces_cmd,
         config_cmd,
         content_cmd,
+        deliver_cmd,
         delivery_cmd,
         inbound_cmd,
         schedule_cmd,
@@ -63,6 +64,7 @@ def _register() -> None:
         schedule_cmd,
         bounces_cmd,
         inbound_cmd,
+        deliver_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -63,15 +63,31 @@ def _scheduler_line(app: App) -> str:
 
 
 @click.command("serve")
+@click.option(
+    "--deliver/--no-deliver",
+    "deliver",
+    default=None,
+    help="Drain the ledger here too, or leave it to `briefing deliver` workers "
+    "[default: scheduler.deliver, true].",
+)
 @pass_app
-def serve_command(app: App) -> None:
-    """Run the scheduler as a service: ingest, dispatch every minute, deliver; stop on SIGTERM."""
+def serve_command(app: App, deliver: bool | None) -> None:
+    """Run the scheduler as a service: ingest, dispatch every minute, deliver; stop on SIGTERM.
+
+    With --no-deliver (or scheduler.deliver: false) it only ingests and
+    dispatches; `briefing deliver` workers, on this or other machines, send.
+    """
     if not app.debug:
         # A service logs its events by default; APScheduler's per-run chatter only with --debug.
         logging.getLogger("briefing").setLevel(logging.INFO)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     config, signer = app.config, app.signer  # fail on a bad config or missing key first
-    serve(config, app.database, signer)
+    serve(
+        config,
+        app.database,
+        signer,
+        deliver=config.scheduler.deliver if deliver is None else deliver,
+    )
 
 
 def _timetable_json(tables: list[BriefingTimetable], at: datetime) -> dict[str, Any]:

@@ -7,14 +7,18 @@ outcome, renews the leases, and retries temporary failures with backoff.
 Workers build each message (:mod:`briefing.deliver.messages`: personalise,
 sign with DKIM) and send it; they never touch the database.
 
-Crash safety rests on one rule: a worker does not start its next message
-until the outcome of its last one is committed. Outcomes are committed in
-groups (every result that arrived while the previous commit ran), so the
-rule costs one short SQLite/PostgreSQL transaction per group, not per
-message. After ``kill -9`` at any moment the only messages the relay took
-without the ledger knowing are the ones in flight: at most one per worker,
-that is at most the pool size. A rerun takes over the dead run's claims and
-resends exactly those, with the same Message-ID and bytes (only Date differs).
+Crash safety rests on one rule: a worker never has more than
+``delivery.unrecorded_per_connection`` (U, default 2) messages handed to the
+relay whose outcomes are not committed. Outcomes are committed in groups
+(every result that arrived while the previous commit ran), so the rule costs
+one short SQLite/PostgreSQL transaction per group, not per message; with
+U = 2 a worker sends its next message while the last one's commit runs, so
+a slow commit (PostgreSQL's fsync) overlaps the wire instead of stalling it.
+After ``kill -9`` at any moment the messages the relay took without the
+ledger knowing are at most U per worker, that is at most pool size x U. A
+later run (or another worker, once the lease lapses) takes over the dead
+run's claims and resends exactly those, with the same Message-ID and bytes
+(only Date differs).
 
 Temporary failures (4xx, timeouts, dropped connections) are retried within
 the run, then left ``deferred`` for a later run (:mod:`briefing.deliver.retry`).
@@ -30,6 +34,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +44,7 @@ from briefing.deliver.dkim import DkimSigner
 from briefing.deliver.messages import MessageMaker, build_problem
 from briefing.deliver.report import DeliveryReport
 from briefing.deliver.retry import RetryPolicy, RetryQueue
-from briefing.deliver.streak import Streak
+from briefing.deliver.streak import Streak, StreakKey, recipient_refused, status_key
 from briefing.deliver.transports import Transport, TransportResult
 from briefing.domain.states import DeliveryState
 from briefing.domain.tokens import Signer
@@ -67,14 +72,18 @@ def deliver(
     stop: threading.Event | None = None,
     progress: Callable[[DeliveryReport], None] | None = None,
     dkim: DkimSigner | None = None,
+    take_over_local: bool = True,
 ) -> DeliveryReport:
     """Send every due delivery in the ledger through ``transport``; return what happened.
 
     ``stop``, once set (SIGINT, SIGTERM, the scheduler shutting down), stops
     claiming, lets messages in flight finish, hands unsent claims back and
     returns. ``progress`` is called from this thread a few times a second with
-    the report so far. With ``delivery.redirect_to`` set every message goes to
-    that address instead and the ledger is only read.
+    the report so far. ``take_over_local`` (``briefing send``, one machine)
+    first takes over the claims of dead processes on this host at once;
+    ``briefing deliver`` workers pass False and wait for leases to lapse.
+    With ``delivery.redirect_to`` set every message goes to that address
+    instead and the ledger is only read.
     """
     run = _Run(
         config,
@@ -87,6 +96,7 @@ def deliver(
         stop=stop or threading.Event(),
         progress=progress,
         dkim=dkim,
+        take_over_local=take_over_local,
     )
     return run.execute()
 
@@ -124,7 +134,9 @@ class _Run:
         stop: threading.Event,
         progress: Callable[[DeliveryReport], None] | None,
         dkim: DkimSigner | None,
+        take_over_local: bool = True,
     ) -> None:
+        self.take_over_local = take_over_local
         self.config = config
         self.delivery = config.delivery
         self.database = database
@@ -136,6 +148,7 @@ class _Run:
         self.progress = progress
         self.redirect_to = config.delivery.redirect_to
         self.lease = timedelta(seconds=self.delivery.lease)
+        self.unrecorded = self.delivery.unrecorded_per_connection
         self.report = DeliveryReport(redirected_to=self.redirect_to)
         self.work: queue.Queue[_Job | None] = queue.Queue()
         self.results: queue.Queue[_Done] = queue.Queue()
@@ -146,6 +159,7 @@ class _Run:
         self.cancelled: set[int] = set()
         self.active = 0  # jobs handed to workers whose result is not recorded yet
         self.streak = Streak(self.delivery.same_failure_limit)  # same refusal in a row
+        self.tripped_key: StreakKey | None = None  # the reply of a streak that stopped the run
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
 
@@ -160,7 +174,7 @@ class _Run:
         for worker in workers:
             worker.start()
         try:
-            if not self.redirect_to:
+            if not self.redirect_to and self.take_over_local:
                 with self.database.transaction() as session:
                     ledger.release_dead_claims(session, self.clock())
             exhausted = False
@@ -326,14 +340,20 @@ class _Run:
     # -- workers -----------------------------------------------------------------------
 
     def _worker(self) -> None:
+        uncommitted: deque[_Done] = deque()
         while True:
             job = self.work.get()
             if job is None:
+                for done in uncommitted:
+                    done.committed.wait()
                 return
             done = self._send(job)
             self.results.put(done)
-            # The crash-safety rule: no next message before this outcome is committed.
-            done.committed.wait()
+            uncommitted.append(done)
+            # The crash-safety rule: before the next message, at most U - 1 of this worker's
+            # outcomes are uncommitted, so at most U are unrecorded while it is on the wire.
+            while len(uncommitted) >= self.unrecorded:
+                uncommitted.popleft().committed.wait()
 
     def _send(self, job: _Job) -> _Done:
         outgoing = job.outgoing
@@ -402,8 +422,17 @@ class _Run:
                 self.outstanding.pop(delivery_id, None)
                 continue
             assert done.result is not None
+            if self._late_in_streak(done.result):
+                # Sent while the commit that tripped the streak ran: the same refusal,
+                # so the same verdict: the relay's fault, handed back, nobody failed.
+                release.append(delivery_id)
+                self.outstanding.pop(delivery_id, None)
+                continue
             outcome = self._judge(done, now)
             outcomes.append(outcome)
+            if self.streak.tripped and self.tripped_key is None:
+                # Later results of this group with the same refusal are handed back, not counted.
+                self.tripped_key = self.streak.key
             if outcome.status == DeliveryState.BOUNCED:
                 bounces.append((delivery_id, done.job.outgoing.recipient, outcome.reply))
         if self.redirect_to:
@@ -411,7 +440,14 @@ class _Run:
         else:
             with self.database.transaction() as session:
                 if outcomes:
-                    ledger.write_outcomes(session, self.owner, outcomes, now, self.lease)
+                    ledger.write_outcomes(
+                        session,
+                        self.owner,
+                        outcomes,
+                        now,
+                        self.lease,
+                        flush=self.delivery.outcome_commit == "flush",
+                    )
                 for delivery_id, recipient, reply in bounces:
                     ledger.suppress_bounce(session, delivery_id, recipient, reply, now)
                 if release:
@@ -477,7 +513,18 @@ class _Run:
             self.report.stop_hint = error.hint
         self.stopping = True
 
+    def _late_in_streak(self, result: TransportResult) -> bool:
+        if self.tripped_key is None or result.outcome not in (
+            DeliveryState.FAILED,
+            DeliveryState.BOUNCED,
+        ):
+            return False
+        if recipient_refused(result):
+            return False
+        return (result.stage, result.code, status_key(result)) == self.tripped_key
+
     def _stop_for_streak(self) -> None:
+        self.tripped_key = self.streak.key
         count = len(self.streak)
         ids = set(self.streak.ids)
         moved = [f for i, f in self.report.failed_by_id.items() if i in ids]

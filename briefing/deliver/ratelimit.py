@@ -1,4 +1,9 @@
-"""Pace sends: a messages-per-second cap that a relay's 4.7.x "slow down" halves for a while."""
+"""Pace sends: a messages-per-second cap that a relay's 4.7.x "slow down" halves for a while.
+
+Several ``briefing deliver`` workers share one configured rate without asking
+the database per message: each takes ``limit / live workers``, the count read
+from the live-process table at every heartbeat (:meth:`RateLimiter.share`).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.configured = rate
+        self.limit = rate  # the configured rate, for all workers together
+        self.workers = 1  # live delivery workers sharing it (this one included)
         self.slow_down_period = slow_down_period
         self._clock = clock
         self._sleep = sleep
@@ -33,6 +39,21 @@ class RateLimiter:
         self._cap_until = 0.0
         self._last_slow_down = float("-inf")
         self._recent: deque[float] = deque(maxlen=4096)
+
+    @property
+    def configured(self) -> float | None:
+        """Return this worker's share of the configured rate (None: unlimited)."""
+        return None if self.limit is None else self.limit / self.workers
+
+    def share(self, workers: int) -> float | None:
+        """Take ``1/workers`` of the configured rate from now on; return the new share.
+
+        Called at heartbeat with the number of live delivery workers (at least
+        this one). Slots already reserved keep their time.
+        """
+        with self._lock:
+            self.workers = max(1, workers)
+            return self.configured
 
     @property
     def rate(self) -> float | None:

@@ -74,13 +74,15 @@ def drain_transactional(
     owner: str | None = None,
     limit: int = BATCH,
     signer: Signer | None = None,
+    take_over_local: bool = True,
 ) -> Counter[DeliveryState]:
     """Send every due transactional message once; count the states they were left in.
 
     ``transport`` is made from the config (and closed) only when something is
     due, so an idle poll opens no connection. ``signer`` (default: from the
     environment's keys) signs the delivery token of the bounce address and the
-    ``X-Briefing-Delivery`` header.
+    ``X-Briefing-Delivery`` header. ``take_over_local=False`` (``briefing
+    deliver`` workers) takes over other runs' claims only when their leases lapse.
     """
     if signer is None:
         try:
@@ -92,8 +94,9 @@ def drain_transactional(
     counts: Counter[DeliveryState] = Counter()
     own_transport: Transport | None = None
     try:
-        with database.transaction() as session:
-            ledger.release_dead_claims(session, clock())
+        if take_over_local:
+            with database.transaction() as session:
+                ledger.release_dead_claims(session, clock())
         while True:
             now = clock()
             with database.transaction() as session:

@@ -182,3 +182,11 @@ def allowed(moves: Mapping[State, frozenset[State]], old: State, new: State) -> 
 def sources_of(moves: Mapping[State, frozenset[State]], target: State) -> tuple[State, ...]:
     """Return every state from which ``target`` may be reached, for a ``WHERE ... IN``."""
     return tuple(state for state, targets in moves.items() if target in targets)
+
+
+class ProcessKind(StrEnum):
+    """What a long-running process registered in the live-process table does."""
+
+    SERVE = "serve"  # the scheduler (one per database)
+    DELIVER = "deliver"  # a drain-only delivery worker
+    WEB = "web"  # the public web endpoints

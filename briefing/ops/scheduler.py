@@ -52,12 +52,14 @@ from briefing.audience.lifecycle import purge
 from briefing.config import Config, format_duration, imap_password
 from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
 from briefing.deliver.transactional import DRAIN_INTERVAL, drain_transactional
+from briefing.domain.states import ProcessKind
 from briefing.domain.tokens import Signer
 from briefing.editions.dispatch import DispatchReport, dispatch
 from briefing.errors import BriefingError, SchedulerError
 from briefing.ingest import ingest
 from briefing.ops.controls import ControlState, clear_run_now, read_controls
 from briefing.ops.locks import acquire_scheduler_lock
+from briefing.ops.presence import Presence
 from briefing.store import Database
 
 logger = logging.getLogger(__name__)
@@ -175,8 +177,16 @@ class Service:
     """The jobs of ``briefing serve``; each reads ops state from the tables when it runs."""
 
     def __init__(
-        self, config: Config, database: Database, signer: Signer, *, clock: Clock = utc_now
+        self,
+        config: Config,
+        database: Database,
+        signer: Signer,
+        *,
+        clock: Clock = utc_now,
+        deliver: bool = True,
     ) -> None:
+        # False: dispatch only; `briefing deliver` workers drain the ledger (and confirmations).
+        self.delivers = deliver
         self.config = config
         self.database = database
         self.signer = signer
@@ -229,7 +239,7 @@ class Service:
 
     def send_transactional(self) -> None:
         """Send queued confirmations (a paused briefing does not hold them)."""
-        if self.stopping.is_set():
+        if self.stopping.is_set() or not self.delivers:
             return
         if self._mail_dkim is None:
             self._mail_dkim = (DkimSigner.from_config(self.config),)
@@ -394,6 +404,8 @@ class Service:
     # --- the ledger -----------------------------------------------------------
 
     def _drain(self, only: str | None = None) -> Drain:
+        if not self.delivers:
+            return Drain()  # the deliver workers take it from the ledger
         # Read pauses afresh: ops may have paused since this dispatch began.
         controls = read_controls(self.database)
         self._log_pauses(controls)
@@ -534,8 +546,12 @@ def _every(interval: timedelta, *, start: datetime) -> IntervalTrigger:
     return IntervalTrigger(seconds=interval.total_seconds(), start_date=start, timezone=UTC)
 
 
-def serve(config: Config, database: Database, signer: Signer) -> None:
-    """Run the scheduler until SIGTERM or SIGINT; refuse if another one holds the database."""
+def serve(config: Config, database: Database, signer: Signer, *, deliver: bool = True) -> None:
+    """Run the scheduler until SIGTERM or SIGINT; refuse if another one holds the database.
+
+    ``deliver=False``: ingest and dispatch only; ``briefing deliver`` workers send.
+    The process is in the live-process table while it runs.
+    """
     imap = config.bounces.imap
     if imap is not None and imap.poll_every is not None:
         imap_password()  # missing: stop at start, naming the variable, not at each poll
@@ -550,16 +566,24 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
         number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)
     }
     scheduler = None
-    service = Service(config, database, signer)
+    service = Service(config, database, signer, deliver=deliver)
+    presence = Presence(
+        database,
+        ProcessKind.SERVE,
+        interval=config.delivery.heartbeat,
+        detail={"deliver": deliver, "briefings": len(config.briefings)},
+    )
     try:
+        presence.start()
         scheduler = service.scheduler(utc_now())
         scheduler.start()
         settings = config.scheduler
         logger.info(
-            "serve started: %d briefing(s), ingest every %s, dispatch every %s; holding the %s",
+            "serve started: %d briefing(s), ingest every %s, dispatch every %s%s; holding the %s",
             len(config.briefings),
             format_duration(settings.ingest_interval),
             format_duration(settings.dispatch_interval),
+            "" if deliver else " (delivery left to `briefing deliver` workers)",
             lock.description,
         )
         check_every = settings.control_interval.total_seconds()
@@ -580,6 +604,7 @@ def serve(config: Config, database: Database, signer: Signer) -> None:
         service.stopping.set()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=True)
+        presence.stop()
         lock.release()
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -4,10 +4,14 @@ The ledger is the queue's truth. A run *claims* due rows
 (``pending``, or ``deferred`` whose ``next_attempt_at`` has come) by setting
 ``status = 'sending'`` with its ``owner`` and a ``lease_until``; it renews the
 lease with a heartbeat while it lives, so a live run's claims are never taken.
-A claim whose lease has lapsed is claimable again, and so, at once, is one whose
-owner was a process on this host that no longer exists (``kill -9``): an owner
-is named ``host:pid:random``. On PostgreSQL claims use ``FOR UPDATE SKIP
-LOCKED`` so concurrent runs never wait on or take each other's rows.
+Leases are set and judged by the database's clock (:mod:`briefing.store.dbclock`),
+never a worker's own, so workers on machines whose clocks disagree still agree
+on whose claim has lapsed. A claim whose lease has lapsed is claimable again by
+any run. ``briefing send`` (one machine) also takes over at once the claims of
+a process on its own host that no longer exists (an owner is named
+``host:pid:random``); ``briefing deliver`` workers never judge by host or pid.
+On PostgreSQL claims use ``FOR UPDATE SKIP LOCKED`` so concurrent runs never
+wait on or take each other's rows.
 
 Outcomes are written in batches with ``executemany``, each guarded by the
 owner, so a run that lost its claim never overwrites another run's state. A
@@ -28,7 +32,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from briefing.config import Config
@@ -40,6 +55,7 @@ from briefing.domain.states import (
     SuppressionReason,
 )
 from briefing.errors import BriefingError
+from briefing.store.dbclock import db_now
 from briefing.store.schema import (
     BriefingControl,
     Delivery,
@@ -91,9 +107,10 @@ def owner_is_dead(owner: str) -> bool:
 
 def release_dead_claims(session: Session, now: datetime) -> int:
     """End the leases of claims whose owner process on this host has died; return how many."""
+    dialect = session.get_bind().dialect.name
     owners = session.scalars(
         select(Delivery.owner)
-        .where(Delivery.status == DeliveryState.SENDING, Delivery.lease_until >= now)
+        .where(Delivery.status == DeliveryState.SENDING, Delivery.lease_until >= db_now(dialect))
         .distinct()
     )
     dead = [owner for owner in owners if owner and owner_is_dead(owner)]
@@ -102,18 +119,19 @@ def release_dead_claims(session: Session, now: datetime) -> int:
     result = session.execute(
         update(Delivery)
         .where(Delivery.owner.in_(dead), Delivery.status == DeliveryState.SENDING)
-        .values(lease_until=now - timedelta(microseconds=1))
+        .values(lease_until=db_now(dialect, -timedelta(milliseconds=1)))
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
     logger.warning("taking over %d claim(s) of dead run(s) %s", count, ", ".join(dead))
     return count
 
 
-def _due(now: datetime) -> Any:
+def _due(now: datetime, dialect: str) -> Any:
+    # Retry times follow the run's clock (``send --at``); leases only the database's.
     return or_(
         Delivery.status.in_(CLAIMABLE)
         & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        (Delivery.status == DeliveryState.SENDING) & (Delivery.lease_until < now),
+        (Delivery.status == DeliveryState.SENDING) & (Delivery.lease_until < db_now(dialect)),
     )
 
 
@@ -148,7 +166,7 @@ def claim(
         select(Delivery.id.label("id"), turn.label("turn"))
         .join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
-        .where(_due(now), _not_paused())
+        .where(_due(now, dialect), _not_paused())
     )
     if briefing:
         ranked = ranked.where(Edition.briefing == briefing)
@@ -156,14 +174,14 @@ def claim(
     query = (
         select(Delivery.id)
         .join(turns, turns.c.id == Delivery.id)
-        .where(_due(now))
+        .where(_due(now, dialect))
         .order_by(turns.c.turn, Delivery.id)
         .limit(limit)
     )
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Delivery)
     ids = list(session.scalars(query))
-    taken = set(take_claims(session, ids, _due(now), owner, now, lease))
+    taken = set(take_claims(session, ids, _due(now, dialect), owner, now, lease))
     return [delivery_id for delivery_id in ids if delivery_id in taken]  # domains in turn
 
 
@@ -180,18 +198,20 @@ def take_claims(
     """Mark the rows of ``ids`` still ``due`` as ``owner``'s under a lease; return those it got.
 
     The update re-checks ``due``, so a row another process claimed between the
-    select and here is left alone (SQLite has no SKIP LOCKED).
+    select and here is left alone (SQLite has no SKIP LOCKED). The lease ends
+    ``lease`` after the database's time now, whatever this machine's clock says.
     """
     if not ids:
         return []
+    dialect = session.get_bind().dialect.name
     session.execute(
         update(Delivery)
         .where(Delivery.id.in_(ids), due)
         .values(
             status=DeliveryState.SENDING,
             owner=owner,
-            lease_until=now + lease,
-            heartbeat_at=now,
+            lease_until=db_now(dialect, lease),
+            heartbeat_at=db_now(dialect),
             updated_at=now,
         )
     )
@@ -214,7 +234,7 @@ def count_due(session: Session, now: datetime, briefing: str | None = None) -> i
         select(func.count())
         .select_from(Delivery)
         .join(Edition, Edition.id == Delivery.edition_id)
-        .where(_due(now), _not_paused())
+        .where(_due(now, session.get_bind().dialect.name), _not_paused())
     )
     if briefing:
         query = query.where(Edition.briefing == briefing)
@@ -428,7 +448,8 @@ _RECORD = (
         sent_at=bindparam("b_sent_at", type_=_C.sent_at.type),
         next_attempt_at=bindparam("b_next", type_=_C.next_attempt_at.type),
         owner=bindparam("b_new_owner", type_=_C.owner.type),
-        lease_until=bindparam("b_lease", type_=_C.lease_until.type),
+        # A row retried in this run keeps its lease (renewed by heartbeats); others lose it.
+        lease_until=case((bindparam("b_keep", type_=Boolean()), _C.lease_until), else_=None),
         updated_at=bindparam("b_now", type_=_C.updated_at.type),
     )
 )
@@ -445,11 +466,20 @@ def write_outcomes(
     outcomes: Sequence[AttemptOutcome],
     now: datetime,
     lease: timedelta,
+    *,
+    flush: bool = True,
 ) -> None:
-    """Record a batch of attempts and the deliveries' new states in this transaction."""
+    """Record a batch of attempts and the deliveries' new states in this transaction.
+
+    ``flush=False`` on PostgreSQL commits this transaction without waiting for
+    its WAL to reach the disk (``synchronous_commit`` off, for this transaction
+    only): what SQLite's WAL mode with ``synchronous=NORMAL`` already does.
+    """
+    if not flush and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
     sent: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
-    lease_until = now + lease
+    del lease  # rows kept for a retry in this run keep the lease they hold
     for outcome in outcomes:
         keep = outcome.status == DeliveryState.SENDING
         row = {
@@ -462,7 +492,7 @@ def write_outcomes(
             "b_sent_at": outcome.finished if outcome.status == DeliveryState.SENT else None,
             "b_next": outcome.next_attempt_at,
             "b_new_owner": owner if keep else None,
-            "b_lease": lease_until if keep else None,
+            "b_keep": keep,
             "b_now": now,
         }
         (sent if outcome.status == DeliveryState.SENT else others).append(row)
@@ -549,11 +579,16 @@ def release(session: Session, owner: str, ids: Sequence[int], now: datetime) -> 
 
 
 def heartbeat(session: Session, owner: str, now: datetime, lease: timedelta) -> set[int]:
-    """Renew this run's leases; return the ids of its claims someone cancelled meanwhile."""
+    """Renew this run's leases; return the ids of its claims someone cancelled meanwhile.
+
+    The new lease ends ``lease`` after the database's time now. ``now`` (the
+    run's clock) is not used for leases.
+    """
+    dialect = session.get_bind().dialect.name
     session.execute(
         update(Delivery)
         .where(Delivery.owner == owner, Delivery.status == DeliveryState.SENDING)
-        .values(lease_until=now + lease, heartbeat_at=now)
+        .values(lease_until=db_now(dialect, lease), heartbeat_at=db_now(dialect))
     )
     return set(
         session.scalars(

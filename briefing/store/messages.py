@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from briefing.domain.states import CLAIMABLE, DeliveryState, MessageKind
+from briefing.store.dbclock import db_now
 from briefing.store.ledger import Settlement, take_claims
 from briefing.store.schema import (
     AccountRequest,
@@ -47,11 +48,11 @@ def queue_confirmation(
     return delivery.id
 
 
-def _transactional_due(now: datetime) -> Any:
+def _transactional_due(now: datetime, dialect: str) -> Any:
     return (Delivery.kind != MessageKind.DIGEST.value) & or_(
         Delivery.status.in_(CLAIMABLE)
         & or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        (Delivery.status == DeliveryState.SENDING.value) & (Delivery.lease_until < now),
+        (Delivery.status == DeliveryState.SENDING.value) & (Delivery.lease_until < db_now(dialect)),
     )
 
 
@@ -59,11 +60,13 @@ def claim_transactional(
     session: Session, owner: str, now: datetime, limit: int, *, lease: timedelta
 ) -> list[int]:
     """Claim up to ``limit`` due transactional rows for ``owner`` (pauses do not hold them)."""
-    query = select(Delivery.id).where(_transactional_due(now)).order_by(Delivery.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    due = _transactional_due(now, dialect)
+    query = select(Delivery.id).where(due).order_by(Delivery.id).limit(limit)
+    if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = list(session.scalars(query))
-    return take_claims(session, ids, _transactional_due(now), owner, now, lease)
+    return take_claims(session, ids, due, owner, now, lease)
 
 
 @dataclass(frozen=True)

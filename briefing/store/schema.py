@@ -51,6 +51,7 @@ from briefing.domain.states import (
     BounceMatch,
     DeliveryState,
     MessageKind,
+    ProcessKind,
     SubscriptionState,
 )
 
@@ -507,3 +508,26 @@ class AccountRequest(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
+
+
+class LiveProcess(Base):
+    """One running serve, deliver worker or web process, with its heartbeat.
+
+    Registered at start, its ``heartbeat_at`` renewed every few seconds by the
+    database's clock, and removed at a clean exit; a row whose heartbeat is
+    stale (a crash, ``kill -9``) is ignored, then pruned.
+    """
+
+    __tablename__ = "live_processes"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", ProcessKind), name="ck_live_processes_kind"),
+        Index("ix_live_processes_kind_heartbeat", "kind", "heartbeat_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

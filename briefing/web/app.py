@@ -41,8 +41,10 @@ from briefing.audience.confirmations import composers
 from briefing.audience.webhooks import Fetch
 from briefing.config import Config
 from briefing.deliver.transactional import DRAIN_INTERVAL, TransactionalDrainer
+from briefing.domain.states import ProcessKind
 from briefing.domain.tokens import InertTokenError, Purpose, Signer
 from briefing.errors import TokenError
+from briefing.ops.presence import Presence
 from briefing.store import Database
 from briefing.web import account, links, signup
 from briefing.web.context import WebContext, context_of, utc_now
@@ -141,13 +143,15 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     drain_interval: float | None = DRAIN_INTERVAL,
     fetch: Fetch | None = None,
+    register: bool = True,
 ) -> Starlette:
     """Build the ASGI application serving the public endpoints.
 
     With ``drain_interval`` (seconds) its lifespan runs the transactional mail
     drain; None leaves the mail to ``send`` and ``serve``. ``fetch`` is how the
     SES webhook fetches signing certificates and confirms subscriptions
-    (httpx by default).
+    (httpx by default). With ``register`` its lifespan keeps a ``web`` row in
+    the live-process table.
     """
     signer = Signer(keys)
     drainer = (
@@ -169,6 +173,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        presence = (
+            Presence(
+                database,
+                ProcessKind.WEB,
+                interval=config.delivery.heartbeat,
+                detail={"base_url": config.site.base_url, "drains_mail": drainer is not None},
+            )
+            if register
+            else None
+        )
+        if presence is not None:
+            presence.start()
         if drainer is not None:
             drainer.start()
         try:
@@ -176,6 +192,8 @@ def create_app(
         finally:
             if drainer is not None:
                 drainer.stop()
+            if presence is not None:
+                presence.stop()
 
     app = Starlette(
         lifespan=lifespan,

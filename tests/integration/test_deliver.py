@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.dispatch import dispatch
 from briefing.ingest import ingest
 from briefing.store import Database
+from briefing.store.dbclock import database_time
 from briefing.store.ledger import claim
 from briefing.store.schema import Delivery, Subscriber, Subscription
 from briefing.store.suppressions import suppress
@@ -129,17 +131,33 @@ def test_past_the_deadline_nothing_goes(
 
 def test_live_claims_are_not_taken_and_lapsed_ones_are(dispatched: tuple[Config, Database]) -> None:
     _, database = dispatched
-    lease = timedelta(minutes=10)
+    lease = timedelta(seconds=0.5)
     with database.transaction() as session:
         mine = claim(session, "run-a", AT, 2, lease=lease)
     assert len(mine) == 2
     with database.transaction() as session:
-        assert claim(session, "run-b", AT + timedelta(minutes=1), 10, lease=lease) == [
-            max(mine) + 1
-        ]
+        # A run whose clock is a day ahead still cannot take a live lease: leases are
+        # judged by the database's clock, not the claiming run's.
+        skewed = AT + timedelta(days=1)
+        assert claim(session, "run-b", skewed, 10, lease=timedelta(minutes=10)) == [max(mine) + 1]
+    time.sleep(0.6)  # run-a's lease ends by the database's clock
     with database.transaction() as session:
-        later = AT + timedelta(minutes=11)
-        assert sorted(claim(session, "run-c", later, 10, lease=lease)) == sorted(mine)
+        assert sorted(claim(session, "run-c", AT, 10, lease=lease)) == sorted(mine)
+
+
+def test_leases_are_set_by_the_database_clock(dispatched: tuple[Config, Database]) -> None:
+    _, database = dispatched
+    with database.transaction() as session:
+        before = database_time(session)
+    with database.transaction() as session:
+        # The run's clock says 2026-11-26; the lease follows the server's time, not it.
+        claim(session, "run-a", AT - timedelta(days=30), 1, lease=timedelta(minutes=2))
+    with database.transaction() as session:
+        after = database_time(session)
+        lease_until = session.scalar(select(Delivery.lease_until).where(Delivery.owner == "run-a"))
+    assert lease_until is not None
+    assert before + timedelta(minutes=2) - timedelta(seconds=1) <= lease_until
+    assert lease_until <= after + timedelta(minutes=2) + timedelta(seconds=1)
 
 
 def test_a_paused_briefing_is_not_delivered_until_resumed(

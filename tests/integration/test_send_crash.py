@@ -1,4 +1,8 @@
-"""Kill ``briefing send`` midway, run it again: nobody skipped, duplicates within the pool size."""
+"""Kill ``briefing send`` midway, run it again: nobody skipped, duplicates within the stated bound.
+
+The bound is pool size x ``delivery.unrecorded_per_connection`` (default 2: a
+connection sends its next message while the last one's outcome commits).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from tests.support.smtp_server import Handler, Received, Server, smtp_server
 
 SUBSCRIBERS = 2000
 POOL = 4
+UNRECORDED = 2  # delivery.unrecorded_per_connection's default
 
 
 def send(config: Config) -> subprocess.Popen[str]:
@@ -102,7 +107,7 @@ def test_kill_9_midway_then_rerun_finishes_with_duplicates_within_the_pool(
     grouped = by_recipient(server)
     assert set(grouped) == {reader(n) for n in range(SUBSCRIBERS)}  # nobody skipped
     duplicates = {recipient: copies for recipient, copies in grouped.items() if len(copies) > 1}
-    assert sum(len(copies) - 1 for copies in duplicates.values()) <= POOL
+    assert sum(len(copies) - 1 for copies in duplicates.values()) <= POOL * UNRECORDED
     assert duplicates, "the message in flight at the kill should have gone twice"
     for copies in duplicates.values():
         assert len({copy.message_id for copy in copies}) == 1

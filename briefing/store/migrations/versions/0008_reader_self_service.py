@@ -10,7 +10,7 @@ The kinds are spelled out here, not imported: a migration describes the
 schema as it was when it ran.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06 20:40:00
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 import briefing.store.schema
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
