@@ -22,7 +22,6 @@ import contextlib
 import logging
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,12 +30,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from briefing.config import load_config  # noqa: E402
+from ingest_support import bench_config  # noqa: E402
+
 from briefing.ingest import ingest  # noqa: E402
 from briefing.store import open_database  # noqa: E402
 
@@ -121,36 +119,14 @@ def plan(bases: list[str], sources: int, hanging: int, trickling: int) -> list[s
 
 
 def run(urls: list[str], total_timeout: float, concurrency: int, per_host: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "config.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "site": {
-                        "name": "Bench",
-                        "base_url": "https://bench.example.org",
-                        "from_address": "b@bench.example.org",
-                        "postal_address": "1 Bench Road",
-                    },
-                    "ingest": {
-                        "connect_timeout": "5s",
-                        "read_timeout": "30s",
-                        "total_timeout": f"{total_timeout:g}s",
-                        "concurrency": concurrency,
-                        "per_host": per_host,
-                    },
-                    "sections": {"feeds": {"title": "Feeds", "sources": urls}},
-                    "briefings": {
-                        "daily": {
-                            "title": "Daily",
-                            "list_id": "daily.bench.example.org",
-                            "sections": ["feeds"],
-                        }
-                    },
-                }
-            )
-        )
-        config = load_config(path)
+    ingest_settings = {
+        "connect_timeout": "5s",
+        "read_timeout": "30s",
+        "total_timeout": f"{total_timeout:g}s",
+        "concurrency": concurrency,
+        "per_host": per_host,
+    }
+    with bench_config(urls, ingest_settings) as config:
         database = open_database(config.database)
         try:
             started = time.perf_counter()
