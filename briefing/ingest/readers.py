@@ -503,7 +503,9 @@ def _html_base(detail: Any, fallback: str | None) -> str | None:
     tag in Python, is not run), else ``fallback``: the entry's or the feed's link.
     """
     base = detail.get("base") if isinstance(detail, Mapping) else None
-    if not isinstance(base, str) or base.startswith(_NO_BASE):
+    if isinstance(base, str) and base.startswith(_NO_BASE):
+        base = base[len(_NO_BASE) :]  # what is left is a relative xml:base, if anything
+    if not isinstance(base, str) or not base:
         return fallback
     return absolute_url(base, fallback) or fallback
 
