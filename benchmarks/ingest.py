@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
-from ingest_support import ROOT, bench_config
+from ingest_support import ROOT, bench_config, start_workers
 
 from briefing.errors import SourceError
 from briefing.ingest import ingest
@@ -185,6 +185,7 @@ def main() -> None:
             f"{name:<52} {path.stat().st_size / 1e3:>6.0f} {a.median('cpu') * 1e3:>9.1f} "
             f"{o.median('cpu') * 1e3:>8.1f} {o.median('cpu') / max(a.median('cpu'), 1e-9):>6.2f}"
         )
+    start_workers()  # with the config's worker count: no pass counts their start
     whole: dict[str, list[float]] = {"workers": [], "ingest": []}
     counts: dict[str, int] = {}
     failed = 0
