@@ -11,9 +11,10 @@ read timeout ever fires). The slow ones are spread evenly through the config.
 Each repetition ingests every source into a fresh temporary SQLite store with
 the configured ``ingest.concurrency`` and ``ingest.per_host``, and again with
 concurrency 1 (the sequential baseline, one source after another), in the same
-run, the worker processes that read documents started before the first clock
-(a first run would otherwise pay for their start). It prints the median wall time of each against ``ingest.total_timeout``,
-and checks that every good source was stored and every slow one named.
+run; the worker processes that read documents are started before the first
+clock (the first run would otherwise pay for their start). It prints the
+median wall time of each against ``ingest.total_timeout``, and checks that
+every good source was stored and every slow one named.
 """
 
 from __future__ import annotations
