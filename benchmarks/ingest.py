@@ -1,14 +1,26 @@
 """How fast ingest reads real feed files, against feedparser alone on the same files.
 
-    python benchmarks/ingest.py [--data ../shared/data] [--repeat 5]
+    python benchmarks/ingest.py [--data ../shared/data] [--repeat 7] [--per-feed]
 
-Every file of ``<data>/feeds`` (licences aside) is one source. Each
-repetition times, in the same run and on the same files:
+Every file of ``<data>/feeds`` (licences aside) is one source. The comparison
+that matters, our read against feedparser alone, is made file by file and
+interleaved, so a busy moment on a shared machine falls on both: in each
+repetition every file is parsed by
 
-- **feedparser alone**: ``feedparser.parse`` of each file's bytes (already in
-  memory), nothing else;
-- **read**: our readers (gunzip, charset decoding, repairs, feedparser,
-  sanitising with nh3, plain text, dates, identities), no storage;
+- **feedparser alone**: ``feedparser.parse`` of the file's bytes (already in
+  memory), nothing else; then, at once,
+- **read**: our readers on the same file (gunzip, charset decoding, repairs,
+  feedparser, sanitising with nh3, links, plain text, dates, identities), no
+  storage;
+
+the order of the two alternating between repetitions, after one untimed pass
+(imports and first calls). Both are timed in wall
+and CPU (``time.process_time``) seconds. Per file the median over the
+repetitions is taken; the totals are the sums of those medians, and the ratio
+read / feedparser is given for the total, for the middle file and for the
+worst files (``--per-feed`` lists every file). Then, after the interleaved part,
+whole passes over the files:
+
 - **read in workers**: the same through :func:`briefing.ingest.workers.read_document`,
   one document at a time in the worker processes ingest uses (started before
   the clock starts), results sent back to this process;
@@ -16,12 +28,8 @@ repetition times, in the same run and on the same files:
   (the database is created and migrated before the clock starts), reading
   each file from disk, storing every article and the sources' health.
 
-It prints the median over the repetitions of files/s and items/s for each,
-and the ratios to feedparser alone: what our cleaning and our storage cost.
-Items are feedparser's entries for the first row (it reads no JSON Feed and
-gives up on some broken files we repair), drafts read for the second, and
-entries stored for the third (new or, for the same story in two files,
-unchanged; duplicates within one document are skipped).
+Items are feedparser's entries for feedparser alone (it reads no JSON Feed and
+gives up on some broken files we repair) and drafts read for ours.
 """
 
 from __future__ import annotations
@@ -31,25 +39,23 @@ import contextlib
 import logging
 import statistics
 import sys
-import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
-import yaml
+from ingest_support import ROOT, bench_config, start_workers
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from briefing.config import load_config  # noqa: E402
-from briefing.errors import SourceError  # noqa: E402
-from briefing.ingest import ingest  # noqa: E402
-from briefing.ingest.readers import ReadContext, reader_for  # noqa: E402
-from briefing.ingest.workers import ReadLimits, read_document  # noqa: E402
-from briefing.store import open_database  # noqa: E402
+from briefing.errors import SourceError
+from briefing.ingest import ingest
+from briefing.ingest.readers import ReadContext, reader_for
+from briefing.ingest.workers import ReadLimits, read_document
+from briefing.store import open_database
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+CONTEXT = ReadContext(label="bench", sections=("feeds",), known_sections=frozenset({"feeds"}))
 
 
 def feed_files(data: Path) -> list[Path]:
@@ -58,59 +64,50 @@ def feed_files(data: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and "_licenses" not in p.parts)
 
 
-def time_feedparser(blobs: list[bytes]) -> tuple[float, int]:
-    started = time.perf_counter()
-    items = sum(len(feedparser.parse(blob).entries) for blob in blobs)
-    return time.perf_counter() - started, items
+@dataclass
+class Timings:
+    """Wall and CPU seconds of one way of reading one file, over the repetitions."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    items: int = 0
+
+    def median(self, clock: str) -> float:
+        return statistics.median(self.wall if clock == "wall" else self.cpu)
 
 
-def time_read(files: list[Path]) -> tuple[float, int]:
-    context = ReadContext(label="bench", sections=("feeds",), known_sections=frozenset({"feeds"}))
-    items = 0
-    started = time.perf_counter()
-    for path in files:
-        with contextlib.suppress(SourceError):  # the failures are counted by ingest
-            items += len(reader_for(path).read(path, context).drafts)
-    return time.perf_counter() - started, items
+def timed(work: Callable[[], int], into: Timings) -> None:
+    wall, cpu = time.perf_counter(), time.process_time()
+    into.items = work()
+    into.cpu.append(time.process_time() - cpu)
+    into.wall.append(time.perf_counter() - wall)
+
+
+def parse_alone(blob: bytes) -> int:
+    return len(feedparser.parse(blob).entries)
+
+
+def read_ours(path: Path) -> int:
+    try:
+        return len(reader_for(path).read(path, CONTEXT).drafts)
+    except SourceError:  # failures are counted by ingest
+        return 0
 
 
 def time_read_workers(files: list[Path]) -> tuple[float, int]:
-    context = ReadContext(label="bench", sections=("feeds",), known_sections=frozenset({"feeds"}))
     limits = ReadLimits()
     with contextlib.suppress(SourceError):  # start the workers before the clock
-        read_document(reader_for(files[0]), files[0], context, limits)
+        read_document(reader_for(files[0]), files[0], CONTEXT, limits)
     items = 0
     started = time.perf_counter()
     for path in files:
         with contextlib.suppress(SourceError):
-            items += len(read_document(reader_for(path), path, context, limits).drafts)
+            items += len(read_document(reader_for(path), path, CONTEXT, limits).drafts)
     return time.perf_counter() - started, items
 
 
 def time_ingest(files: list[Path]) -> tuple[float, int, int]:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "config.yaml"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "site": {
-                        "name": "Bench",
-                        "base_url": "https://bench.example.org",
-                        "from_address": "b@bench.example.org",
-                        "postal_address": "1 Bench Road",
-                    },
-                    "sections": {"feeds": {"title": "Feeds", "sources": [str(p) for p in files]}},
-                    "briefings": {
-                        "daily": {
-                            "title": "Daily",
-                            "list_id": "daily.bench.example.org",
-                            "sections": ["feeds"],
-                        }
-                    },
-                }
-            )
-        )
-        config = load_config(path)
+    with bench_config([str(p) for p in files]) as config:
         database = open_database(config.database)
         try:
             started = time.perf_counter()
@@ -130,7 +127,9 @@ def main() -> None:
         default=ROOT.parent / "shared" / "data",
         help="folder holding feeds/ (default ../shared/data)",
     )
-    parser.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
+    parser.add_argument("--repeat", type=int, default=7, help="repetitions (default 7)")
+    parser.add_argument("--passes", type=int, default=3, help="workers/ingest passes (default 3)")
+    parser.add_argument("--per-feed", action="store_true", help="list every file's ratio")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # failures are counted below, not logged one by one
     files = feed_files(args.data)
@@ -138,37 +137,71 @@ def main() -> None:
         sys.exit(f"no feed files under {args.data / 'feeds'}")
     blobs = [path.read_bytes() for path in files]
     megabytes = sum(map(len, blobs)) / 1e6
-    rows: dict[str, list[tuple[float, int]]] = {
-        "feedparser": [],
-        "read": [],
-        "workers": [],
-        "ingest": [],
-    }
-    failed = 0
-    for _ in range(args.repeat):
-        rows["feedparser"].append(time_feedparser(blobs))
-        rows["read"].append(time_read(files))
-        rows["workers"].append(time_read_workers(files))
-        elapsed, stored, failed = time_ingest(files)
-        rows["ingest"].append((elapsed, stored))
-    print(f"{len(files)} files, {megabytes:.1f} MB, {args.repeat} repetitions; medians:")
-    base = statistics.median(seconds for seconds, _ in rows["feedparser"])
-    labels = {
-        "feedparser": "feedparser alone",
-        "read": "read (decode, repair, parse, clean)",
-        "workers": "read in worker processes",
-        "ingest": "ingest (read + SQLite store)",
-    }
+    alone = [Timings() for _ in files]
+    ours = [Timings() for _ in files]
+    for path, blob in zip(files, blobs, strict=True):  # warm up: imports, first calls
+        parse_alone(blob)
+        read_ours(path)
+    for repetition in range(args.repeat):
+        for n, (path, blob) in enumerate(zip(files, blobs, strict=True)):
+            pair = [
+                (lambda blob=blob: parse_alone(blob), alone[n]),
+                (lambda path=path: read_ours(path), ours[n]),
+            ]
+            for work, into in pair if repetition % 2 == 0 else reversed(pair):
+                timed(work, into)
     print(
-        f"{'':<36} {'seconds':>8} {'files/s':>8} {'items':>6} {'items/s':>8} {'x feedparser':>12}"
+        f"{len(files)} files, {megabytes:.1f} MB; feedparser alone and our read interleaved "
+        f"file by file, {args.repeat} repetitions; per-file medians, summed:"
     )
-    for key, results in rows.items():
-        seconds = statistics.median(s for s, _ in results)
-        items = results[-1][1]
-        print(
-            f"{labels[key]:<36} {seconds:>8.3f} {len(files) / seconds:>8.1f} {items:>6} "
-            f"{items / seconds:>8.0f} {seconds / base:>12.2f}"
+    print(f"{'':<24} {'wall s':>8} {'cpu s':>8} {'items':>6}")
+    for label, rows in (("feedparser alone", alone), ("read", ours)):
+        wall = sum(t.median("wall") for t in rows)
+        cpu = sum(t.median("cpu") for t in rows)
+        print(f"{label:<24} {wall:>8.3f} {cpu:>8.3f} {sum(t.items for t in rows):>6}")
+    for clock in ("wall", "cpu"):
+        total = sum(t.median(clock) for t in ours) / sum(t.median(clock) for t in alone)
+        ratios = sorted(
+            (o.median(clock) / a.median(clock), path)
+            for path, a, o in zip(files, alone, ours, strict=True)
+            if a.median(clock) > 0
         )
+        middle = statistics.median(r for r, _ in ratios)
+        print(
+            f"read / feedparser ({clock}): total {total:.2f}x, middle file {middle:.2f}x, "
+            f"{sum(1 for r, _ in ratios if r > 1.3)} of {len(ratios)} files over 1.3x"
+        )
+    ranked = sorted(
+        zip(files, alone, ours, strict=True),
+        key=lambda row: row[2].median("cpu") - row[1].median("cpu"),
+        reverse=True,
+    )
+    shown = ranked if args.per_feed else ranked[:8]
+    print("files by CPU time our read adds" + ("" if args.per_feed else " (the 8 largest)") + ":")
+    print(f"{'file':<52} {'KB':>6} {'alone ms':>9} {'read ms':>8} {'ratio':>6}")
+    for path, a, o in shown:
+        name = str(path.relative_to(args.data / "feeds"))[-52:]
+        print(
+            f"{name:<52} {path.stat().st_size / 1e3:>6.0f} {a.median('cpu') * 1e3:>9.1f} "
+            f"{o.median('cpu') * 1e3:>8.1f} {o.median('cpu') / max(a.median('cpu'), 1e-9):>6.2f}"
+        )
+    start_workers()  # with the config's worker count: no pass counts their start
+    whole: dict[str, list[float]] = {"workers": [], "ingest": []}
+    counts: dict[str, int] = {}
+    failed = 0
+    for _ in range(args.passes):
+        seconds, counts["workers"] = time_read_workers(files)
+        whole["workers"].append(seconds)
+        seconds, counts["ingest"], failed = time_ingest(files)
+        whole["ingest"].append(seconds)
+    base = sum(t.median("wall") for t in alone)
+    print(f"whole passes, medians of {args.passes} (wall), against feedparser alone's sum:")
+    for key, label in (
+        ("workers", "read in worker processes"),
+        ("ingest", "ingest (read + SQLite store)"),
+    ):
+        seconds = statistics.median(whole[key])
+        print(f"{label:<30} {seconds:>8.3f} s {counts[key]:>6} items {seconds / base:>6.2f}x")
     print(f"ingest: {failed} of {len(files)} files named and failed (not feeds, empty, invalid)")
 
 

@@ -8,8 +8,8 @@ source or document that fails is reported with the reason and never stops the
 others; nothing, not even an unexpected error, ends a run with a traceback.
 
 URLs are fetched concurrently: ``ingest.concurrency`` at once, at most
-``ingest.per_host`` to one host, each within its own hard ``total_timeout``,
-on an event loop in a thread of its own. The calling thread is the one writer:
+``ingest.per_host`` requests to one host (a redirect target's host too), each
+within its own hard ``total_timeout``, on an event loop in a thread of its own. The calling thread is the one writer:
 it reads files, then parses and stores each fetched document as its fetch
 finishes, so a run takes about as long as its slowest source and a hanging
 feed delays nobody. ``on_report`` hears of each source as it is done.
@@ -38,20 +38,24 @@ import glob
 import logging
 import queue
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import cast
-from urllib.parse import urlsplit
 
 from briefing.config import Config, SourceConfig
 from briefing.domain.states import IngestOutcome
 from briefing.errors import SourceError
 from briefing.ingest import workers
-from briefing.ingest.fetch import Fetched, Fetcher, Validators, default_user_agent
+from briefing.ingest.fetch import (
+    Fetched,
+    Fetcher,
+    HostTurns,
+    Validators,
+    default_user_agent,
+)
 from briefing.ingest.readers import FEED, ReadContext, ReadResult, check_size, reader_for
 from briefing.ingest.workers import ReadLimits
 from briefing.plugins import source_readers
@@ -428,10 +432,6 @@ class _FetchJob:
     def url(self) -> str:
         return self.planned.config.location
 
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).netloc.lower()
-
 
 def _fetch_jobs(database: Database, urls: list[tuple[int, PlannedSource]]) -> list[_FetchJob]:
     """Read every URL's stored validators in one short transaction, before any fetch."""
@@ -453,7 +453,7 @@ class _FetchRun:
     """Fetch the jobs on an event loop in a thread of its own; hand results over as each ends.
 
     At most ``ingest.concurrency`` fetches run at once, at most ``ingest.per_host``
-    of them to one host (the host of the configured URL). Each fetch is bounded by
+    requests to one host (the configured URL's, and each redirect target's). Each fetch is bounded by
     the fetcher's own total deadline, so the thread always ends.
     """
 
@@ -499,19 +499,22 @@ class _FetchRun:
     async def _fetch_all(self) -> None:
         settings = self.config.ingest
         slots = asyncio.Semaphore(settings.concurrency)
-        hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(settings.per_host)
-        )
+        hosts = HostTurns(settings.per_host)
         async with Fetcher(settings, default_user_agent(self.config)) as fetcher:
 
             async def one(job: _FetchJob) -> None:
-                # The host's turn first: a source waiting for its host holds no slot.
-                async with hosts[job.host], slots:
-                    outcome: Fetched | BaseException
-                    try:
-                        outcome = await fetcher.fetch(job.url, job.validators)
-                    except Exception as exc:  # noqa: BLE001 - reported for this source only
-                        outcome = exc
+                outcome: Fetched | BaseException
+                turn = hosts.turn()
+                try:
+                    # The host's turn first: a source waiting for its host holds no slot.
+                    # A redirect to another host waits for that host's turn in turn.
+                    await turn.move(job.url)
+                    async with slots:
+                        outcome = await fetcher.fetch(job.url, job.validators, turn=turn)
+                except Exception as exc:  # noqa: BLE001 - reported for this source only
+                    outcome = exc
+                finally:
+                    turn.release()
                 self._queue.put((job, outcome))
 
             await asyncio.gather(*(one(job) for job in self.jobs))

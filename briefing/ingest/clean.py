@@ -98,7 +98,7 @@ _VOID_TAGS = frozenset(
     | {"source", "track", "wbr"}
 )
 _SELF_NESTING = frozenset(("p", "li", "dt", "dd", "tr", "td", "th", "option"))
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>")
+_TAG_SPLIT = re.compile(r"(<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*>)")
 
 
 def bound_html(
@@ -112,50 +112,50 @@ def bound_html(
     """
     if fragment.count("<") <= max_depth:
         return fragment, None
+    # text, whole tag, "/" or "", name, text, whole tag, ...: the loop below touches
+    # only the tags, and the kept pieces are joined at C speed.
+    pieces = _TAG_SPLIT.split(fragment)
     stack: list[str] = []
     dropped_open: dict[str, int] = {}
     elements = dropped = 0
     deepest = False
-    parts: list[str] = []
-    position = 0
-    for match in _TAG.finditer(fragment):
-        closing, name = match.group(1), match.group(2).lower()
-        keep = True
-        if closing:
+    for index in range(1, len(pieces), 4):
+        name = pieces[index + 2].lower()
+        if pieces[index + 1]:  # a closing tag
             if dropped_open.get(name):
                 dropped_open[name] -= 1
-                keep = False
+                pieces[index] = ""
+                dropped += 1
             elif name in stack:
-                while stack and stack.pop() != name:
+                while stack.pop() != name:
                     pass
-        else:
-            elements += 1
-            void = name in _VOID_TAGS or match.group(0).endswith("/>")
-            if name in _SELF_NESTING and stack and stack[-1] == name:
-                stack.pop()  # an unclosed <p> or <li> is closed by the next one
-            if elements > max_elements:
-                keep = False
-            elif not void and len(stack) >= max_depth:
-                keep = False
-                deepest = True
-            if not keep:
-                if not void:
-                    dropped_open[name] = dropped_open.get(name, 0) + 1
-            elif not void:
-                stack.append(name)
-        if not keep:
+            continue
+        elements += 1
+        void = name in _VOID_TAGS or pieces[index].endswith("/>")
+        if stack and stack[-1] == name and name in _SELF_NESTING:
+            stack.pop()  # an unclosed <p> or <li> is closed by the next one
+        if elements > max_elements or (not void and len(stack) >= max_depth):
+            deepest = deepest or elements <= max_elements
+            pieces[index] = ""
             dropped += 1
-            parts.append(fragment[position : match.start()])
-            position = match.end()
+            if not void:
+                dropped_open[name] = dropped_open.get(name, 0) + 1
+        elif not void:
+            stack.append(name)
     if not dropped:
         return fragment, None
-    parts.append(fragment[position:])
+    del pieces[2::4], pieces[2::3]  # the "/" and name groups, leaving text and tags
     why = (
         f"HTML nested more than {max_depth} levels deep"
         if deepest
         else f"HTML with more than {max_elements:,} elements"
     )
-    return "".join(parts), f"{why}: {dropped:,} tags dropped, their text kept"
+    return "".join(pieces), f"{why}: {dropped:,} tags dropped, their text kept"
+
+
+# An href or src inside a tag nh3 wrote (never text that merely looks like one: nh3
+# writes "<" in text as "&lt;", and every attribute value in double quotes).
+_LINK_ATTRIBUTE = re.compile(r'(<(?:a|img)(?:\s+[\w:-]+="[^"]*")*?\s+(?:href|src)=)"([^"]*)"')
 
 
 def sanitise_html(
@@ -178,12 +178,20 @@ def sanitise_html(
         strip_comments=True,
     )
     if base_url:
-        cleaned = re.sub(
-            r'(href|src)="([^"]*)"',
-            lambda m: f'{m.group(1)}="{html.escape(absolute_url(m.group(2), base_url) or "")}"',
+        cleaned = _LINK_ATTRIBUTE.sub(
+            lambda m: f'{m.group(1)}"{html.escape(_resolve(m.group(2), base_url))}"',
             cleaned,
         )
     return cleaned
+
+
+def _resolve(attribute: str, base_url: str) -> str:
+    """Resolve an href or src against the base; an empty one points at the base itself.
+
+    The attribute holds HTML: ``&amp;`` is ``&`` in the URL (escaped again by the caller).
+    """
+    url = html.unescape(attribute).strip()
+    return absolute_url(url or base_url, base_url) or ""
 
 
 class _TextExtractor(HTMLParser):

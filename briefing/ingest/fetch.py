@@ -129,6 +129,53 @@ class _Progress:
         return self.phase
 
 
+class HostTurns:
+    """At most ``per_host`` requests to one host (scheme-less ``host:port``) at a time."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = max(per_host, 1)
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def limit(self, url: str) -> asyncio.Semaphore:
+        """Return the semaphore of the host of ``url``."""
+        host = urlsplit(url).netloc.lower()
+        if host not in self._limits:
+            self._limits[host] = asyncio.Semaphore(self.per_host)
+        return self._limits[host]
+
+    def turn(self) -> HostTurn:
+        """Return a new, empty place in the hosts' queues for one fetch."""
+        return HostTurn(self)
+
+
+class HostTurn:
+    """One fetch's place with the host it is talking to; it moves along with redirects.
+
+    A fetch holds at most one host's turn at a time (it gives up the old host's
+    before waiting for the new one's), so two fetches redirected across each
+    other's hosts cannot wait for each other.
+    """
+
+    def __init__(self, turns: HostTurns) -> None:
+        self._turns = turns
+        self._held: asyncio.Semaphore | None = None
+
+    async def move(self, url: str) -> None:
+        """Wait for a turn with the host of ``url`` (at once if this fetch has it already)."""
+        target = self._turns.limit(url)
+        if target is self._held:
+            return
+        self.release()
+        await target.acquire()
+        self._held = target
+
+    def release(self) -> None:
+        """Give the turn back, if one is held."""
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+
+
 class Fetcher:
     """Fetch feeds with one async client; ``await aclose()`` (or ``async with``) at the end.
 
@@ -176,12 +223,19 @@ class Fetcher:
         """Close the client's connections."""
         await self._client.aclose()
 
-    async def fetch(self, url: str, validators: Validators | None = None) -> Fetched:
-        """Fetch ``url``, conditionally when ``validators`` are known, within the total timeout."""
+    async def fetch(
+        self, url: str, validators: Validators | None = None, *, turn: HostTurn | None = None
+    ) -> Fetched:
+        """Fetch ``url``, conditionally when ``validators`` are known, within the total timeout.
+
+        With a ``turn``, every request (the first and each redirect's) waits for
+        its host's turn first; waiting for a redirect target's host counts
+        against the total timeout.
+        """
         progress = _Progress(current=url)
         try:
             async with asyncio.timeout(_seconds(self.settings.total_timeout)):
-                return await self._follow(url, validators, progress)
+                return await self._follow(url, validators, progress, turn)
         except TimeoutError as exc:
             seconds = self.settings.total_timeout.total_seconds()
             phase = progress.named
@@ -194,7 +248,11 @@ class Fetcher:
             ) from exc
 
     async def _follow(
-        self, url: str, validators: Validators | None, progress: _Progress
+        self,
+        url: str,
+        validators: Validators | None,
+        progress: _Progress,
+        turn: HostTurn | None,
     ) -> Fetched:
         headers = {}
         if validators and validators.etag:
@@ -208,6 +266,8 @@ class Fetcher:
             progress.current = current
             progress.hop = len(visited) - 1
             progress.phase = "connect"
+            if turn is not None:
+                await turn.move(current)
             try:
                 outcome = await self._get(current, headers, progress)
             except httpx.TimeoutException as exc:

@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from html import escape as html_escape
 from html import unescape as html_unescape
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -63,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_ENTRIES = 500
+MAX_TITLE_HTML = 5_000  # characters of a feed entry's title read (HTML included)
 FRONT_MATTER_KEYS = {
     "title": "headline (required)",
     "section": "section key; overrides the source's section",
@@ -492,23 +492,22 @@ def _drop_placeholder_base(parsed: Any) -> None:
         parsed.feed["link"] = strip(parsed.feed["link"])
 
 
-DEEP_DOCUMENT = 1000  # tags open at once, markup and escaped HTML together
-_MARKUP_TAG = re.compile(r"<(/?)[A-Za-z]([^<>]*)>")
-_ESCAPED_TAG = re.compile(r"&lt;(/?)[A-Za-z]((?:[^<>&]|&(?!gt;))*)&gt;")
+DEEP_DOCUMENT = 250  # tags open at once in a document's markup before it is flattened
 
 
-def _deeply_nested(text: str) -> bool:
-    """Tell whether a document's tags, or the escaped HTML in it, nest ``DEEP_DOCUMENT`` deep."""
-    for marker, pattern in (("<", _MARKUP_TAG), ("&lt;", _ESCAPED_TAG)):
-        if text.count(marker) < DEEP_DOCUMENT:
-            continue
-        steps = [
-            -1 if closing else (0 if attributes.endswith("/") else 1)
-            for closing, attributes in pattern.findall(text)
-        ]
-        if max(accumulate(steps), default=0) >= DEEP_DOCUMENT:
-            return True
-    return False
+def _html_base(detail: Any, fallback: str | None) -> str | None:
+    """Return the base URL relative links in one content element resolve against.
+
+    That is the ``xml:base`` in scope or the document's own URL, as feedparser
+    records it for the element (its own resolver, which walks the HTML tag by
+    tag in Python, is not run), else ``fallback``: the entry's or the feed's link.
+    """
+    base = detail.get("base") if isinstance(detail, Mapping) else None
+    if isinstance(base, str) and base.startswith(_NO_BASE):
+        base = base[len(_NO_BASE) :]  # what is left is a relative xml:base, if anything
+    if not isinstance(base, str) or not base:
+        return fallback
+    return absolute_url(base, fallback) or fallback
 
 
 def _brief(exc: BaseException) -> str:
@@ -592,17 +591,16 @@ class FeedReader:
             # feedparser carries an item's xml:base on to the next items when the document
             # has no base of its own; a placeholder base ends it, and is taken out after.
             headers["content-location"] = _NO_BASE
-        deep = _deeply_nested(text)
-        if deep:
-            text, note = bound_html(text, max_depth=DEEP_DOCUMENT // 4, max_elements=sys.maxsize)
+        if text.count("<") > DEEP_DOCUMENT:
+            text, note = bound_html(text, max_depth=DEEP_DOCUMENT, max_elements=sys.maxsize)
             if note:
                 decoded.warnings.append(f"before parsing: {note}")
-        parsed = self._feedparser(text, headers, deep=deep)
+        parsed = self._feedparser(text, headers)
         parsed_text = text
         if parsed.get("bozo") and "undefined entity" in str(parsed.get("bozo_exception")):
             fixed = replace_html_entities(text, decoded.warnings)
             if fixed != text:
-                parsed = self._feedparser(fixed, headers, deep=deep)
+                parsed = self._feedparser(fixed, headers)
                 parsed_text = fixed
         result = ReadResult(warnings=list(decoded.warnings))
         bozo = describe_bozo(parsed.get("bozo_exception"), parsed_text)
@@ -680,13 +678,15 @@ class FeedReader:
         return result
 
     @staticmethod
-    def _feedparser(text: str, headers: dict[str, str], *, deep: bool = False) -> Any:
-        # feedparser's own link resolver takes time quadratic in the nesting depth of
-        # the HTML it walks; for a deep document the sanitiser resolves links instead.
+    def _feedparser(text: str, headers: dict[str, str]) -> Any:
+        # Neither feedparser's sanitiser nor its link resolver: both walk the HTML tag by
+        # tag in Python (more than half of its time on HTML-rich feeds, and quadratic in
+        # the nesting depth); nh3 sanitises and the sanitiser resolves links against the
+        # base feedparser records (see _html_base).
         return feedparser.parse(
             xml_as_utf8(text),
             sanitize_html=False,
-            resolve_relative_uris=not deep,
+            resolve_relative_uris=False,
             response_headers=headers,
         )
 
@@ -707,13 +707,23 @@ class FeedReader:
         contents = entry.get("content") or []
         content_html = "".join(part.get("value", "") for part in contents)
         summary_html = entry.get("summary", "") or ""
-        body_source = content_html or summary_html
+        # feedparser writes an XHTML <br/> as <br></br>, and HTML reads </br> as a second <br>.
+        body_source = (content_html or summary_html).replace("<br></br>", "<br>")
+        detail = contents[0] if content_html else entry.get("summary_detail")
         image, media = _entry_media(entry, url or feed_link)
-        body_html = sanitise_html(body_source, base_url=url or feed_link, notes=notes)
+        body_html = sanitise_html(
+            body_source, base_url=_html_base(detail, url or feed_link), notes=notes
+        )
         body_text = html_to_text(body_html)
         if media:  # a link to the audio or video, not part of the story's text
             body_html = _media_links(body_html, media)
-        title = one_line(html_to_text(entry.get("title", "") or ""))
+        title_html = entry.get("title", "") or ""
+        if len(title_html) > MAX_TITLE_HTML:  # a headline, not a story: reading it all costs
+            notes.append(f"title of {len(title_html):,} characters cut to {MAX_TITLE_HTML:,}")
+            title_html = title_html[:MAX_TITLE_HTML]
+            if title_html.rfind("<") > title_html.rfind(">"):  # not half a tag
+                title_html = title_html[: title_html.rfind("<")]
+        title = one_line(html_to_text(title_html))
         if not title:
             title = " ".join(body_text.split()[:12])
         if not title and url:

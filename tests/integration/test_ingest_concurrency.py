@@ -22,7 +22,14 @@ from briefing.ops.scheduler import Service
 from briefing.store import open_database
 from briefing.store.schema import Article
 from tests.support.factories import NOW, make_project
-from tests.support.feedserver import FeedServer, Handler, redirect, serve, static
+from tests.support.feedserver import (
+    FeedServer,
+    Handler,
+    redirect,
+    serve,
+    stalled_listener,
+    static,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 WIRE = (FIXTURES / "wire.rss").read_bytes()
@@ -163,6 +170,57 @@ def test_hanging_sources_do_not_delay_the_good_ones(server: FeedServer, tmp_path
     database.dispose()
     # The whole run ends near one total timeout, not three of them in a row.
     assert elapsed < 2 + 4
+
+
+def test_a_connect_that_never_completes_is_cut_at_the_deadline_and_named(
+    server: FeedServer, tmp_path: Path
+) -> None:
+    good = [f"/good/{n}" for n in range(4)]
+    server.routes.update({path: static(feed(n)) for n, path in enumerate(good)})
+    with stalled_listener() as stalled:
+        url = stalled + "/feed.xml"
+        # The connect timeout is longer than the total: only the hard deadline can end it.
+        config = project(
+            tmp_path,
+            [url] + [server.url(p) for p in good],
+            connect_timeout="30s",
+            total_timeout="2s",
+        )
+        finished: list[str] = []
+        started = time.monotonic()
+        reports = ingest(
+            config,
+            open_database(config.database),
+            NOW,
+            on_report=lambda r: finished.append(r.label),
+        )
+        elapsed = time.monotonic() - started
+        assert fetch_error(config, url).phase == "connect"
+    (failure,) = reports[0].failures
+    assert "fetch took longer than 2s in all (total timeout)" in failure
+    assert "cut while connecting [phase: connect]" in failure
+    # The others were fetched and stored while the connect waited, and it ended last.
+    assert all(r.new == 1 for r in reports[1:])
+    assert finished[-1] == url
+    # Cut by the 2 s deadline, long before the 30 s connect timeout (slack: a loaded machine).
+    assert elapsed < 20
+
+
+def test_the_per_host_limit_counts_redirect_targets(tmp_path: Path) -> None:
+    counting = Counting()
+    with serve() as first, serve() as second, serve() as target:
+        target.routes.update({f"/count/{n}": counting for n in range(4)})
+        # Two sources on each of two hosts, all four redirected to a third host.
+        for n, origin in enumerate([first, first, second, second]):
+            origin.routes[f"/moved/{n}"] = redirect(target.url(f"/count/{n}"))
+        urls = [first.url("/moved/0"), first.url("/moved/1")]
+        urls += [second.url("/moved/2"), second.url("/moved/3")]
+        config = project(tmp_path, urls, total_timeout="20s", concurrency=8, per_host=1)
+        reports = ingest(config, open_database(config.database), NOW)
+    assert all(r.new == 1 and not r.failed for r in reports)
+    assert len(target.requests) == 4
+    # One request at a time to the target's host, though the sources live on two others.
+    assert counting.most == 1
 
 
 class Counting:

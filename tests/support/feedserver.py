@@ -128,3 +128,35 @@ def static(
 def redirect(target: str, status: int = 302) -> Route:
     """A route answering a redirect to ``target``."""
     return lambda handler: handler.reply(b"", status, {"Location": target})
+
+
+@contextmanager
+def stalled_listener() -> Iterator[str]:
+    """Yield the base URL of a port on 127.0.0.1 where a TCP connect never completes.
+
+    The socket listens with a backlog of 0 and nothing accepts: once its queue
+    holds a connection (made here), the kernel drops every further SYN, so a
+    client's connect waits until it gives up, as with a host that has vanished.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    try:
+        for _ in range(16):  # fill the queue until a connect no longer completes
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client.settimeout(0.5)
+            try:
+                client.connect(("127.0.0.1", port))
+            except TimeoutError:
+                client.close()
+                break
+            held.append(client)
+        else:
+            raise RuntimeError("connects to a listener nobody accepts on kept completing")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for client in held:
+            client.close()
+        listener.close()
