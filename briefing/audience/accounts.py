@@ -30,6 +30,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -172,17 +173,29 @@ class Accounts:
         self,
         database: Database,
         settings: DeskConfig,
-        key: bytes,
+        key: bytes | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
+        """Keep accounts in ``database``; ``key`` (the signing key) is needed to log in.
+
+        The failed-login table holds names and networks as hashes keyed by it,
+        so it names no one; managing accounts from the command line needs no key.
+        """
         self.database = database
         self.settings = settings
         self.hasher = hasher or PasswordHasher()
-        self._key = hmac.new(key, b"briefing:desk-login-limit", hashlib.sha256).digest()
+        self._key = (
+            hmac.new(key, b"briefing:desk-login-limit", hashlib.sha256).digest() if key else None
+        )
+
+    @cached_property
+    def _decoy(self) -> str:
         # Verified when the name is unknown, so an unknown name costs what a known one does.
-        self._decoy = self.hasher.hash(secrets.token_urlsafe(16))
+        return self.hasher.hash(secrets.token_urlsafe(16))
 
     def _limit_hash(self, kind: str, value: str) -> str:
+        if self._key is None:
+            raise AccountError(kind, "logins need the signing key (BRIEFING_SECRET_KEY)")
         return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     def _verify(self, password_hash: str, password: str) -> bool:
