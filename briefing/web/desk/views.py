@@ -24,11 +24,16 @@ WRONG = "That name and password do not match an account. Check both and try agai
 
 
 def _login_form(
-    request: Request, *, status: int = 200, error: str = "", notice: str = "", name: str = ""
+    request: Request,
+    wanted: str | None,
+    *,
+    status: int = 200,
+    error: str = "",
+    notice: str = "",
+    name: str = "",
 ) -> Response:
     context = context_of(request)
     desk = desk_of(request)
-    wanted = desk.safe_next(request.query_params.get("next"))
     return desk_view(
         "desk/login.html.j2",
         request,
@@ -38,7 +43,7 @@ def _login_form(
         error=error,
         notice=notice,
         name=name,
-        next=wanted,
+        next=desk.safe_next(wanted),
         form_field=FORM_FIELD,
         form_token=context.guard.issue(desk.path("login"), context.clock()),
     )
@@ -47,7 +52,8 @@ def _login_form(
 async def login_page(request: Request) -> Response:
     """Show the login form, with a notice after a logout or an expired session."""
     notice = {"out": "You are logged out.", "expired": "Your session ended; log in again."}
-    return _login_form(request, notice=notice.get(request.query_params.get("done", ""), ""))
+    wanted = request.query_params.get("next")
+    return _login_form(request, wanted, notice=notice.get(request.query_params.get("done", ""), ""))
 
 
 async def login_post(request: Request) -> Response:
@@ -82,6 +88,7 @@ async def login_post(request: Request) -> Response:
         window = int(desk.accounts.settings.failure_window.total_seconds() // 60) or 1
         return _login_form(
             request,
+            field(form, "next"),
             status=429,
             name=name,
             error=(
@@ -90,7 +97,7 @@ async def login_post(request: Request) -> Response:
             ),
         )
     if result.user is None or result.session_id is None:
-        return _login_form(request, status=400, name=name, error=WRONG)
+        return _login_form(request, field(form, "next"), status=400, name=name, error=WRONG)
     logger.info("desk: %s logged in", result.user.name)
     target = desk.safe_next(field(form, "next"))
     response = RedirectResponse(target, status_code=303)
