@@ -319,8 +319,10 @@ class Accounts:
                     session, now, who, DeskAction.LOGIN_LIMITED, f"too many failures ({reason})"
                 )
                 return LoginResult(limited=True)
+        # Made before the check whatever the name, so the first unknown name is not slower.
+        decoy = self._decoy
         # Verified outside any transaction: Argon2 takes a noticeable fraction of a second.
-        right = self._verify(row.password_hash if row else self._decoy, password)
+        right = self._verify(row.password_hash if row else decoy, password)
         right = right and row is not None
         rehashed = (
             self.hasher.hash(password)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from briefing.audience.accounts import Accounts
 from briefing.config import DeskConfig
 from briefing.domain.states import Role
+from briefing.store import open_database
 from briefing.web.desk.auth import Desk
+from tests.support.factories import make_project
 
-DESK = Desk.build(
-    Accounts.__new__(Accounts), "/b", "https://news.example.org/b", [b"new key", b"old key"]
-)
+
+@pytest.fixture(scope="module")
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Accounts]:
+    config = make_project(tmp_path_factory.mktemp("desk"), world=0, sport=0, wire=0)
+    database = open_database(config.database)
+    yield Accounts(database, config.desk)
+    database.dispose()
+
+
+@pytest.fixture
+def desk(accounts: Accounts) -> Desk:
+    return Desk.build(accounts, "/b", "https://news.example.org/b", [b"new key", b"old key"])
 
 
 @pytest.mark.parametrize(
@@ -34,24 +47,23 @@ DESK = Desk.build(
         ("/b/desk/" + "a" * 2001, "/b/desk/"),
     ],
 )
-def test_next_is_followed_only_to_a_desk_page(wanted: str | None, followed: str) -> None:
-    assert DESK.safe_next(wanted) == followed
+def test_next_is_followed_only_to_a_desk_page(
+    desk: Desk, wanted: str | None, followed: str
+) -> None:
+    assert desk.safe_next(wanted) == followed
 
 
-def test_csrf_tokens_belong_to_one_session_and_survive_a_key_rotation() -> None:
-    token = DESK.csrf("session-a")
-    assert DESK.csrf_valid("session-a", token)
-    assert not DESK.csrf_valid("session-b", token)
-    assert not DESK.csrf_valid("session-a", token[:-1] + ("0" if token[-1] != "0" else "1"))
-    assert not DESK.csrf_valid("session-a", "")
-    rotated = Desk.build(
-        Accounts.__new__(Accounts), "/b", "https://news.example.org/b", [b"old key"]
-    )
-    assert DESK.csrf_valid("session-a", rotated.csrf("session-a"))
-    assert (
-        DESK.secure
-        and not Desk.build(Accounts.__new__(Accounts), "", "http://localhost:8080", [b"k"]).secure
-    )
+def test_csrf_tokens_belong_to_one_session_and_survive_a_key_rotation(
+    desk: Desk, accounts: Accounts
+) -> None:
+    token = desk.csrf("session-a")
+    assert desk.csrf_valid("session-a", token)
+    assert not desk.csrf_valid("session-b", token)
+    assert not desk.csrf_valid("session-a", token[:-1] + ("0" if token[-1] != "0" else "1"))
+    assert not desk.csrf_valid("session-a", "")
+    rotated = Desk.build(accounts, "/b", "https://news.example.org/b", [b"old key"])
+    assert desk.csrf_valid("session-a", rotated.csrf("session-a"))
+    assert desk.secure and not Desk.build(accounts, "", "http://localhost:8080", [b"k"]).secure
 
 
 def test_admin_reaches_every_page_and_the_others_their_own() -> None:
