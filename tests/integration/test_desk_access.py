@@ -101,6 +101,7 @@ def test_wrong_passwords_are_limited_per_account_without_telling_who_exists(
         assert all("do not match an account" in a.text for a in answers)
         limited = site.login(name, PASSWORD)  # even the right password waits now
         assert limited.status_code == 429
+        assert limited.headers["retry-after"] == "900"
         assert "Too many failed logins for this account or from your network" in limited.text
         assert session_cookie(limited) is None
     site.clock.now += timedelta(minutes=16)
@@ -198,8 +199,10 @@ def test_sessions_expire_when_idle_and_at_their_maximum_age(site: DeskSite) -> N
     site.add("ann", Role.EDITOR)
     idle = site.session("ann")
     site.clock.now += timedelta(minutes=11)
-    expired = site.get(DESK, idle)
+    expired = site.get(DESK + "activity", idle)
     assert expired.status_code == 303 and session_cookie(expired) == ""
+    assert expired.headers["location"] == DESK + "login?next=/b/desk/activity&done=expired"
+    assert "Your session ended" in site.client.get(expired.headers["location"]).text
     busy = site.session("ann")
     for _ in range(6):  # used every 9 minutes: never idle, but 54 minutes old
         site.clock.now += timedelta(minutes=9)

@@ -130,12 +130,15 @@ Handler = Callable[[Request, Visit], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def login_redirect(desk: Desk, request: Request) -> RedirectResponse:
+def login_redirect(desk: Desk, request: Request, *, expired: bool) -> RedirectResponse:
     """Send a visitor to the login, asking to come back to this page (a GET) afterwards."""
     wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    target = desk.path("login")
+    query = []
     if request.method == "GET" and desk.safe_next(wanted) == wanted and wanted != desk.root:
-        target += "?next=" + quote(wanted, safe="/")
+        query.append("next=" + quote(wanted, safe="/"))
+    if expired:
+        query.append("done=expired")
+    target = desk.path("login") + ("?" + "&".join(query) if query else "")
     return RedirectResponse(target, status_code=303)
 
 
@@ -160,7 +163,7 @@ def desk_page(*roles: Role) -> Callable[[Handler], Endpoint]:
                 else SessionCheck(None)
             )
             if check.user is None:
-                response: Response = login_redirect(desk, request)
+                response: Response = login_redirect(desk, request, expired=check.expired)
                 if session_id:
                     desk.clear_cookie(response)
                 return response

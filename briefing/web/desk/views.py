@@ -85,17 +85,19 @@ async def login_post(request: Request) -> Response:
         replacing=request.cookies.get(COOKIE) or None,
     )
     if result.limited:
-        window = int(desk.accounts.settings.failure_window.total_seconds() // 60) or 1
-        return _login_form(
+        window = desk.accounts.settings.failure_window.total_seconds()
+        refused = _login_form(
             request,
             field(form, "next"),
             status=429,
             name=name,
             error=(
                 "Too many failed logins for this account or from your network. "
-                f"Wait {window} minutes, then try again."
+                f"Wait {max(int(window // 60), 1)} minutes, then try again."
             ),
         )
+        refused.headers["Retry-After"] = str(int(window))
+        return refused
     if result.user is None or result.session_id is None:
         return _login_form(request, field(form, "next"), status=400, name=name, error=WRONG)
     logger.info("desk: %s logged in", result.user.name)
