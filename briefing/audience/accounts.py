@@ -319,6 +319,15 @@ class Accounts:
                     session, now, who, DeskAction.LOGIN_LIMITED, f"too many failures ({reason})"
                 )
                 return LoginResult(limited=True)
+            # Counted as a failure before the check and forgotten if it succeeds, so that
+            # attempts sent in parallel cannot all pass the limit before any is counted.
+            record_failure(
+                session,
+                account_hash=account_hash,
+                client_hash=client_hash,
+                now=now,
+                forget_before=now - settings.failure_window,
+            )
         # Made before the check whatever the name, so the first unknown name is not slower.
         decoy = self._decoy
         # Verified outside any transaction: Argon2 takes a noticeable fraction of a second.
@@ -330,15 +339,12 @@ class Accounts:
             else None
         )
         with self.database.transaction() as session:
+            # The account may have been removed or given another password meanwhile.
+            current = user_named(session, normal)
+            if right and row is not None:
+                right = current is not None and current.password_hash == row.password_hash
             if not right or row is None:
-                record_failure(
-                    session,
-                    account_hash=account_hash,
-                    client_hash=client_hash,
-                    now=now,
-                    forget_before=now - settings.failure_window,
-                )
-                who = Actor(row.id if row else None, normal or "(no name)")
+                who = Actor(current.id if current else None, normal or "(no name)")
                 self._record(session, now, who, DeskAction.LOGIN_REFUSED, "wrong name or password")
                 return LoginResult()
             if rehashed is not None:

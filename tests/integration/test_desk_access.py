@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from briefing.store import Database, open_database
 from briefing.store.schema import DeskSession, DeskUser
 from tests.support.desk import DESK, PASSWORD, DeskSite, serve_desk, session_cookie
 from tests.support.factories import make_project
+from tests.support.web import form_token
 
 
 def desk_project(tmp_path: Path, **desk: object) -> Config:
@@ -106,6 +108,17 @@ def test_wrong_passwords_are_limited_per_account_without_telling_who_exists(
         assert session_cookie(limited) is None
     site.clock.now += timedelta(minutes=16)
     assert site.login("ann").status_code == 303
+
+
+def test_parallel_wrong_passwords_cannot_outrun_the_limit(site: DeskSite) -> None:
+    site.add("ann", Role.EDITOR)
+    token = form_token(site.client.get(DESK + "login").text)
+    form = {"form_token": token, "name": "ann", "password": "not the password at all"}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        codes = sorted(
+            pool.map(lambda _: site.client.post(DESK + "login", data=form).status_code, range(10))
+        )
+    assert codes == [400] * 3 + [429] * 7
 
 
 def test_wrong_passwords_are_limited_per_network(site: DeskSite) -> None:
