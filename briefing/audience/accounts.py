@@ -219,10 +219,11 @@ class Accounts:
         logger.info("desk account %s (%s) added by %s", name, role.value, by.name)
         return DeskUser(user_id, name, role)
 
-    def users(self) -> list[UserListing]:
-        """Return every account by name, with how many sessions each holds."""
+    def users(self, now: datetime) -> list[UserListing]:
+        """Return every account by name, with how many live sessions each holds at ``now``."""
+        settings = self.settings
         with self.database.transaction() as session:
-            counts = session_counts(session)
+            counts = session_counts(session, now - settings.idle_timeout, now - settings.max_age)
             return [
                 UserListing(
                     row.name,

@@ -64,7 +64,7 @@ def _login_url(app: App) -> str:
 @pass_app
 def list_command(app: App) -> None:
     """List the accounts: name, role, when made, when the password last changed, sessions."""
-    users = _accounts(app).users()
+    users = _accounts(app).users(datetime.now(UTC))
     if not users:
         click.echo("no accounts yet; add one with: briefing users add NAME --role admin")
         return

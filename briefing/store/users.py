@@ -62,10 +62,14 @@ def all_users(session: Session) -> list[UserRow]:
     return [_user(row) for row in session.scalars(select(DeskUser).order_by(DeskUser.name))]
 
 
-def session_counts(session: Session) -> dict[int, int]:
-    """Return how many sessions each account holds, by user id."""
+def session_counts(
+    session: Session, idle_before: datetime, born_before: datetime
+) -> dict[int, int]:
+    """Return how many live sessions each account holds (used since, and born since), by id."""
     rows = session.execute(
-        select(DeskSession.user_id, func.count()).group_by(DeskSession.user_id)
+        select(DeskSession.user_id, func.count())
+        .where(DeskSession.last_seen_at >= idle_before, DeskSession.created_at >= born_before)
+        .group_by(DeskSession.user_id)
     ).all()
     return {int(user_id): int(count) for user_id, count in rows}
 

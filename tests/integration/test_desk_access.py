@@ -211,7 +211,9 @@ def test_a_password_change_ends_every_other_session(site: DeskSite) -> None:
 def test_sessions_expire_when_idle_and_at_their_maximum_age(site: DeskSite) -> None:
     site.add("ann", Role.EDITOR)
     idle = site.session("ann")
+    assert [user.sessions for user in site.accounts.users(site.clock())] == [1]
     site.clock.now += timedelta(minutes=11)
+    assert [user.sessions for user in site.accounts.users(site.clock())] == [0]  # not counted
     expired = site.get(DESK + "activity", idle)
     assert expired.status_code == 303 and session_cookie(expired) == ""
     assert expired.headers["location"] == DESK + "login?next=/b/desk/activity&done=expired"

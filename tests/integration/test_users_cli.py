@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -72,6 +73,7 @@ def test_list_passwd_and_remove_end_sessions_and_are_recorded(tmp_path: Path) ->
         assert added.exit_code == 0, added.output
     database = open_database(config.database)
     with serve_desk(config, database, hasher=PasswordHasher()) as site:
+        site.clock.now = datetime.now(UTC)  # the command line counts live sessions by the real time
         bob = site.session("bob", PASSWORD)
         listing = run(config, "users", "list").output.splitlines()
         assert listing[0].split() == [

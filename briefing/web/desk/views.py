@@ -153,7 +153,7 @@ async def activity_page(request: Request, visit: Visit) -> Response:
 async def users_page(request: Request, visit: Visit) -> Response:
     """List the desk's accounts with their roles and sessions (ops and admins)."""
     desk = desk_of(request)
-    users = await run_in_threadpool(desk.accounts.users)
+    users = await run_in_threadpool(desk.accounts.users, visit.now)
     return desk_view("desk/users.html.j2", request, visit, heading="Accounts", users=users)
 
 
