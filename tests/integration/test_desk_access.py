@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
+from starlette.routing import Route
 
 from briefing.config import Config
 from briefing.domain.states import DeskAction, Role
 from briefing.store import Database, open_database
 from briefing.store.schema import DeskSession, DeskUser
+from briefing.web.desk import routes as desk_routes
 from tests.support.desk import DESK, PASSWORD, DeskSite, serve_desk, session_cookie
 from tests.support.factories import make_project
 from tests.support.web import form_token
@@ -58,6 +60,21 @@ def test_an_anonymous_visitor_is_sent_to_the_login_and_back(site: DeskSite) -> N
     back = site.login("ann", next="/b/desk/activity?page=2")
     assert back.status_code == 303
     assert back.headers["location"] == "/b/desk/activity?page=2"
+
+
+def test_every_desk_route_but_the_login_refuses_an_anonymous_visitor(site: DeskSite) -> None:
+    guarded = [
+        (method, route.path)
+        for route in desk_routes()
+        if isinstance(route, Route) and route.path != "/desk/login"
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    ]
+    assert len(guarded) >= 6
+    for method, path in guarded:
+        response = site.client.request(method, "/b" + path, headers=site.cookie_header("made-up"))
+        assert response.status_code == 303, (method, path)
+        assert response.headers["location"].startswith(DESK + "login"), (method, path)
 
 
 def test_login_sets_a_strict_http_only_cookie_and_stores_only_its_hash(site: DeskSite) -> None:
