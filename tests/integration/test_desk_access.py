@@ -24,11 +24,8 @@ from tests.support.web import form_token
 
 
 def desk_project(tmp_path: Path, **desk: object) -> Config:
-    return (
-        make_project(tmp_path, world=1, sport=1, wire=1, desk=desk)
-        if desk
-        else make_project(tmp_path, world=1, sport=1, wire=1)
-    )
+    """Return a small project with these ``desk:`` settings."""
+    return make_project(tmp_path, world=1, sport=1, wire=1, desk=desk)
 
 
 @pytest.fixture
