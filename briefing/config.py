@@ -876,6 +876,42 @@ class SchedulerConfig(StrictModel):
         return value
 
 
+class DeskConfig(StrictModel):
+    """The desk (`<base_url>/desk/`): how long its sessions last and how logins are limited."""
+
+    idle_timeout: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A desk session unused this long ends; the next page asks to log in again.",
+    )
+    max_age: Duration = Field(
+        default=timedelta(hours=12),
+        description="A desk session ends this long after its login, however busy.",
+    )
+    failures_per_account: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed logins to one account name per failure window before that "
+        "name is refused until the window passes.",
+    )
+    failures_per_network: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Failed logins from one client network (an IPv4 address or an IPv6 /64) "
+        "per failure window before every login from it is refused until the window passes.",
+    )
+    failure_window: Duration = Field(
+        default=timedelta(minutes=15), description="Window of both failed-login limits."
+    )
+
+    @model_validator(mode="after")
+    def _idle_within_max_age(self) -> DeskConfig:
+        if self.idle_timeout <= timedelta(0) or self.max_age <= timedelta(0):
+            raise ValueError("idle_timeout and max_age must be longer than zero")
+        return self
+
+
 class Config(StrictModel):
     """The whole ``config.yaml``."""
 
@@ -905,6 +941,10 @@ class Config(StrictModel):
     inbound: InboundConfig = Field(
         default_factory=InboundConfig,
         description="The receiver of returned mail, `briefing inbound`.",
+    )
+    desk: DeskConfig = Field(
+        default_factory=DeskConfig,
+        description="The desk's sessions and login limits.",
     )
     database_url: str | None = Field(
         default=None,

@@ -18,7 +18,8 @@ both and exits 1; the full traceback appears only with ``--debug``.
      │    └── SchedulerLockError  another `briefing serve` holds this database
      ├── SessionError           the relay refused the whole session (connect, TLS, AUTH,
      │                          relaying, sender): the run stops, deliveries stay pending
-     └── DkimError              the DKIM key cannot be read or used
+     ├── DkimError              the DKIM key cannot be read or used
+     └── AccountError           a desk account cannot be added, changed or removed
 """
 
 from __future__ import annotations
@@ -155,3 +156,12 @@ class DkimError(BriefingError):
     """Report a DKIM key that cannot be read or used."""
 
     hint = "Set BRIEFING_DKIM_KEY_FILE to a readable PEM private key, or remove delivery.dkim."
+
+
+class AccountError(BriefingError):
+    """Report a desk account that cannot be added, changed or removed, naming it."""
+
+    def __init__(self, name: str, reason: str, *, hint: str | None = None) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"desk account {name!r}: {reason}", hint=hint)

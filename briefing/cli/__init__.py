@@ -50,6 +50,7 @@ def _register() -> None:
         send_cmd,
         sources_cmd,
         subscribers_cmd,
+        users_cmd,
         web_cmd,
     )
 
@@ -65,6 +66,7 @@ def _register() -> None:
         bounces_cmd,
         inbound_cmd,
         deliver_cmd,
+        users_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -190,3 +190,27 @@ class ProcessKind(StrEnum):
     SERVE = "serve"  # the scheduler (one per database)
     DELIVER = "deliver"  # a drain-only delivery worker
     WEB = "web"  # the public web endpoints
+
+
+class Role(StrEnum):
+    """What a desk account may do: editors shape editions, ops run sends, admins both."""
+
+    EDITOR = "editor"  # the coming editions: preview, shape, approve, test sends
+    OPS = "ops"  # the sends, schedules, processes and accounts' list
+    ADMIN = "admin"  # everything an editor and ops may do
+
+    def may(self, needed: Role) -> bool:
+        """Tell whether this role reaches pages meant for ``needed`` (admin reaches all)."""
+        return self is Role.ADMIN or self is needed
+
+
+class DeskAction(StrEnum):
+    """What the desk's activity list records (who did it and when are kept beside it)."""
+
+    LOGIN = "login"
+    LOGIN_REFUSED = "login refused"  # a wrong name or password
+    LOGIN_LIMITED = "login limited"  # too many failures for the account or the network
+    LOGOUT = "logout"
+    PASSWORD_CHANGED = "password changed"
+    USER_ADDED = "user added"
+    USER_REMOVED = "user removed"

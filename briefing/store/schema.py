@@ -52,6 +52,7 @@ from briefing.domain.states import (
     DeliveryState,
     MessageKind,
     ProcessKind,
+    Role,
     SubscriptionState,
 )
 
@@ -531,3 +532,66 @@ class LiveProcess(Base):
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DeskUser(Base):
+    """One account of the desk: a name, a role and an Argon2 hash of its password."""
+
+    __tablename__ = "desk_users"
+    __table_args__ = (CheckConstraint(one_of("role", Role), name="ck_desk_users_role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+
+class DeskSession(Base):
+    """One logged-in browser: the SHA-256 of its cookie's random id, never the id itself.
+
+    Deleted at logout, at a password change and, by cascade, with its user.
+    """
+
+    __tablename__ = "desk_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("desk_users.id", ondelete="CASCADE", name="fk_desk_sessions_user_id"),
+        index=True,
+    )
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class DeskLoginFailure(Base):
+    """One failed desk login, counted by keyed hashes of the account name and the client network."""
+
+    __tablename__ = "desk_login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    account_hash: Mapped[str] = mapped_column(String(64), index=True)
+    client_hash: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class DeskActivity(Base):
+    """One thing done on the desk or to its accounts: who, what, when.
+
+    ``user_name`` keeps who it was after the account is removed (``user_id``
+    then becomes NULL); an action of the command line has no user.
+    """
+
+    __tablename__ = "desk_activity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("desk_users.id", ondelete="SET NULL", name="fk_desk_activity_user_id"),
+        index=True,
+    )
+    user_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -15,6 +15,8 @@ Routes (``<base>`` is the path of ``site.base_url``, e.g. ``/briefing``):
                              configured (:mod:`briefing.web.hooks`)
     GET  <base>/a/<token>    a single-use self-service link: what it does; changes nothing
     POST <base>/a/<token>    uses it once (download, delete, change of address, undo)
+    GET|POST <base>/desk/... the desk: logins, sessions and the newsroom's pages
+                             (:mod:`briefing.web.desk`)
 
 Any bad token, unknown page or failure answers with a plain page and a 4xx or
 5xx status, never a stack trace.
@@ -31,12 +33,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from briefing.audience.accounts import Accounts
 from briefing.audience.confirmations import composers
 from briefing.audience.webhooks import Fetch
 from briefing.config import Config
@@ -46,7 +50,7 @@ from briefing.domain.tokens import InertTokenError, Purpose, Signer
 from briefing.errors import TokenError
 from briefing.ops.presence import Presence
 from briefing.store import Database
-from briefing.web import account, links, signup
+from briefing.web import account, desk, links, signup
 from briefing.web.context import WebContext, context_of, utc_now
 from briefing.web.forms import MAX_BODY_BYTES, FormGuard
 from briefing.web.hooks import Hooks
@@ -131,6 +135,7 @@ def routes(context: WebContext, hooks: Hooks | None = None) -> list[BaseRoute]:
         *(hooks.routes() if hooks is not None else []),
         Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_page, methods=["GET"]),
         Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_post, methods=["POST"]),
+        *desk.routes(),
     ]
     return [Mount(context.prefix, routes=table)] if context.prefix else table
 
@@ -144,6 +149,7 @@ def create_app(
     drain_interval: float | None = DRAIN_INTERVAL,
     fetch: Fetch | None = None,
     register: bool = True,
+    desk_hasher: PasswordHasher | None = None,
 ) -> Starlette:
     """Build the ASGI application serving the public endpoints.
 
@@ -151,7 +157,8 @@ def create_app(
     drain; None leaves the mail to ``send`` and ``serve``. ``fetch`` is how the
     SES webhook fetches signing certificates and confirms subscriptions
     (httpx by default). With ``register`` its lifespan keeps a ``web`` row in
-    the live-process table.
+    the live-process table. ``desk_hasher`` hashes desk passwords (Argon2's
+    defaults when None).
     """
     signer = Signer(keys)
     drainer = (
@@ -206,4 +213,10 @@ def create_app(
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.context = context
+    app.state.desk = desk.Desk.build(
+        Accounts(database, config.desk, keys[0], desk_hasher),
+        context.prefix,
+        config.site.base_url,
+        keys,
+    )
     return app

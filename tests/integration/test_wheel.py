@@ -124,6 +124,7 @@ def test_installed_wheel_migrates_and_renders_from_package_data(tmp_path: Path) 
         "briefing/pipeline/templates/digest.mjml.j2",
         "briefing/pipeline/templates/confirmation.txt.j2",
         "briefing/web/templates/base.html.j2",
+        "briefing/web/templates/desk/login.html.j2",
         "briefing/store/migrations/env.py",
     ):
         assert packaged in names, f"{packaged} is missing from {wheel.name}"

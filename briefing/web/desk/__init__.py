@@ -1,0 +1,38 @@
+"""The desk: the newsroom's own pages under ``<base_url>/desk/``.
+
+Routes (``<base>`` is the path of ``site.base_url``):
+
+    GET  <base>/desk/login      the login form (``next=`` a desk page to go back to)
+    POST <base>/desk/login      log in: a new session, its id in an HttpOnly cookie
+    POST <base>/desk/logout     end this session
+    GET  <base>/desk/           the briefings with their next send (every role)
+    GET  <base>/desk/activity   who did what and when (ops, admin: all; editors: their own)
+    GET  <base>/desk/password   change one's own password (every role)
+    POST <base>/desk/password   ... every session of the account ends, this browser logs in anew
+    GET  <base>/desk/ops/users  the accounts, their roles and sessions (ops, admin)
+
+Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from briefing.web.desk import views
+from briefing.web.desk.auth import Desk
+
+__all__ = ["Desk", "routes"]
+
+
+def routes() -> list[BaseRoute]:
+    """Return the desk's routes, relative to the site's prefix."""
+    return [
+        Route("/desk/login", views.login_page, methods=["GET"]),
+        Route("/desk/login", views.login_post, methods=["POST"]),
+        Route("/desk/logout", views.logout_post, methods=["POST"]),
+        Route("/desk/", views.home, methods=["GET"]),
+        Route("/desk/activity", views.activity_page, methods=["GET"]),
+        Route("/desk/password", views.password_page, methods=["GET"]),
+        Route("/desk/password", views.password_post, methods=["POST"]),
+        Route("/desk/ops/users", views.users_page, methods=["GET"]),
+    ]
