@@ -115,14 +115,18 @@ def record_approval(
     session: Session, briefing: str, issue_date: date, who: str, now: datetime
 ) -> tuple[Approval, bool]:
     """Approve an issue once; return the approval that stands and whether it is new."""
-    inserted = insert_ignore(
+    before = approval_of(session, briefing, issue_date)
+    if before is not None:
+        return before, False
+    # Two editors approving at once: the primary key decides, the first approval stands.
+    insert_ignore(
         session,
         EditionApproval,
         {"briefing": briefing, "issue_date": issue_date, "approved_by": who, "approved_at": now},
     )
     found = approval_of(session, briefing, issue_date)
     assert found is not None  # inserted now, or by whoever approved first
-    return found, inserted
+    return found, (found.approved_by, found.approved_at) == (who, now)
 
 
 def find_article(session: Session, reference: str) -> ArticleRef | None:
@@ -276,7 +280,7 @@ def cut_variants(session: Session, briefing: str, issue_date: date) -> list[CutV
             Variant.issue_date == issue_date,
             Delivery.kind == MessageKind.DIGEST,
         )
-        .group_by(Variant.id, Variant.sections, Variant.cut_at, Variant.item_count)
+        .group_by(Variant.id)  # the primary key: PostgreSQL cannot group by a JSON column
         .order_by(Variant.cut_at, Variant.id)
     ).all()
     return [
