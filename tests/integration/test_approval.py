@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import mailbox
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -19,6 +21,7 @@ from briefing.editions.dispatch import dispatch
 from briefing.editions.overrides import override, undo
 from briefing.errors import BriefingError, EditionError
 from briefing.ingest import ingest
+from briefing.ops.scheduler import Service
 from briefing.store import Database, open_database
 from briefing.store.schema import Delivery, Edition, Subscriber, Variant
 from tests.support.factories import NOW, config_dict, make_project, subscribe
@@ -179,3 +182,35 @@ def test_cli_says_what_is_held_and_approve_lets_it_go(held: tuple[Config, Databa
     # main() prints a BriefingError as message + hint; the runner hands it back as is.
     assert isinstance(bad.exception, BriefingError)
     assert "--date '7 Dec' is not a date" in str(bad.exception)
+
+
+def test_serve_holds_the_issue_then_sends_it_at_the_tick_after_the_approval(
+    tmp_path: Path, signer: Signer, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = held_project(tmp_path)
+    database = open_database(config.database)
+    editor = open_database(config.database)  # the editor's command, another process
+    try:
+        ingest(config, database, NOW - timedelta(hours=1))
+        subscribe(config, database, ROWS[:1], datetime(2026, 11, 26, 0, 0, tzinfo=UTC))
+        caplog.set_level("INFO", logger="briefing")
+        service = Service(config, database, signer)
+        with time_machine.travel(datetime(2026, 11, 26, 6, 50, tzinfo=UTC), tick=False) as clock:
+            service.start_up()
+            for minute in (7, 8):
+                clock.move_to(datetime(2026, 11, 26, minute, 0, tzinfo=UTC))
+                service.dispatch_due()
+            assert ledger(database) == [] and outbox(config) == 0
+            assert "held for approval: daily 2026-11-26, 1 subscription(s) waiting" in caplog.text
+            approve(config, editor, "daily", DAY, who="chief", now=datetime.now(UTC))
+            clock.move_to(datetime(2026, 11, 26, 8, 1, tzinfo=UTC))
+            service.dispatch_due()
+        assert ledger(database) == [("ldn@example.com", "2026-11-26", "sent")]
+        assert outbox(config) == 1
+    finally:
+        editor.dispose()
+        database.dispose()
+
+
+def outbox(config: Config) -> int:
+    return len(mailbox.Maildir(str(config.outbox_path), create=True))
