@@ -86,7 +86,9 @@ def editorial_overrides(
     """Turn an issue's stored overrides (oldest first) into what the pipeline applies.
 
     The latest headline or summary of an article wins; ``added`` are the
-    articles of the ``add`` overrides, read from the store.
+    articles of the ``add`` and ``pin`` overrides, read from the store (a
+    pinned article joins its section's candidates even when it is older
+    than the window).
     """
     kinds: dict[OverrideKind, list[StoredOverride]] = {kind: [] for kind in OverrideKind}
     for override in stored:
@@ -109,7 +111,8 @@ def _load_overrides(
     stored = issue_overrides(session, briefing, issue_date)
     if not stored:
         return EditorialOverrides()
-    wanted = [o.article_id for o in stored if o.kind is OverrideKind.ADD]
+    # A pinned article outside the window is brought in, as an added one is.
+    wanted = [o.article_id for o in stored if o.kind in (OverrideKind.ADD, OverrideKind.PIN)]
     order = {
         section: position
         for position, section in enumerate(

@@ -289,3 +289,15 @@ def test_overrides_and_approval_on_postgresql(
         assert view.approval is not None and view.approval.approved_by == "chief"
     finally:
         database.dispose()
+
+
+def test_a_pinned_article_older_than_the_window_is_brought_in_first(
+    shaped: tuple[Config, Database],
+) -> None:
+    config, database = shaped
+    before = issue_view(config, database, "daily", DAY, LONDON_SEVEN)
+    assert OLD not in [item.url for item in before.upcoming[0].items]
+    override(config, database, "daily", DAY, OverrideKind.PIN, OLD, who="ed", now=NOW)
+    after = issue_view(config, database, "daily", DAY, LONDON_SEVEN)
+    first = after.upcoming[0].items[0]
+    assert (first.section, first.url) == ("world", OLD)
