@@ -13,7 +13,8 @@ a fresh copy of that database file, in this process:
 - ``approved``: ``approval: required``, approved, with the six overrides.
 
 Each figure is the median of ``--runs`` (default 3), after one uncounted
-warm-up run; the ratios are against ``plain`` from the same run.
+warm-up run, the cases taking turns in each round; the ratios are against
+``plain`` from the same run.
 
 Run: ``.venv/bin/python benchmarks/approval.py [--subscribers 20000] [--runs 3]``.
 """
@@ -130,15 +131,16 @@ def main() -> None:
         projects[approval] = (config, pristine)
     # One run first, not counted: templates compiled, modules imported, caches warm.
     measure(*projects["none"], signer, edits=False, approved=False)
-    results: dict[str, tuple[float, int, int]] = {}
-    for name, (approval, edits, approved) in cases.items():
-        config, pristine = projects[approval]
-        runs = [
-            measure(config, pristine, signer, edits=edits, approved=approved)
-            for _ in range(args.runs)
-        ]
-        median = statistics.median(seconds for seconds, _, _ in runs)
-        results[name] = (median, runs[0][1], runs[0][2])
+    # Cases take turns within each round, so a slow spell of a shared machine hits them alike.
+    runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in cases}
+    for _ in range(args.runs):
+        for name, (approval, edits, approved) in cases.items():
+            config, pristine = projects[approval]
+            runs[name].append(measure(config, pristine, signer, edits=edits, approved=approved))
+    results = {
+        name: (statistics.median(r[0] for r in done), done[0][1], done[0][2])
+        for name, done in runs.items()
+    }
     base = results["plain"][0]
     print(f"{args.subscribers:,} subscribers, 5 variants, median of {args.runs} run(s)")
     print(f"{'case':<10} {'median s':>9} {'us/sub':>8} {'x plain':>8} {'editions':>9} {'held':>8}")

@@ -2,7 +2,9 @@
 
 ``cut_variant`` runs fold -> select -> summarise and relate -> render ->
 compose on values already read from the store, and drops the lowest item
-until the HTML part fits under Gmail's clipping limit. It reads no database
+until the HTML part fits under Gmail's clipping limit. An editor's overrides
+of the issue come in with the candidates (``VariantInputs.overrides``) and
+apply between the stages (:mod:`briefing.pipeline.overrides` says where). It reads no database
 and writes nothing; see :mod:`briefing.pipeline.relate` for why folding comes
 before selection.
 """
