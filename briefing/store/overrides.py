@@ -183,7 +183,9 @@ def add_override(
     )
     session.add(row)
     session.flush()
-    return override_by_id(session, row.id)  # type: ignore[return-value]
+    stored = override_by_id(session, row.id)
+    assert stored is not None  # flushed in this transaction
+    return stored
 
 
 def override_by_id(session: Session, override_id: int) -> StoredOverride | None:
