@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from briefing.domain.calendar import check_frequency, parse_send_time
+from briefing.domain.states import ApprovalMode
 from briefing.errors import BriefingError, ConfigError, SecretError
 
 SECRET_KEY_ENV = "BRIEFING_SECRET_KEY"
@@ -281,6 +282,11 @@ class BriefingConfig(StrictModel):
         description="Send nothing when a subscriber has no new articles (recorded as skipped).",
     )
     utm: UtmConfig | None = Field(default=None, description="Optional UTM tagging of links.")
+    approval: ApprovalMode = Field(
+        default=ApprovalMode.NONE,
+        description="required: dispatch creates nothing for an issue date until an editor "
+        "approves it (`briefing approve`); none: each edition goes at its send time.",
+    )
 
     @field_validator("list_id")
     @classmethod

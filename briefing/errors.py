@@ -14,7 +14,9 @@ both and exits 1; the full traceback appears only with ``--debug``.
      ├── RenderError            a template failed to render or MJML rejected it
      ├── TokenError             a link token is malformed, forged or inert
      ├── DeliveryError          a message could not be handed to the transport
-     ├── SchedulerError         the scheduler or an ops command cannot act
+     ├── EditionError           an issue cannot be shaped or approved as asked (article,
+ │                          briefing or date named)
+ ├── SchedulerError         the scheduler or an ops command cannot act
      │    └── SchedulerLockError  another `briefing serve` holds this database
      ├── SessionError           the relay refused the whole session (connect, TLS, AUTH,
      │                          relaying, sender): the run stops, deliveries stay pending
@@ -165,3 +167,9 @@ class AccountError(BriefingError):
         self.name = name
         self.reason = reason
         super().__init__(f"desk account {name!r}: {reason}", hint=hint)
+
+
+class EditionError(BriefingError):
+    """Report an override or an approval that cannot be made, naming the issue and article."""
+
+    hint = "See `briefing edition show BRIEFING --date D` for the issue's items and overrides."

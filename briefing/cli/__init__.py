@@ -45,6 +45,7 @@ def _register() -> None:
         content_cmd,
         deliver_cmd,
         delivery_cmd,
+        edition_cmd,
         inbound_cmd,
         schedule_cmd,
         send_cmd,
@@ -67,6 +68,7 @@ def _register() -> None:
         inbound_cmd,
         deliver_cmd,
         users_cmd,
+        edition_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

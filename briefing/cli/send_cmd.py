@@ -103,6 +103,8 @@ def send_command(
     dispatched = dispatch(config, app.database, app.signer, at, briefing=briefing_key, force=force)
     for name in dispatched.paused:
         click.echo(f"paused: {name} (nothing dispatched)")
+    for line in dispatched.held_lines():
+        click.echo(f"{line}; `briefing approve` sends them")
     click.echo(
         f"dispatched {dispatched.dispatched} edition(s) in {dispatched.variants} variant(s): "
         f"{dispatched.pending} to send, {dispatched.skipped} skipped (empty), "

@@ -214,3 +214,21 @@ class DeskAction(StrEnum):
     PASSWORD_CHANGED = "password changed"
     USER_ADDED = "user added"
     USER_REMOVED = "user removed"
+
+
+class ApprovalMode(StrEnum):
+    """Whether an issue of a briefing waits for an editor's approval before dispatch."""
+
+    NONE = "none"  # dispatched at each send time, as cut
+    REQUIRED = "required"  # held (nothing dispatched) until `briefing approve`
+
+
+class OverrideKind(StrEnum):
+    """What an editor changed in one issue (briefing x issue date) of an automatic briefing."""
+
+    PIN = "pin"  # the article goes to the top of its section (and is kept)
+    DROP = "drop"  # the article, and coverage folded under it, is left out
+    HEADLINE = "headline"  # the article's headline is replaced for this issue
+    SUMMARY = "summary"  # the article's summary is replaced for this issue
+    SOURCE = "source"  # of several same-story sources, this article is the one shown
+    ADD = "add"  # a stored article is added to its section, whatever its age

@@ -14,6 +14,12 @@ cohort's editions and deliveries, Message-IDs included, are inserted by one
 ``INSERT ... SELECT`` (per range of subscription ids for a big cohort, to keep
 transactions short), so memory holds cohorts and variants, not subscribers.
 
+A briefing whose ``approval`` is ``required`` is held per issue date: until
+an editor approves the date (``briefing approve``), dispatch creates nothing
+for it, neither editions nor deliveries, and says how many subscriptions
+wait; once approved, the next run dispatches what is due at once, and what
+passed its deadline meanwhile is recorded as expired, as for any briefing.
+
 Subscriptions due in one run with the same sections, previous cut, locale and
 issue date share one variant. Every variant of a run has the same cut time, so
 they share one related-link archive and its similarity index, read and built
@@ -33,7 +39,7 @@ from datetime import date, datetime, timedelta
 
 from briefing.config import Config
 from briefing.domain.calendar import due_dates
-from briefing.domain.states import DeliveryState
+from briefing.domain.states import ApprovalMode, DeliveryState
 from briefing.domain.tokens import Signer
 from briefing.editions.variants import (
     ArchiveKey,
@@ -57,6 +63,7 @@ from briefing.store.editions import (
     subscription_id_range,
     suppression_candidates,
 )
+from briefing.store.overrides import approved_dates
 from briefing.store.suppressions import suppression_for
 
 logger = logging.getLogger(__name__)
@@ -76,7 +83,16 @@ class DispatchReport:
         default_factory=lambda: defaultdict(Counter)
     )
     variants_by_edition: Counter[tuple[str, date]] = field(default_factory=Counter)
+    # Subscriptions due but waiting for an editor's approval, per (briefing, issue date).
+    held: Counter[tuple[str, date]] = field(default_factory=Counter)
     seconds: float = 0.0  # how long the run took, wall time
+
+    def held_lines(self) -> list[str]:
+        """Say, per issue held for approval, how many subscriptions wait for it."""
+        return [
+            f"held for approval: {name} {issue_date.isoformat()}, {count:,} subscription(s) waiting"
+            for (name, issue_date), count in sorted(self.held.items())
+        ]
 
     def summary(self) -> str:
         """Say in one line how much was dispatched and how long it took."""
@@ -245,6 +261,8 @@ def dispatch(
                         )
                     report.count(name, due.issue_date, DeliveryState.EXPIRED, count)
         due_now = [due for due, expired in dues if not expired]
+        if settings.approval is ApprovalMode.REQUIRED:
+            due_now = _hold_unapproved(database, report, name, due_now, cut_at)
         _record_suppressed(database, report, due_now, now, message_id)
         groups: dict[VariantSpec, list[_Share]] = defaultdict(list)
         with database.transaction() as session:
@@ -287,6 +305,14 @@ def dispatch(
                         )
                     report.count(name, spec.issue_date, status, count)
         report.log(name)
+        for (held_name, issue_date), waiting in sorted(report.held.items()):
+            if held_name == name:
+                logger.info(
+                    "held for approval: %s %s, %s subscription(s) waiting",
+                    name,
+                    issue_date.isoformat(),
+                    f"{waiting:,}",
+                )
     report.seconds = time.perf_counter() - started
     # Every minute under `briefing serve`: say it when something was dispatched.
     logger.log(logging.INFO if report.dispatched else logging.DEBUG, "%s", report.summary())
@@ -321,3 +347,25 @@ def _record_suppressed(
                 )
                 if insert_edition(session, edition, now):
                     report.count(due.briefing, due.issue_date, DeliveryState.SUPPRESSED)
+
+
+def _hold_unapproved(
+    database: Database,
+    report: DispatchReport,
+    name: str,
+    dues: list[CohortDue],
+    cut_at: datetime,
+) -> list[CohortDue]:
+    """Return the dues of approved issue dates; count the members of the others as held.
+
+    Nothing is written for a held date: its editions are created, all at
+    once, by the first run after the approval.
+    """
+    with database.transaction() as session:
+        approved = approved_dates(session, name, {due.issue_date for due in dues})
+        for due in dues:
+            if due.issue_date not in approved:
+                waiting = sum(count for _, count in cohort_windows(session, due, cut_at))
+                if waiting:
+                    report.held[(name, due.issue_date)] += waiting
+    return [due for due in dues if due.issue_date in approved]

@@ -16,23 +16,29 @@ does, once per run).
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from briefing.config import Config
+from briefing.domain.models import SelectedArticle
+from briefing.domain.states import OverrideKind
 from briefing.pipeline.cut import BuiltVariant, VariantInputs, VariantSpec, cut_variant
+from briefing.pipeline.overrides import EditorialOverrides
 from briefing.pipeline.relate import Archive
 from briefing.pipeline.select import window_start
-from briefing.store import Database
+from briefing.store import Database, Session
 from briefing.store.articles import recent_articles, section_window
 from briefing.store.editions import NewVariant
+from briefing.store.overrides import StoredOverride, added_articles, issue_overrides
 
 __all__ = [
     "ArchiveKey",
     "BuiltVariant",
+    "EditorialOverrides",
     "VariantInputs",
     "VariantSpec",
     "archive_key",
     "build_variant",
+    "editorial_overrides",
     "frozen",
     "load_inputs",
     "ordered_sections",
@@ -74,6 +80,48 @@ def archive_key(config: Config, spec: VariantSpec) -> ArchiveKey:
     return (spec.cut_at, reach, briefing.related_archive)
 
 
+def editorial_overrides(
+    stored: Sequence[StoredOverride], added: Sequence[SelectedArticle]
+) -> EditorialOverrides:
+    """Turn an issue's stored overrides (oldest first) into what the pipeline applies.
+
+    The latest headline or summary of an article wins; ``added`` are the
+    articles of the ``add`` and ``pin`` overrides, read from the store (a
+    pinned article joins its section's candidates even when it is older
+    than the window).
+    """
+    kinds: dict[OverrideKind, list[StoredOverride]] = {kind: [] for kind in OverrideKind}
+    for override in stored:
+        if override.active:
+            kinds[override.kind].append(override)
+    pinned = dict.fromkeys(o.article_id for o in kinds[OverrideKind.PIN])
+    return EditorialOverrides(
+        pinned=tuple(pinned),
+        dropped=frozenset(o.article_id for o in kinds[OverrideKind.DROP]),
+        headlines={o.article_id: o.text or "" for o in kinds[OverrideKind.HEADLINE]},
+        summaries={o.article_id: o.text or "" for o in kinds[OverrideKind.SUMMARY]},
+        sources=frozenset(o.article_id for o in kinds[OverrideKind.SOURCE]),
+        added=tuple(added),
+    )
+
+
+def _load_overrides(
+    session: Session, config: Config, briefing: str, issue_date: date, names: Mapping[str, str]
+) -> EditorialOverrides:
+    stored = issue_overrides(session, briefing, issue_date)
+    if not stored:
+        return EditorialOverrides()
+    # A pinned article outside the window is brought in, as an added one is.
+    wanted = [o.article_id for o in stored if o.kind in (OverrideKind.ADD, OverrideKind.PIN)]
+    order = {
+        section: position
+        for position, section in enumerate(
+            ordered_sections(config, briefing, list(config.sections))
+        )
+    }
+    return editorial_overrides(stored, added_articles(session, wanted, names, order))
+
+
 def load_inputs(
     database: Database,
     config: Config,
@@ -81,6 +129,10 @@ def load_inputs(
     archives: MutableMapping[ArchiveKey, Archive] | None = None,
 ) -> VariantInputs:
     """Read from the store, in one transaction, everything a variant of ``spec`` is cut from.
+
+    That includes the editor's overrides of the issue (briefing x issue date)
+    as they stand now: a variant cut later sees later overrides, one cut
+    earlier is frozen as it was.
 
     Each section's candidates are its articles first seen inside its window.
     The archive holds the newest articles of every section first seen within
@@ -109,7 +161,8 @@ def load_inputs(
             )
             for section in spec.sections
         }
-    return VariantInputs(candidates=candidates, archive=cache[key])
+        overrides = _load_overrides(session, config, spec.briefing, spec.issue_date, names)
+    return VariantInputs(candidates=candidates, archive=cache[key], overrides=overrides)
 
 
 def build_variant(

@@ -2,7 +2,9 @@
 
 ``cut_variant`` runs fold -> select -> summarise and relate -> render ->
 compose on values already read from the store, and drops the lowest item
-until the HTML part fits under Gmail's clipping limit. It reads no database
+until the HTML part fits under Gmail's clipping limit. An editor's overrides
+of the issue come in with the candidates (``VariantInputs.overrides``) and
+apply between the stages (:mod:`briefing.pipeline.overrides` says where). It reads no database
 and writes nothing; see :mod:`briefing.pipeline.relate` for why folding comes
 before selection.
 """
@@ -28,6 +30,14 @@ from briefing.domain.models import (
     Selection,
 )
 from briefing.pipeline.compose import HTML_LIMIT, ComposedVariant, compose_variant
+from briefing.pipeline.overrides import (
+    NO_OVERRIDES,
+    EditorialOverrides,
+    favour,
+    reshape_folding,
+    reword,
+    with_additions,
+)
 from briefing.pipeline.relate import Archive, Folding, fold_candidates, related_links
 from briefing.pipeline.render import new_placeholders, render_digest
 from briefing.pipeline.select import drop_lowest, select_articles
@@ -67,10 +77,11 @@ class VariantSpec:
 
 @dataclass(frozen=True)
 class VariantInputs:
-    """What a variant is cut from: each section's candidates and the related-link archive."""
+    """What a variant is cut from: candidates, the related-link archive, the editor's overrides."""
 
     candidates: Mapping[str, Sequence[SelectedArticle]]
     archive: Archive
+    overrides: EditorialOverrides = NO_OVERRIDES
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,13 @@ def make_digest(
     folding: Folding,
     archive: Archive,
     summariser: Summariser = summary_of,
+    overrides: EditorialOverrides = NO_OVERRIDES,
 ) -> Digest:
-    """Summarise the selected articles and give them their related and also-covered links."""
+    """Summarise the selected articles and give them their related and also-covered links.
+
+    The editor's headlines and summaries replace the article's own; dropped
+    articles are never linked.
+    """
     briefing = config.briefings[spec.briefing]
     by_id = {article.id: article for article in selection.articles}
     related = related_links(
@@ -116,22 +132,27 @@ def make_digest(
         window=briefing.related_window,
         threshold=briefing.related_threshold,
         same_story=briefing.fold_threshold,
-        exclude=folding.folded,
+        exclude=folding.folded | overrides.dropped,
     )
+
+    def item(article: SelectedArticle) -> DigestItem:
+        if article.id in overrides.summaries:
+            summary = overrides.summaries[article.id]
+        else:
+            summary = summariser(article, briefing.summary_words)
+        shown, summary = reword(article, summary, overrides)
+        return DigestItem(
+            article=shown,
+            summary=summary,
+            related=related.get(article.id, ()),
+            also_covered=folding.also_covered(article.id),
+        )
+
     sections = tuple(
         DigestSection(
             key=key,
             title=config.sections[key].title,
-            items=tuple(
-                DigestItem(
-                    article=article,
-                    summary=summariser(article, briefing.summary_words),
-                    related=related.get(article.id, ()),
-                    also_covered=folding.also_covered(article.id),
-                )
-                for article in selection.articles
-                if article.section == key
-            ),
+            items=tuple(item(article) for article in selection.articles if article.section == key),
         )
         for key in spec.sections
     )
@@ -150,24 +171,29 @@ def make_digest(
 
 
 def _fold(config: Config, spec: VariantSpec, inputs: VariantInputs) -> tuple[Archive, Folding]:
-    """Narrow the archive to what covers the candidates, and fold same-story candidates."""
+    """Narrow the archive to what covers the candidates, and fold same-story candidates.
+
+    Added articles join the candidates first (they must be in the archive to be
+    folded and related); chosen sources and drops reshape the folding after.
+    """
+    candidates = with_additions(inputs.candidates, spec.sections, inputs.overrides)
     archive = inputs.archive.covering(
-        article for articles in inputs.candidates.values() for article in articles
+        article for articles in candidates.values() for article in articles
     )
     threshold = config.briefings[spec.briefing].fold_threshold
-    return archive, fold_candidates(inputs.candidates, spec.sections, archive.index, threshold)
+    folding = fold_candidates(candidates, spec.sections, archive.index, threshold)
+    return archive, reshape_folding(folding, inputs.overrides)
 
 
-def _select(config: Config, spec: VariantSpec, folding: Folding) -> Selection:
-    return select_articles(
-        spec.briefing,
-        folding.candidates,
-        spec.sections,
-        {key: config.sections[key].max_items for key in spec.sections},
-        config.briefings[spec.briefing].max_items,
-        spec.since,
-        spec.cut_at,
+def _select(
+    config: Config, spec: VariantSpec, folding: Folding, overrides: EditorialOverrides
+) -> Selection:
+    caps = {key: config.sections[key].max_items for key in spec.sections}
+    cap = config.briefings[spec.briefing].max_items
+    selection = select_articles(
+        spec.briefing, folding.candidates, spec.sections, caps, cap, spec.since, spec.cut_at
     )
+    return favour(selection, folding.candidates, overrides, caps, cap)
 
 
 def cut_variant(
@@ -187,9 +213,11 @@ def cut_variant(
     briefing = config.briefings[spec.briefing]
     links = dict(placeholders or new_placeholders())
     archive, folding = _fold(config, spec, inputs)
-    selection = _select(config, spec, folding)
+    selection = _select(config, spec, folding, inputs.overrides)
     while True:
-        digest = make_digest(config, spec, selection, folding, archive, summariser)
+        digest = make_digest(
+            config, spec, selection, folding, archive, summariser, inputs.overrides
+        )
         rendered = render_digest(
             digest,
             key=spec.briefing,

@@ -208,7 +208,7 @@ def latest_articles(
     ]
 
 
-def _as_selected(
+def as_selected(
     article: Article, section: str, source_key: str | None, names: Mapping[str, str]
 ) -> SelectedArticle:
     return SelectedArticle(
@@ -251,7 +251,7 @@ def section_window(
         .order_by(Article.first_seen_at.desc(), Article.id.desc())
         .limit(limit)
     ).all()
-    return [_as_selected(article, section, key, source_names) for article, key in rows]
+    return [as_selected(article, section, key, source_names) for article, key in rows]
 
 
 def recent_articles(
@@ -281,5 +281,5 @@ def recent_articles(
             key=lambda s: (section_order.get(s, last), s),
         )
         section = sections[0] if sections else ""
-        articles.append(_as_selected(article, section, source_key, source_names))
+        articles.append(as_selected(article, section, source_key, source_names))
     return articles

@@ -51,6 +51,7 @@ from briefing.domain.states import (
     BounceMatch,
     DeliveryState,
     MessageKind,
+    OverrideKind,
     ProcessKind,
     Role,
     SubscriptionState,
@@ -595,3 +596,35 @@ class DeskActivity(Base):
     user_name: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class EditionApproval(Base):
+    """An editor's approval of one issue (briefing x issue date): dispatch may go, overrides freeze."""
+
+    __tablename__ = "edition_approvals"
+
+    briefing: Mapped[str] = mapped_column(String(100), primary_key=True)
+    issue_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_at: Mapped[datetime]
+
+
+class EditionOverride(Base):
+    """One editor's change to one issue: pin, drop, headline, summary, source or add; undoable."""
+
+    __tablename__ = "edition_overrides"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", OverrideKind), name="ck_edition_overrides_kind"),
+        Index("ix_edition_overrides_issue", "briefing", "issue_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    briefing: Mapped[str] = mapped_column(String(100))
+    issue_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(20))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    text: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    undone_by: Mapped[str | None] = mapped_column(String(200))
+    undone_at: Mapped[datetime | None]
