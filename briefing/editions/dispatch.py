@@ -9,10 +9,13 @@ has none for its local today (the demo, and ops' run-now).
 
 Dispatch works by set, never by subscriber: subscriptions timed alike (same
 timezone, send time, frequency and sections) form a cohort, whose due moments
-are computed once, in Python (SQLite has no timezone database). Each
-cohort's editions and deliveries, Message-IDs included, are inserted by one
-``INSERT ... SELECT`` (per range of subscription ids for a big cohort, to keep
-transactions short), so memory holds cohorts and variants, not subscribers.
+are computed once, in Python (SQLite has no timezone database). The due cohorts
+then go into a temporary table that every statement joins, so the number of
+statements grows with variants, not cohorts: one finds the suppressed, one
+the selection windows, and one ``INSERT ... SELECT`` per variant puts in its
+editions and deliveries, Message-IDs included (per range of subscription ids
+for a big list, to keep transactions short). Memory holds cohorts and
+variants, not subscribers.
 
 Subscriptions due in one run with the same sections, previous cut, locale and
 issue date share one variant. Every variant of a run has the same cut time, so
@@ -206,7 +209,7 @@ def dispatch(
     and their due dates computed; each cohort's expired and suppressed members
     are recorded; the rest are grouped by variant (sections, previous cut,
     issue date), each variant is cut once, and its editions and deliveries go
-    in with one statement per cohort (per range of ids for a big one).
+    in with one statement for all its cohorts (per range of ids for a big list).
     """
     started = time.perf_counter()
     report = DispatchReport()

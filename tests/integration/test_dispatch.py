@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from briefing.audience.imports import import_subscribers
 from briefing.cli import cli
@@ -224,5 +224,75 @@ def test_dispatch_by_set_on_postgresql(postgres_url: str, tmp_path: Path, signer
         assert statuses[("r1@example.com", "2026-11-26")] == "suppressed"
         assert statuses[("gone@xn--bcher-kva.example", "2026-11-26")] == "suppressed"
         assert statuses[("r4@example.com", "2026-11-26")] == "pending"
+    finally:
+        database.dispose()
+
+
+def _cohorts_share_statements(config: Config, database: Database, signer: Signer) -> None:
+    """Four cohorts (send times) of one variant: one insert for the variant, one for the missed."""
+    ingest(config, database, NOW - timedelta(hours=1))
+    path = config.base_dir / "times.csv"
+    times = ("09:00", "09:30", "10:00", "10:30")
+    path.write_text(
+        "email,briefing,sections,timezone,send_time,frequency\n"
+        + "".join(
+            f"r{n}-{at.replace(':', '')}@example.com,daily,world,Europe/London,{at},daily\n"
+            for at in times
+            for n in range(2)
+        )
+    )
+    import_subscribers(config, database, path, datetime(2026, 1, 1, tzinfo=UTC))
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EDITIONS"):
+            statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        # London is on UTC in November: today's four send times are due, within the deadline.
+        report = dispatch(config, database, signer, datetime(2026, 11, 26, 11, 0, 30, tzinfo=UTC))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", seen)
+    assert (report.pending, report.expired, report.variants) == (8, 8, 1)
+    assert len(statements) == 2  # yesterday's missed editions, then today's one variant
+    with database.transaction() as session:
+        rows = session.execute(
+            select(Edition.issue_date, Edition.scheduled_at, Delivery.status, Delivery.reason).join(
+                Delivery, Delivery.edition_id == Edition.id
+            )
+        ).all()
+    assert len(rows) == 16
+    for issue_date, scheduled_at, status, reason in rows:
+        # Each edition keeps its own cohort's send time, and a missed one says which it was.
+        assert f"{scheduled_at:%H:%M}" in times and scheduled_at.date() == issue_date
+        if str(issue_date) == "2026-11-25":
+            assert status == "expired"
+            late = datetime(2026, 11, 26, 11, 0, 30, tzinfo=UTC) - scheduled_at
+            assert reason == (
+                f"send time {scheduled_at:%Y-%m-%d %H:%M} UTC passed "
+                f"{int(late.total_seconds() // 60)} min ago, past the deadline"
+            )
+        else:
+            assert (status, reason) == ("pending", None)
+    assert (
+        dispatch(config, database, signer, datetime(2026, 11, 26, 11, 1, tzinfo=UTC)).dispatched
+        == 0
+    )
+
+
+def test_cohorts_of_one_variant_go_in_by_one_statement(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    _cohorts_share_statements(project, database, signer)
+
+
+def test_cohorts_of_one_variant_go_in_by_one_statement_on_postgresql(
+    postgres_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    config = make_project(tmp_path, database_url=postgres_url)
+    database = open_database(config.database)
+    try:
+        _cohorts_share_statements(config, database, signer)
     finally:
         database.dispose()
