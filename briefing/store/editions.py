@@ -325,6 +325,8 @@ _DUES = Table(
     "dispatch_dues",
     MetaData(),
     Column("position", Integer, primary_key=True),
+    Column("briefing", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("send_time", String(5), nullable=False),
     Column("frequency", String(20), nullable=False),
@@ -387,6 +389,8 @@ def _dues_table(
         [
             {
                 "position": position,
+                "briefing": due.briefing,
+                "status": SubscriptionState.ACTIVE.value,
                 "timezone": due.cohort.timezone,
                 "send_time": due.cohort.send_time,
                 "frequency": due.cohort.frequency,
@@ -407,8 +411,10 @@ def _members(briefing: str, dues: Table, *, ids: tuple[int, int] | None = None) 
     """Return the conditions joining cohorts' members without an edition on the date to ``dues``."""
     due = dues.c
     conditions = [
-        Subscription.briefing == briefing,
-        Subscription.status == SubscriptionState.ACTIVE,
+        # Every column of the cohort index comes from ``dues`` (not a constant), so that the
+        # database reads the few due rows first and each cohort's members by the index.
+        Subscription.briefing == due.briefing,
+        Subscription.status == due.status,
         Subscription.timezone == due.timezone,
         Subscription.send_time == due.send_time,
         Subscription.frequency == due.frequency,
