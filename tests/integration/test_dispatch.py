@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -296,3 +297,60 @@ def test_cohorts_of_one_variant_go_in_by_one_statement_on_postgresql(
         _cohorts_share_statements(config, database, signer)
     finally:
         database.dispose()
+
+
+def _two_dispatches_at_once(config: Config, signer: Signer) -> None:
+    """Two processes dispatching the same moment together put every edition in once."""
+    first, second = open_database(config.database), open_database(config.database)
+    try:
+        ingest(config, first, NOW - timedelta(hours=1))
+        path = config.base_dir / "race.csv"
+        path.write_text(
+            "email,briefing,sections,timezone,send_time,frequency\n"
+            + "".join(
+                f"r{n}-{at.replace(':', '')}@example.com,daily,world,Europe/London,{at},daily\n"
+                for at in ("09:00", "09:30", "10:00", "10:30")
+                for n in range(5)
+            )
+        )
+        import_subscribers(config, first, path, datetime(2026, 1, 1, tzinfo=UTC))
+        at = datetime(2026, 11, 26, 11, 0, 30, tzinfo=UTC)
+        start = threading.Barrier(2)
+        reports: list[int] = []
+        errors: list[BaseException] = []
+
+        def run(database: Database) -> None:
+            start.wait()
+            try:
+                reports.append(dispatch(config, database, signer, at).dispatched)
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(db,)) for db in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert sum(reports) == 40  # 20 of today's, 20 of yesterday's (expired)
+        with first.transaction() as session:
+            rows = session.execute(
+                select(Edition.subscriber_id, Edition.issue_date, Delivery.id).outerjoin(
+                    Delivery, Delivery.edition_id == Edition.id
+                )
+            ).all()
+        assert len(rows) == 40 == len({(s, d) for s, d, _ in rows})
+        assert all(delivery is not None for _, _, delivery in rows)
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_two_dispatches_at_once_put_each_edition_in_once(project: Config, signer: Signer) -> None:
+    _two_dispatches_at_once(project, signer)
+
+
+def test_two_dispatches_at_once_on_postgresql(
+    postgres_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    _two_dispatches_at_once(make_project(tmp_path, database_url=postgres_url), signer)
