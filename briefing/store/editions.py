@@ -32,9 +32,9 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
 )
 from sqlalchemy import insert as plain_insert
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -381,7 +381,7 @@ def _dues_table(
     transaction only: a rollback takes it away, and so does the drop at the end.
     """
     schema = "pg_temp" if session.get_bind().dialect.name == "postgresql" else "temp"
-    drop = text(f"DROP TABLE IF EXISTS {schema}.{_DUES.name}")
+    drop = sql_text(f"DROP TABLE IF EXISTS {schema}.{_DUES.name}")
     session.execute(drop)  # left by a statement that failed halfway on this connection
     _DUES.create(session.connection())
     session.execute(
