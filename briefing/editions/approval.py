@@ -20,7 +20,7 @@ from briefing.domain.calendar import due_dates
 from briefing.domain.states import ApprovalMode
 from briefing.errors import EditionError
 from briefing.store import Database
-from briefing.store.editions import CohortDue, cohort_windows, subscription_cohorts
+from briefing.store.editions import CohortDue, due_windows, subscription_cohorts
 from briefing.store.overrides import Approval, approval_of, record_approval
 
 
@@ -82,14 +82,15 @@ def _waiting(config: Config, database: Database, briefing: str, now: datetime) -
     deadline = config.briefing(briefing).deadline
     counts: dict[date, int] = {}
     with database.transaction() as session:
-        for cohort in subscription_cohorts(session, briefing):
-            for day in due_dates(cohort, now, deadline, force=False):
-                if day.expired:
-                    continue
-                due = CohortDue(briefing, cohort, day.issue_date, day.scheduled_at, False)
-                waiting = sum(count for _, count in cohort_windows(session, due, now))
-                if waiting:
-                    counts[day.issue_date] = counts.get(day.issue_date, 0) + waiting
+        dues = [
+            CohortDue(briefing, cohort, day.issue_date, day.scheduled_at, False)
+            for cohort in subscription_cohorts(session, briefing)
+            for day in due_dates(cohort, now, deadline, force=False)
+            if not day.expired
+        ]
+        for position, _, count in due_windows(session, briefing, dues, now):
+            issue_date = dues[position].issue_date
+            counts[issue_date] = counts.get(issue_date, 0) + count
     return counts
 
 

@@ -9,10 +9,13 @@ has none for its local today (the demo, and ops' run-now).
 
 Dispatch works by set, never by subscriber: subscriptions timed alike (same
 timezone, send time, frequency and sections) form a cohort, whose due moments
-are computed once, in Python (SQLite has no timezone database). Each
-cohort's editions and deliveries, Message-IDs included, are inserted by one
-``INSERT ... SELECT`` (per range of subscription ids for a big cohort, to keep
-transactions short), so memory holds cohorts and variants, not subscribers.
+are computed once, in Python (SQLite has no timezone database). The due cohorts
+then go into a temporary table that every statement joins, so the number of
+statements grows with variants, not cohorts: one finds the suppressed, one
+the selection windows, and one ``INSERT ... SELECT`` per variant puts in its
+editions and deliveries, Message-IDs included (per range of subscription ids
+for a big list, to keep transactions short). Memory holds cohorts and
+variants, not subscribers.
 
 A briefing whose ``approval`` is ``required`` is held per issue date: until
 an editor approves the date (``briefing approve``), dispatch creates nothing
@@ -55,9 +58,9 @@ from briefing.store.editions import (
     Cohort,
     CohortDue,
     NewEdition,
-    cohort_windows,
+    due_windows,
     freeze_variant,
-    insert_cohort_editions,
+    insert_due_editions,
     insert_edition,
     subscription_cohorts,
     subscription_id_range,
@@ -222,7 +225,7 @@ def dispatch(
     and their due dates computed; each cohort's expired and suppressed members
     are recorded; the rest are grouped by variant (sections, previous cut,
     issue date), each variant is cut once, and its editions and deliveries go
-    in with one statement per cohort (per range of ids for a big one).
+    in with one statement for all its cohorts (per range of ids for a big list).
     """
     started = time.perf_counter()
     report = DispatchReport()
@@ -245,38 +248,39 @@ def dispatch(
             )
             span = subscription_id_range(session, name)
         # Missed editions first: past the deadline they are recorded, never sent.
-        for due, expired in dues:
-            if expired:
-                reason = _expired_reason(due.scheduled_at, now)
-                for ids in _id_windows(span, CHUNK + 1):
-                    with database.transaction() as session:
-                        count = insert_cohort_editions(
-                            session,
-                            due,
-                            status=DeliveryState.EXPIRED,
-                            reason=reason,
-                            now=now,
-                            message_id=message_id,
-                            ids=ids,
-                        )
-                    report.count(name, due.issue_date, DeliveryState.EXPIRED, count)
+        missed = [due for due, expired in dues if expired]
+        for ids in _id_windows(span, CHUNK + 1) if missed else []:
+            with database.transaction() as session:
+                counts = insert_due_editions(
+                    session,
+                    name,
+                    missed,
+                    status=DeliveryState.EXPIRED,
+                    reason=lambda scheduled_at: _expired_reason(scheduled_at, now),
+                    now=now,
+                    message_id=message_id,
+                    ids=ids,
+                )
+            for issue_date, count in counts.items():
+                report.count(name, issue_date, DeliveryState.EXPIRED, count)
         due_now = [due for due, expired in dues if not expired]
         if settings.approval is ApprovalMode.REQUIRED:
             due_now = _hold_unapproved(database, report, name, due_now, cut_at)
-        _record_suppressed(database, report, due_now, now, message_id)
+        _record_suppressed(database, report, name, due_now, now, message_id)
         groups: dict[VariantSpec, list[_Share]] = defaultdict(list)
         with database.transaction() as session:
-            for due in due_now:
-                for since, count in cohort_windows(session, due, cut_at):
-                    spec = VariantSpec(
-                        briefing=name,
-                        sections=ordered_sections(config, name, due.cohort.chosen),
-                        since=since,
-                        cut_at=cut_at,
-                        locale=settings.locale,
-                        issue_date=due.issue_date,
-                    )
-                    groups[spec].append(_Share(due, since, count))
+            windows = due_windows(session, name, due_now, cut_at)
+        for position, since, count in windows:
+            due = due_now[position]
+            spec = VariantSpec(
+                briefing=name,
+                sections=ordered_sections(config, name, due.cohort.chosen),
+                since=since,
+                cut_at=cut_at,
+                locale=settings.locale,
+                issue_date=due.issue_date,
+            )
+            groups[spec].append(_Share(due, since, count))
         # Variants are built outside any transaction: rendering takes CPU, not locks.
         for spec, shares in groups.items():
             built = build_variant(
@@ -286,24 +290,25 @@ def dispatch(
             status = DeliveryState.SKIPPED if skip else DeliveryState.PENDING
             empty = "no new articles since the last edition" if skip else None
             variant_id: int | None = None
-            for share in shares:
-                for ids in _id_windows(span, share.count):
-                    with database.transaction() as session:
-                        if variant_id is None:
-                            variant_id = freeze_variant(session, frozen(built), now)
-                            report.count_variant(name, spec.issue_date)
-                            report.notes.extend(f"{name}: {note}" for note in built.notes)
-                        count = insert_cohort_editions(
-                            session,
-                            share.due,
-                            status=status,
-                            reason=empty,
-                            now=now,
-                            message_id=message_id,
-                            variant=(variant_id, cut_at, share.since),
-                            ids=ids,
-                        )
-                    report.count(name, spec.issue_date, status, count)
+            # One statement per variant for all its cohorts (per range of ids for a big one).
+            for ids in _id_windows(span, sum(share.count for share in shares)):
+                with database.transaction() as session:
+                    if variant_id is None:
+                        variant_id = freeze_variant(session, frozen(built), now)
+                        report.count_variant(name, spec.issue_date)
+                        report.notes.extend(f"{name}: {note}" for note in built.notes)
+                    counts = insert_due_editions(
+                        session,
+                        name,
+                        [share.due for share in shares],
+                        status=status,
+                        reason=empty,
+                        now=now,
+                        message_id=message_id,
+                        variant=(variant_id, cut_at, [share.since for share in shares]),
+                        ids=ids,
+                    )
+                report.count(name, spec.issue_date, status, counts[spec.issue_date])
         report.log(name)
         for (held_name, issue_date), waiting in sorted(report.held.items()):
             if held_name == name:
@@ -322,31 +327,33 @@ def dispatch(
 def _record_suppressed(
     database: Database,
     report: DispatchReport,
+    name: str,
     dues: list[CohortDue],
     now: datetime,
     message_id: Callable[[str, int, date], str],
 ) -> None:
     """Record the editions of suppressed members as suppressed, one by one (they are few)."""
-    for due in dues:
-        with database.transaction() as session:
-            for subscription_id, subscriber_id, email in suppression_candidates(session, due):
-                hit = suppression_for(session, email, due.briefing)
-                if hit is None:
-                    continue
-                edition = NewEdition(
-                    briefing=due.briefing,
-                    subscriber_id=subscriber_id,
-                    subscription_id=subscription_id,
-                    issue_date=due.issue_date,
-                    scheduled_at=due.scheduled_at if not due.forced else now,
-                    variant_id=None,
-                    cut_at=None,
-                    status=DeliveryState.SUPPRESSED,
-                    reason=f"address suppressed ({hit.reason})",
-                    message_id=message_id(due.briefing, subscriber_id, due.issue_date),
-                )
-                if insert_edition(session, edition, now):
-                    report.count(due.briefing, due.issue_date, DeliveryState.SUPPRESSED)
+    with database.transaction() as session:
+        candidates = suppression_candidates(session, name, dues)
+        for position, subscription_id, subscriber_id, email in candidates:
+            hit = suppression_for(session, email, name)
+            if hit is None:
+                continue
+            due = dues[position]
+            edition = NewEdition(
+                briefing=name,
+                subscriber_id=subscriber_id,
+                subscription_id=subscription_id,
+                issue_date=due.issue_date,
+                scheduled_at=due.scheduled_at if not due.forced else now,
+                variant_id=None,
+                cut_at=None,
+                status=DeliveryState.SUPPRESSED,
+                reason=f"address suppressed ({hit.reason})",
+                message_id=message_id(name, subscriber_id, due.issue_date),
+            )
+            if insert_edition(session, edition, now):
+                report.count(name, due.issue_date, DeliveryState.SUPPRESSED)
 
 
 def _hold_unapproved(
@@ -363,9 +370,8 @@ def _hold_unapproved(
     """
     with database.transaction() as session:
         approved = approved_dates(session, name, {due.issue_date for due in dues})
-        for due in dues:
-            if due.issue_date not in approved:
-                waiting = sum(count for _, count in cohort_windows(session, due, cut_at))
-                if waiting:
-                    report.held[(name, due.issue_date)] += waiting
+        held = [due for due in dues if due.issue_date not in approved]
+        if held:
+            for position, _, count in due_windows(session, name, held, cut_at):
+                report.held[(name, held[position].issue_date)] += count
     return [due for due in dues if due.issue_date in approved]

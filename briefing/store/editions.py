@@ -10,13 +10,31 @@ from __future__ import annotations
 import json
 import typing
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, Table, Text, cast, exists, func, literal, or_, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy import insert as plain_insert
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -254,9 +272,11 @@ def delivery_counts(session: Session, briefing: str, since: datetime) -> Counter
 #
 # Dispatch works on cohorts: a briefing's active subscriptions with the same timezone, send
 # time, frequency and stored sections. Their due moments are computed once per cohort (in
-# Python: SQLite has no timezone database), and their editions and deliveries are inserted
-# with one INSERT ... SELECT each, so the cost per subscriber is database work only and no
-# list of subscribers is ever held in memory.
+# Python: SQLite has no timezone database). The due cohorts go in a temporary table, which
+# each statement joins: one reads the windows, one the suppressed, and one INSERT ... SELECT
+# per variant puts in its editions and deliveries, so the number of statements grows with
+# variants, the cost per subscriber is database work only, and no list of subscribers is
+# ever held in memory.
 
 DELIVERY_BATCH = 5000  # delivery rows per executemany on PostgreSQL
 
@@ -298,6 +318,26 @@ _EDITIONS = typing.cast(Table, Edition.__table__)
 _DELIVERIES = typing.cast(Table, Delivery.__table__)
 _PREVIOUS = aliased(Edition)
 
+# The cohorts (with their issue date) one dispatch statement works on, filled with one
+# executemany at the start of the statement's transaction and dropped at its end: the
+# statements join it, so their number grows with variants, not with cohorts.
+_DUES = Table(
+    "dispatch_dues",
+    MetaData(),
+    Column("position", Integer, primary_key=True),
+    Column("briefing", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("send_time", String(5), nullable=False),
+    Column("frequency", String(20), nullable=False),
+    Column("sections", Text),
+    Column("issue_date", Date, nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("since", UTCDateTime),  # the previous cut a variant's members share
+    prefixes=["TEMPORARY"],
+)
+
 
 def subscription_cohorts(session: Session, briefing: str) -> list[Cohort]:
     """Return the cohorts of ``briefing``'s active subscriptions."""
@@ -331,41 +371,92 @@ def _previous_cut(briefing: str, cut_at: datetime) -> Any:
     )
 
 
-def _members(due: CohortDue, *, ids: tuple[int, int] | None = None) -> list[Any]:
-    """Return the conditions naming a cohort's members without an edition on the date."""
-    cohort = due.cohort
+@contextmanager
+def _dues_table(
+    session: Session, dues: Sequence[CohortDue], since: Sequence[datetime | None] | None = None
+) -> Iterator[Table]:
+    """Hold ``dues`` (and each one's previous cut) in a temporary table for one statement.
+
+    A row's ``position`` is its index in ``dues``. The table lives in this
+    transaction only: a rollback takes it away, and so does the drop at the end.
+    """
+    schema = "pg_temp" if session.get_bind().dialect.name == "postgresql" else "temp"
+    drop = sql_text(f"DROP TABLE IF EXISTS {schema}.{_DUES.name}")
+    session.execute(drop)  # left by a statement that failed halfway on this connection
+    _DUES.create(session.connection())
+    session.execute(
+        plain_insert(_DUES),
+        [
+            {
+                "position": position,
+                "briefing": due.briefing,
+                "status": SubscriptionState.ACTIVE.value,
+                "timezone": due.cohort.timezone,
+                "send_time": due.cohort.send_time,
+                "frequency": due.cohort.frequency,
+                "sections": due.cohort.sections,
+                "issue_date": due.issue_date,
+                "scheduled_at": due.scheduled_at,
+                "forced": due.forced,
+                "since": since[position] if since is not None else None,
+            }
+            for position, due in enumerate(dues)
+        ],
+    )
+    yield _DUES
+    session.execute(drop)
+
+
+def _members(briefing: str, dues: Table, *, ids: tuple[int, int] | None = None) -> list[Any]:
+    """Return the conditions joining cohorts' members without an edition on the date to ``dues``."""
+    due = dues.c
     conditions = [
+        # Every column of the cohort index comes from ``dues`` (not a constant), so that the
+        # database reads the few due rows first and each cohort's members by the index.
         Subscription.briefing == due.briefing,
-        Subscription.status == SubscriptionState.ACTIVE,
-        Subscription.timezone == cohort.timezone,
-        Subscription.send_time == cohort.send_time,
-        Subscription.frequency == cohort.frequency,
-        _SECTIONS_TEXT.is_not_distinct_from(cohort.sections),
+        Subscription.status == due.status,
+        Subscription.timezone == due.timezone,
+        Subscription.send_time == due.send_time,
+        Subscription.frequency == due.frequency,
+        _SECTIONS_TEXT.is_not_distinct_from(due.sections),
         ~exists().where(
-            Edition.briefing == due.briefing,
+            Edition.briefing == briefing,
             Edition.subscriber_id == Subscription.subscriber_id,
             Edition.issue_date == due.issue_date,
         ),
+        # Nobody gets an edition whose send time passed before they subscribed (but run-now
+        # sends to every member).
+        or_(due.forced, Subscription.created_at <= due.scheduled_at),
     ]
-    if not due.forced:
-        # Nobody gets an edition whose send time passed before they subscribed.
-        conditions.append(Subscription.created_at <= due.scheduled_at)
     if ids is not None:
         conditions.append(Subscription.id.between(*ids))
     return conditions
 
 
-def cohort_windows(
-    session: Session, due: CohortDue, cut_at: datetime
-) -> list[tuple[datetime | None, int]]:
-    """Return the previous cuts of a cohort's members due on the date, and how many share each.
+def due_windows(
+    session: Session, briefing: str, dues: Sequence[CohortDue], cut_at: datetime
+) -> list[tuple[int, datetime | None, int]]:
+    """Return, per due cohort (its index in ``dues``), its members' previous cuts and counts.
 
-    Members with the same previous cut share a selection window, hence a variant.
+    Members with the same previous cut share a selection window, hence a
+    variant. One statement answers for all the cohorts.
     """
-    previous = _previous_cut(due.briefing, cut_at).label("previous")
-    inner = select(previous).where(*_members(due)).subquery()
-    rows = session.execute(select(inner.c.previous, func.count()).group_by(inner.c.previous)).all()
-    return [(since, int(count)) for since, count in rows]
+    if not dues:
+        return []
+    with _dues_table(session, dues) as table:
+        previous = _previous_cut(briefing, cut_at).label("previous")
+        inner = (
+            select(table.c.position, previous)
+            .select_from(table)
+            .join(Subscription, and_(*_members(briefing, table)))
+            .subquery()
+        )
+        rows = session.execute(
+            select(inner.c.position, inner.c.previous, func.count()).group_by(
+                inner.c.position, inner.c.previous
+            )
+        ).all()
+    return [(int(position), since, int(count)) for position, since, count in rows]
 
 
 def subscription_id_range(session: Session, briefing: str) -> tuple[int, int] | None:
@@ -378,25 +469,32 @@ def subscription_id_range(session: Session, briefing: str) -> tuple[int, int] | 
     return (int(low), int(high)) if low is not None else None
 
 
-def suppression_candidates(session: Session, due: CohortDue) -> list[tuple[int, int, str]]:
-    """Return (subscription id, subscriber id, address) of members who may be suppressed.
+def suppression_candidates(
+    session: Session, briefing: str, dues: Sequence[CohortDue]
+) -> list[tuple[int, int, int, str]]:
+    """Return (due's index, subscription id, subscriber id, address) of members maybe suppressed.
 
     The database matches the address's hash against the suppression list; an
     internationalised domain may be on it under an older hash as well
     (:func:`~briefing.domain.addresses.address_hashes`), so those addresses come
     back too and the caller checks them one by one. Both are rare.
     """
+    if not dues:
+        return []
     hashed = _sha256_hex(session, Subscriber.email)
     on_list = exists().where(
         Suppression.email_hash == hashed,
-        Suppression.briefing.in_((due.briefing, ALL_BRIEFINGS)),
+        Suppression.briefing.in_((briefing, ALL_BRIEFINGS)),
     )
-    rows = session.execute(
-        select(Subscription.id, Subscription.subscriber_id, Subscriber.email)
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(*_members(due), or_(on_list, Subscriber.email.like("%xn--%")))
-    )
-    return [(int(a), int(b), str(c)) for a, b, c in rows]
+    with _dues_table(session, dues) as table:
+        rows = session.execute(
+            select(table.c.position, Subscription.id, Subscription.subscriber_id, Subscriber.email)
+            .select_from(table)
+            .join(Subscription, and_(*_members(briefing, table)))
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(or_(on_list, Subscriber.email.like("%xn--%")))
+        ).all()
+    return [(int(a), int(b), int(c), str(d)) for a, b, c, d in rows]
 
 
 def _sha256_hex(session: Session, text: Any) -> Any:
@@ -405,85 +503,116 @@ def _sha256_hex(session: Session, text: Any) -> Any:
     return func.briefing_sha256(text)  # registered on every SQLite connection (store/db.py)
 
 
-def insert_cohort_editions(
-    session: Session,
-    due: CohortDue,
-    *,
-    status: DeliveryState,
-    reason: str | None,
-    now: datetime,
-    message_id: MessageIdOf,
-    variant: tuple[int, datetime, datetime | None] | None = None,
-    ids: tuple[int, int] | None = None,
-) -> int:
-    """Insert the editions and deliveries of a cohort's members due on the date; return how many.
-
-    ``variant`` is (variant id, cut time, previous cut): only members whose
-    previous cut is that one get it. Members with an edition on the date are
-    left alone (and on PostgreSQL the unique key settles a concurrent
-    dispatch). ``ids`` limits the statement to a range of subscription ids,
-    to keep a transaction short.
-    """
-    conditions = _members(due, ids=ids)
-    variant_id, cut_at = None, None
-    if variant is not None:
-        variant_id, cut_at, since = variant
-        conditions.append(_previous_cut(due.briefing, cut_at).is_not_distinct_from(since))
-    watermark = session.scalar(select(func.max(Edition.id))) or 0
-    chosen = select(
-        literal(due.briefing, String),
-        Subscription.subscriber_id,
-        Subscription.id,
-        literal(due.issue_date, Date),
-        literal(due.scheduled_at, UTCDateTime),
-        literal(variant_id, Integer),
-        literal(cut_at, UTCDateTime),
-        literal(now, UTCDateTime),
-    ).where(*conditions)
-    columns = [
-        "briefing",
-        "subscriber_id",
-        "subscription_id",
-        "issue_date",
-        "scheduled_at",
-        "variant_id",
-        "cut_at",
-        "created_at",
-    ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_EDITIONS).from_select(columns, chosen).on_conflict_do_nothing()
-    result = session.execute(statement, execution_options={"preserve_rowcount": True})
-    inserted = int(result.rowcount)  # type: ignore[attr-defined]
-    if inserted:
-        _insert_deliveries(session, due.briefing, watermark, status, reason, now, message_id)
-    return inserted
+Reason = str | Callable[[datetime], str] | None
+"""A delivery's reason: one for all, or made from each edition's scheduled time."""
 
 
-def _insert_deliveries(
+def insert_due_editions(
     session: Session,
     briefing: str,
-    watermark: int,
+    dues: Sequence[CohortDue],
+    *,
     status: DeliveryState,
-    reason: str | None,
+    reason: Reason,
     now: datetime,
     message_id: MessageIdOf,
-) -> None:
-    """Insert the delivery rows of the editions this transaction just inserted.
+    variant: tuple[int, datetime, Sequence[datetime | None]] | None = None,
+    ids: tuple[int, int] | None = None,
+) -> Counter[date]:
+    """Insert the editions and deliveries of the due cohorts' members; count them by date.
 
-    They are the editions above ``watermark`` without a delivery: any other
-    process's edition is committed with its delivery, in one transaction.
+    One statement for all of ``dues``. ``variant`` is (variant id, cut time,
+    each due's previous cut): only members whose previous cut is their due's
+    get it. Members with an edition on the date are left alone (and on
+    PostgreSQL the unique key settles a concurrent dispatch). ``ids`` limits
+    the statement to a range of subscription ids, to keep a transaction short.
     """
-    fresh = [
+    if not dues:
+        return Counter()
+    variant_id, cut_at, since = (None, None, None) if variant is None else variant
+    with _dues_table(session, dues, since) as table:
+        conditions = _members(briefing, table, ids=ids)
+        if cut_at is not None:
+            conditions.append(_previous_cut(briefing, cut_at).is_not_distinct_from(table.c.since))
+        watermark = session.scalar(select(func.max(Edition.id))) or 0
+        chosen = (
+            select(
+                literal(briefing, String),
+                Subscription.subscriber_id,
+                Subscription.id,
+                table.c.issue_date,
+                table.c.scheduled_at,
+                literal(variant_id, Integer),
+                literal(cut_at, UTCDateTime),
+                literal(now, UTCDateTime),
+            )
+            .select_from(table)
+            .join(Subscription, and_(*conditions))
+        )
+        columns = [
+            "briefing",
+            "subscriber_id",
+            "subscription_id",
+            "issue_date",
+            "scheduled_at",
+            "variant_id",
+            "cut_at",
+            "created_at",
+        ]
+        dialect = session.get_bind().dialect.name
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = upsert(_EDITIONS).from_select(columns, chosen).on_conflict_do_nothing()
+        result = session.execute(statement, execution_options={"preserve_rowcount": True})
+    inserted = int(result.rowcount)  # type: ignore[attr-defined]
+    if not inserted:
+        return Counter()
+    fresh = _fresh(briefing, watermark, now)
+    dates = {due.issue_date for due in dues}
+    if len(dates) == 1:
+        counts = Counter({dates.pop(): inserted})
+    else:
+        counts = Counter(
+            {
+                day: int(count)
+                for day, count in session.execute(
+                    select(Edition.issue_date, func.count())
+                    .where(*fresh)
+                    .group_by(Edition.issue_date)
+                )
+            }
+        )
+    _insert_deliveries(session, briefing, fresh, status, reason, now, message_id)
+    return counts
+
+
+def _fresh(briefing: str, watermark: int, now: datetime) -> list[Any]:
+    """Name the editions this transaction just inserted: above ``watermark``, no delivery yet.
+
+    Any other process's edition is committed with its delivery, in one transaction.
+    """
+    return [
         Edition.id > watermark,
         Edition.briefing == briefing,
         Edition.created_at == now,
         ~exists().where(Delivery.edition_id == Edition.id),
     ]
+
+
+def _insert_deliveries(
+    session: Session,
+    briefing: str,
+    fresh: list[Any],
+    status: DeliveryState,
+    reason: Reason,
+    now: datetime,
+    message_id: MessageIdOf,
+) -> None:
+    """Insert the delivery rows of the ``fresh`` editions this transaction just inserted."""
     columns = ["edition_id", "kind", "status", "reason", "message_id", "attempts"]
     columns += ["created_at", "updated_at"]
     if session.get_bind().dialect.name == "sqlite":
-        # The Message-ID is made in the statement, by a function of this connection.
+        # The Message-ID (and a reason made per edition) is made in the statement, by a
+        # function of this connection.
         raw = session.connection().connection.driver_connection
         assert raw is not None
 
@@ -491,11 +620,20 @@ def _insert_deliveries(
             return message_id(name, subscriber_id, date.fromisoformat(issue_date))
 
         raw.create_function("briefing_message_id", 3, made, deterministic=True)
+        why: Any = literal(reason, Text) if not callable(reason) else None
+        if callable(reason):
+            reason_of = reason
+
+            def explained(scheduled_at: str) -> str:
+                return reason_of(datetime.fromisoformat(scheduled_at).replace(tzinfo=UTC))
+
+            raw.create_function("briefing_reason", 1, explained, deterministic=True)
+            why = func.briefing_reason(Edition.scheduled_at)
         chosen = select(
             Edition.id,
             literal(MessageKind.DIGEST.value, String),
             literal(status.value, String),
-            literal(reason, Text),
+            why,
             func.briefing_message_id(Edition.briefing, Edition.subscriber_id, Edition.issue_date),
             literal(0, Integer),
             literal(now, UTCDateTime),
@@ -507,7 +645,7 @@ def _insert_deliveries(
     # (Editions just inserted always name their subscriber; coalesce only satisfies the type.)
     subscriber = func.coalesce(Edition.subscriber_id, 0)
     rows = session.execute(
-        select(Edition.id, subscriber, Edition.issue_date).where(*fresh),
+        select(Edition.id, subscriber, Edition.issue_date, Edition.scheduled_at).where(*fresh),
         execution_options={"yield_per": DELIVERY_BATCH},
     )
     for batch in rows.partitions(DELIVERY_BATCH):
@@ -518,12 +656,12 @@ def _insert_deliveries(
                     "edition_id": edition_id,
                     "kind": MessageKind.DIGEST,
                     "status": status,
-                    "reason": reason,
+                    "reason": reason(scheduled_at) if callable(reason) else reason,
                     "message_id": message_id(briefing, subscriber_id, issue_date),
                     "attempts": 0,
                     "created_at": now,
                     "updated_at": now,
                 }
-                for edition_id, subscriber_id, issue_date in batch
+                for edition_id, subscriber_id, issue_date, scheduled_at in batch
             ],
         )

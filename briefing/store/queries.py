@@ -17,5 +17,6 @@ def insert_ignore(session: Session, table: type[DeclarativeBase], values: dict[s
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).values(**values).on_conflict_do_nothing()
-    result = session.execute(statement)
+    # Without preserve_rowcount psycopg's rowcount is -1 here, which would read as "inserted".
+    result = session.execute(statement, execution_options={"preserve_rowcount": True})
     return bool(result.rowcount)  # type: ignore[attr-defined]

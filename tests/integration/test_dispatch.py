@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from briefing.audience.imports import import_subscribers
 from briefing.cli import cli
@@ -226,3 +227,130 @@ def test_dispatch_by_set_on_postgresql(postgres_url: str, tmp_path: Path, signer
         assert statuses[("r4@example.com", "2026-11-26")] == "pending"
     finally:
         database.dispose()
+
+
+def _cohorts_share_statements(config: Config, database: Database, signer: Signer) -> None:
+    """Four cohorts (send times) of one variant: one insert for the variant, one for the missed."""
+    ingest(config, database, NOW - timedelta(hours=1))
+    path = config.base_dir / "times.csv"
+    times = ("09:00", "09:30", "10:00", "10:30")
+    path.write_text(
+        "email,briefing,sections,timezone,send_time,frequency\n"
+        + "".join(
+            f"r{n}-{at.replace(':', '')}@example.com,daily,world,Europe/London,{at},daily\n"
+            for at in times
+            for n in range(2)
+        )
+    )
+    import_subscribers(config, database, path, datetime(2026, 1, 1, tzinfo=UTC))
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EDITIONS"):
+            statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        # London is on UTC in November: today's four send times are due, within the deadline.
+        report = dispatch(config, database, signer, datetime(2026, 11, 26, 11, 0, 30, tzinfo=UTC))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", seen)
+    assert (report.pending, report.expired, report.variants) == (8, 8, 1)
+    assert len(statements) == 2  # yesterday's missed editions, then today's one variant
+    with database.transaction() as session:
+        rows = session.execute(
+            select(Edition.issue_date, Edition.scheduled_at, Delivery.status, Delivery.reason).join(
+                Delivery, Delivery.edition_id == Edition.id
+            )
+        ).all()
+    assert len(rows) == 16
+    for issue_date, scheduled_at, status, reason in rows:
+        # Each edition keeps its own cohort's send time, and a missed one says which it was.
+        assert f"{scheduled_at:%H:%M}" in times and scheduled_at.date() == issue_date
+        if str(issue_date) == "2026-11-25":
+            assert status == "expired"
+            late = datetime(2026, 11, 26, 11, 0, 30, tzinfo=UTC) - scheduled_at
+            assert reason == (
+                f"send time {scheduled_at:%Y-%m-%d %H:%M} UTC passed "
+                f"{int(late.total_seconds() // 60)} min ago, past the deadline"
+            )
+        else:
+            assert (status, reason) == ("pending", None)
+    assert (
+        dispatch(config, database, signer, datetime(2026, 11, 26, 11, 1, tzinfo=UTC)).dispatched
+        == 0
+    )
+
+
+def test_cohorts_of_one_variant_go_in_by_one_statement(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    _cohorts_share_statements(project, database, signer)
+
+
+def test_cohorts_of_one_variant_go_in_by_one_statement_on_postgresql(
+    postgres_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    config = make_project(tmp_path, database_url=postgres_url)
+    database = open_database(config.database)
+    try:
+        _cohorts_share_statements(config, database, signer)
+    finally:
+        database.dispose()
+
+
+def _two_dispatches_at_once(config: Config, signer: Signer) -> None:
+    """Two processes dispatching the same moment together put every edition in once."""
+    first, second = open_database(config.database), open_database(config.database)
+    try:
+        ingest(config, first, NOW - timedelta(hours=1))
+        path = config.base_dir / "race.csv"
+        path.write_text(
+            "email,briefing,sections,timezone,send_time,frequency\n"
+            + "".join(
+                f"r{n}-{at.replace(':', '')}@example.com,daily,world,Europe/London,{at},daily\n"
+                for at in ("09:00", "09:30", "10:00", "10:30")
+                for n in range(5)
+            )
+        )
+        import_subscribers(config, first, path, datetime(2026, 1, 1, tzinfo=UTC))
+        at = datetime(2026, 11, 26, 11, 0, 30, tzinfo=UTC)
+        start = threading.Barrier(2)
+        reports: list[int] = []
+        errors: list[BaseException] = []
+
+        def run(database: Database) -> None:
+            start.wait()
+            try:
+                reports.append(dispatch(config, database, signer, at).dispatched)
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(db,)) for db in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert sum(reports) == 40  # 20 of today's, 20 of yesterday's (expired)
+        with first.transaction() as session:
+            rows = session.execute(
+                select(Edition.subscriber_id, Edition.issue_date, Delivery.id).outerjoin(
+                    Delivery, Delivery.edition_id == Edition.id
+                )
+            ).all()
+        assert len(rows) == 40 == len({(s, d) for s, d, _ in rows})
+        assert all(delivery is not None for _, _, delivery in rows)
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+def test_two_dispatches_at_once_put_each_edition_in_once(project: Config, signer: Signer) -> None:
+    _two_dispatches_at_once(project, signer)
+
+
+def test_two_dispatches_at_once_on_postgresql(
+    postgres_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    _two_dispatches_at_once(make_project(tmp_path, database_url=postgres_url), signer)
