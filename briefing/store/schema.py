@@ -329,7 +329,12 @@ class Edition(Base):
     """One subscriber's issue of one briefing for one local date."""
 
     __tablename__ = "editions"
-    __table_args__ = (UniqueConstraint("briefing", "subscriber_id", "issue_date"),)
+    __table_args__ = (
+        UniqueConstraint("briefing", "subscriber_id", "issue_date"),
+        # The ops metrics read recent editions by issue date, and each briefing's newest one.
+        Index("ix_editions_issue_date_briefing", "issue_date", "briefing"),
+        Index("ix_editions_briefing_created", "briefing", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     briefing: Mapped[str] = mapped_column(String(100))

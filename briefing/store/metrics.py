@@ -1,0 +1,191 @@
+"""Read the ops picture from the database: aggregates for `/metrics` and `briefing status`.
+
+Every number is computed here, from the tables, at the time it is asked for,
+so it is right however many processes send. Each query is indexed and bounded:
+
+- deliveries by briefing and state: editions whose issue date is in a recent
+  window (``ix_editions_issue_date_briefing``), joined to their delivery by
+  its unique ``edition_id``;
+- due but unsent: the open deliveries (``ix_deliveries_status_next``) of those
+  same recent editions whose send time has come;
+- each briefing's newest dispatched edition (``ix_editions_briefing_created``,
+  one index probe per configured briefing);
+- sources, paused briefings and live processes: small tables, one row each.
+
+Times are the database's (:mod:`briefing.store.dbclock`), like heartbeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from briefing.domain.states import OPEN, DeliveryState, MessageKind
+from briefing.errors import StoreError
+from briefing.store.controls import paused_briefings
+from briefing.store.db import Database
+from briefing.store.dbclock import database_time
+from briefing.store.processes import ProcessRow, live_processes
+from briefing.store.schema import Delivery, Edition, Source
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A briefing's editions that are due and not yet sent."""
+
+    editions: int
+    oldest_due: datetime
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """The configured sources' health, without naming any of them."""
+
+    configured: int
+    failing: int  # failed at least once in a row
+    max_failures_in_a_row: int
+    last_success: datetime | None
+
+
+@dataclass(frozen=True)
+class OpsPicture:
+    """What ops watch, as the database shows it at ``now``."""
+
+    now: datetime
+    since: date  # first issue date in the window
+    deliveries: dict[tuple[str, DeliveryState], int]
+    backlog: dict[str, Backlog]
+    last_dispatch: dict[str, datetime | None]
+    sources: SourceHealth
+    paused: set[str]
+    processes: list[ProcessRow] = field(default_factory=list)
+
+
+def delivery_counts(session: Session, since: date) -> dict[tuple[str, DeliveryState], int]:
+    """Count the digest deliveries of editions issued on or after ``since``, by briefing and state."""
+    rows = session.execute(
+        select(Edition.briefing, Delivery.status, func.count())
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(Edition.issue_date >= since)
+        .group_by(Edition.briefing, Delivery.status)
+    )
+    return {(briefing, DeliveryState(state)): int(count) for briefing, state, count in rows}
+
+
+def backlog(session: Session, since: date, now: datetime) -> dict[str, Backlog]:
+    """Return, by briefing, the recent editions due by ``now`` whose delivery is still open."""
+    rows = session.execute(
+        select(Edition.briefing, func.count(), func.min(Edition.scheduled_at))
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(
+            Delivery.status.in_([state.value for state in OPEN]),
+            Delivery.kind == MessageKind.DIGEST.value,
+            Edition.issue_date >= since,
+            Edition.scheduled_at <= now,
+        )
+        .group_by(Edition.briefing)
+    )
+    return {
+        briefing: Backlog(int(count), _aware(oldest))
+        for briefing, count, oldest in rows
+        if oldest is not None
+    }
+
+
+def last_dispatches(session: Session, briefings: Collection[str]) -> dict[str, datetime | None]:
+    """Return when each briefing's newest edition was put in the ledger (None: never)."""
+    found: dict[str, datetime | None] = {}
+    for briefing in briefings:
+        newest = session.scalar(
+            select(func.max(Edition.created_at)).where(Edition.briefing == briefing)
+        )
+        found[briefing] = _aware(newest) if newest is not None else None
+    return found
+
+
+def source_health(session: Session, keys: Collection[str]) -> SourceHealth:
+    """Summarise the health of the configured sources ``keys`` (their locations)."""
+    failing, worst, last = session.execute(
+        select(
+            func.count().filter(Source.consecutive_failures > 0),
+            func.coalesce(func.max(Source.consecutive_failures), 0),
+            func.max(Source.last_success_at),
+        ).where(Source.key.in_(list(keys)))
+    ).one()
+    return SourceHealth(
+        configured=len(keys),
+        failing=int(failing or 0),
+        max_failures_in_a_row=int(worst or 0),
+        last_success=_aware(last) if last is not None else None,
+    )
+
+
+def ops_picture(
+    session: Session,
+    *,
+    briefings: Collection[str],
+    source_keys: Collection[str],
+    window: timedelta,
+    stale: timedelta,
+) -> OpsPicture:
+    """Read everything ops watch in one read transaction."""
+    now = database_time(session)
+    since = (now - window).date()
+    return OpsPicture(
+        now=now,
+        since=since,
+        deliveries=delivery_counts(session, since),
+        backlog=backlog(session, since, now),
+        last_dispatch=last_dispatches(session, briefings),
+        sources=source_health(session, source_keys),
+        paused=paused_briefings(session),
+        processes=live_processes(session, stale=stale),
+    )
+
+
+def ping(session: Session) -> None:
+    """Run a trivial query that still reads the database file (not only the connection)."""
+    session.execute(select(func.count()).select_from(Source)).scalar()
+
+
+def _aware(moment: datetime) -> datetime:
+    if isinstance(moment, str):  # SQLite aggregates hand back text
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def check_database(database: Database) -> None:
+    """Raise a StoreError unless the database answers a query; a SQLite file must be on disk.
+
+    An open SQLite connection keeps reading a file that was deleted (or whose
+    folder was), so the file's presence is checked too.
+    """
+    path = database.sqlite_path
+    if path is not None and not path.exists():
+        raise StoreError(f"the database file {path} is gone")
+    try:
+        with database.reading() as session:
+            ping(session)
+    except SQLAlchemyError as exc:
+        raise StoreError(_first_line(exc)) from exc
+
+
+def schema_revisions(database: Database) -> tuple[str | None, str | None]:
+    """Return (the database's migration revision, the newest known), or raise a StoreError."""
+    path = database.sqlite_path
+    if path is not None and not path.exists():
+        raise StoreError(f"the database file {path} is gone")
+    try:
+        return database.revisions()
+    except SQLAlchemyError as exc:
+        raise StoreError(_first_line(exc)) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {text}"
