@@ -49,6 +49,7 @@ def _register() -> None:
         schedule_cmd,
         send_cmd,
         sources_cmd,
+        status_cmd,
         subscribers_cmd,
         web_cmd,
     )
@@ -65,6 +66,7 @@ def _register() -> None:
         bounces_cmd,
         inbound_cmd,
         deliver_cmd,
+        status_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -25,12 +25,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from briefing.config import Config
 from briefing.domain.states import OPEN, DeliveryState, MessageKind
 from briefing.errors import StoreError
 from briefing.store.controls import paused_briefings
 from briefing.store.db import Database
 from briefing.store.dbclock import database_time
-from briefing.store.processes import ProcessRow, live_processes
+from briefing.store.processes import STALE_AFTER_BEATS, ProcessRow, live_processes
 from briefing.store.schema import Delivery, Edition, Source
 
 
@@ -48,6 +49,7 @@ class SourceHealth:
 
     configured: int
     failing: int  # failed at least once in a row
+    flagged: int  # failed at least ``ingest.flag_after_failures`` times in a row
     max_failures_in_a_row: int
     last_success: datetime | None
 
@@ -108,11 +110,12 @@ def last_dispatches(session: Session, briefings: Collection[str]) -> dict[str, d
     return found
 
 
-def source_health(session: Session, keys: Collection[str]) -> SourceHealth:
+def source_health(session: Session, keys: Collection[str], flag_after: int) -> SourceHealth:
     """Summarise the health of the configured sources ``keys`` (their locations)."""
-    failing, worst, last = session.execute(
+    failing, flagged, worst, last = session.execute(
         select(
             func.count().filter(Source.consecutive_failures > 0),
+            func.count().filter(Source.consecutive_failures >= flag_after),
             func.coalesce(func.max(Source.consecutive_failures), 0),
             func.max(Source.last_success_at),
         ).where(Source.key.in_(list(keys)))
@@ -120,6 +123,7 @@ def source_health(session: Session, keys: Collection[str]) -> SourceHealth:
     return SourceHealth(
         configured=len(keys),
         failing=int(failing or 0),
+        flagged=int(flagged or 0),
         max_failures_in_a_row=int(worst or 0),
         last_success=_aware(last) if last is not None else None,
     )
@@ -132,6 +136,7 @@ def ops_picture(
     source_keys: Collection[str],
     window: timedelta,
     stale: timedelta,
+    flag_after: int,
 ) -> OpsPicture:
     """Read everything ops watch in one read transaction."""
     now = database_time(session)
@@ -142,10 +147,32 @@ def ops_picture(
         deliveries=delivery_counts(session, since),
         backlog=backlog(session, since, now),
         last_dispatch=last_dispatches(session, briefings),
-        sources=source_health(session, source_keys),
+        sources=source_health(session, source_keys, flag_after),
         paused=paused_briefings(session),
         processes=live_processes(session, stale=stale),
     )
+
+
+def source_keys(config: Config) -> list[str]:
+    """Return the configured sources' keys (their locations), each once."""
+    return list(
+        dict.fromkeys(
+            source.location for section in config.sections.values() for source in section.sources
+        )
+    )
+
+
+def read_ops_picture(config: Config, database: Database) -> OpsPicture:
+    """Read the ops picture of ``config``'s briefings and sources in a read-only transaction."""
+    with database.reading() as session:
+        return ops_picture(
+            session,
+            briefings=list(config.briefings),
+            source_keys=source_keys(config),
+            window=config.metrics.window,
+            stale=timedelta(seconds=config.delivery.heartbeat * STALE_AFTER_BEATS),
+            flag_after=config.ingest.flag_after_failures,
+        )
 
 
 def ping(session: Session) -> None:

@@ -148,7 +148,11 @@ def ops_routes(config: Config, database: Database) -> list[BaseRoute]:
     """Return the monitoring routes: /metrics, /healthz and /readyz."""
     health = Health(database, config.metrics.health_timeout.total_seconds())
     return [
-        Route("/metrics", MetricsEndpoint(config, database, MetricsGuard.from_config(config))),
+        Route(
+            "/metrics",
+            MetricsEndpoint(config, database, MetricsGuard.from_config(config)).scrape,
+            methods=["GET"],
+        ),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]

@@ -21,7 +21,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -34,33 +33,11 @@ from starlette.responses import PlainTextResponse, Response
 from briefing.config import METRICS_TOKEN_ENV, Config, webhook_secret
 from briefing.domain.states import DeliveryState, ProcessKind
 from briefing.store import Database
-from briefing.store.metrics import OpsPicture, ops_picture
-from briefing.store.processes import STALE_AFTER_BEATS
+from briefing.store.metrics import OpsPicture, read_ops_picture
 
 logger = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def source_keys(config: Config) -> list[str]:
-    """Return the configured sources' keys (their locations), each once."""
-    return list(
-        dict.fromkeys(
-            source.location for section in config.sections.values() for source in section.sources
-        )
-    )
-
-
-def read_picture(config: Config, database: Database) -> OpsPicture:
-    """Read the ops picture for ``config``'s briefings and sources."""
-    with database.reading() as session:
-        return ops_picture(
-            session,
-            briefings=list(config.briefings),
-            source_keys=source_keys(config),
-            window=config.metrics.window,
-            stale=timedelta(seconds=config.delivery.heartbeat * STALE_AFTER_BEATS),
-        )
 
 
 def families(config: Config, picture: OpsPicture) -> list[Metric]:
@@ -153,7 +130,7 @@ class LedgerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Read the database and yield every family, then how long reading took."""
         started = time.perf_counter()
-        yield from families(self.config, read_picture(self.config, self.database))
+        yield from families(self.config, read_ops_picture(self.config, self.database))
         yield GaugeMetricFamily(
             "briefing_metrics_collect_seconds",
             "Seconds this scrape spent reading the database.",
@@ -218,7 +195,7 @@ class MetricsEndpoint:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LedgerCollector(config, database))
 
-    async def __call__(self, request: Request) -> Response:
+    async def scrape(self, request: Request) -> Response:
         """Answer a scrape, or refuse it."""
         if not self.guard.enabled:
             raise HTTPException(404)
