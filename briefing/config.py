@@ -888,9 +888,10 @@ class MetricsConfig(StrictModel):
         "is the other way in. /metrics is off unless one of the two is set.",
     )
     window: PositiveDuration = Field(
-        default=timedelta(days=2),
-        description="Recent editions: the deliveries of editions whose issue date is within "
-        "this of today are counted (a bounded window, however long the ledger's history).",
+        default=timedelta(days=1),
+        description="Recent editions: the deliveries of editions whose send time is within "
+        "this of now are counted, and the due-but-unsent among them (a bounded window, "
+        "however long the ledger's history); keep it above the longest briefing deadline.",
     )
     unsent_after: PositiveDuration = Field(
         default=timedelta(minutes=15),

@@ -185,7 +185,10 @@ def as_text(
             f"  {row.kind.value:<8} {row.host}:{row.pid}  started {_since(now, row.started_at)}, "
             f"heartbeat {_since(now, row.heartbeat_at)}"
         )
-    lines += ["", f"briefings (deliveries of editions issued since {picture.since}):"]
+    lines += [
+        "",
+        f"briefings (deliveries of editions due since {picture.since:%Y-%m-%d %H:%M} UTC):",
+    ]
     for name in config.briefings:
         waiting = picture.backlog.get(name)
         state = "PAUSED" if name in picture.paused else "running"

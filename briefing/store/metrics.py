@@ -3,11 +3,10 @@
 Every number is computed here, from the tables, at the time it is asked for,
 so it is right however many processes send. Each query is indexed and bounded:
 
-- deliveries by briefing and state: editions whose issue date is in a recent
-  window (``ix_editions_issue_date_briefing``), joined to their delivery by
-  its unique ``edition_id``;
-- due but unsent: the open deliveries (``ix_deliveries_status_next``) of those
-  same recent editions whose send time has come;
+- deliveries by briefing and state, and the due but unsent among them:
+  editions scheduled in a recent window (``ix_editions_scheduled_briefing``),
+  joined to their delivery's state by ``ix_deliveries_edition_status`` (index
+  entries only), in one pass;
 - each briefing's newest dispatched edition (``ix_editions_briefing_created``,
   one index probe per configured briefing);
 - sources, paused briefings and live processes: small tables, one row each.
@@ -19,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from briefing.config import Config
-from briefing.domain.states import OPEN, DeliveryState, MessageKind
+from briefing.domain.states import OPEN, DeliveryState
 from briefing.errors import StoreError
 from briefing.store.controls import paused_briefings
 from briefing.store.db import Database
@@ -59,7 +58,7 @@ class OpsPicture:
     """What ops watch, as the database shows it at ``now``."""
 
     now: datetime
-    since: date  # first issue date in the window
+    since: datetime  # editions scheduled since then are counted (now - metrics.window)
     deliveries: dict[tuple[str, DeliveryState], int]
     backlog: dict[str, Backlog]
     last_dispatch: dict[str, datetime | None]
@@ -68,35 +67,42 @@ class OpsPicture:
     processes: list[ProcessRow] = field(default_factory=list)
 
 
-def delivery_counts(session: Session, since: date) -> dict[tuple[str, DeliveryState], int]:
-    """Count the digest deliveries of editions issued on or after ``since``, by briefing and state."""
-    rows = session.execute(
-        select(Edition.briefing, Delivery.status, func.count())
-        .join(Delivery, Delivery.edition_id == Edition.id)
-        .where(Edition.issue_date >= since)
-        .group_by(Edition.briefing, Delivery.status)
-    )
-    return {(briefing, DeliveryState(state)): int(count) for briefing, state, count in rows}
+def recent_deliveries(
+    session: Session, since: datetime, now: datetime
+) -> tuple[dict[tuple[str, DeliveryState], int], dict[str, Backlog]]:
+    """Count the deliveries of editions scheduled since ``since`` by briefing and state.
 
-
-def backlog(session: Session, since: date, now: datetime) -> dict[str, Backlog]:
-    """Return, by briefing, the recent editions due by ``now`` whose delivery is still open."""
+    Return the counts and, by briefing, the editions due by ``now`` whose
+    delivery is still open (with the oldest one's send time), in one pass.
+    """
+    due = Edition.scheduled_at <= now
     rows = session.execute(
-        select(Edition.briefing, func.count(), func.min(Edition.scheduled_at))
-        .join(Delivery, Delivery.edition_id == Edition.id)
-        .where(
-            Delivery.status.in_([state.value for state in OPEN]),
-            Delivery.kind == MessageKind.DIGEST.value,
-            Edition.issue_date >= since,
-            Edition.scheduled_at <= now,
+        select(
+            Edition.briefing,
+            Delivery.status,
+            func.count(),
+            func.sum(case((due, 1), else_=0)),
+            func.min(case((due, Edition.scheduled_at))),
         )
-        .group_by(Edition.briefing)
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(Edition.scheduled_at >= since)
+        # State first: grouped by briefing first, SQLite would rather walk a briefing index
+        # in order (every edition) than read the window's few and sort them.
+        .group_by(Delivery.status, Edition.briefing)
     )
-    return {
-        briefing: Backlog(int(count), _aware(oldest))
-        for briefing, count, oldest in rows
-        if oldest is not None
-    }
+    counts: dict[tuple[str, DeliveryState], int] = {}
+    waiting: dict[str, Backlog] = {}
+    for briefing, status, count, due_count, oldest in rows:
+        state = DeliveryState(status)
+        counts[(briefing, state)] = int(count)
+        if state in OPEN and due_count and oldest is not None:
+            before = waiting.get(briefing)
+            oldest = _aware(oldest)
+            waiting[briefing] = Backlog(
+                int(due_count) + (before.editions if before else 0),
+                min(oldest, before.oldest_due) if before else oldest,
+            )
+    return counts, waiting
 
 
 def last_dispatches(session: Session, briefings: Collection[str]) -> dict[str, datetime | None]:
@@ -140,12 +146,13 @@ def ops_picture(
 ) -> OpsPicture:
     """Read everything ops watch in one read transaction."""
     now = database_time(session)
-    since = (now - window).date()
+    since = now - window
+    deliveries, waiting = recent_deliveries(session, since, now)
     return OpsPicture(
         now=now,
         since=since,
-        deliveries=delivery_counts(session, since),
-        backlog=backlog(session, since, now),
+        deliveries=deliveries,
+        backlog=waiting,
         last_dispatch=last_dispatches(session, briefings),
         sources=source_health(session, source_keys, flag_after),
         paused=paused_briefings(session),

@@ -44,14 +44,14 @@ def families(config: Config, picture: OpsPicture) -> list[Metric]:
     """Turn the picture into metric families (every configured briefing, state and kind listed)."""
     deliveries = GaugeMetricFamily(
         "briefing_deliveries",
-        f"Digest deliveries of recent editions (issue date on or after {picture.since}"
-        " - metrics.window) by briefing and state.",
+        "Digest deliveries of recent editions (send time within metrics.window) "
+        "by briefing and state.",
         labels=["briefing", "state"],
     )
     due = GaugeMetricFamily(
         "briefing_editions_due_unsent",
         "Recent editions whose send time has come and whose delivery is still open "
-        "(pending, deferred or sending).",
+        "(pending, deferred or sending), paused briefings included.",
         labels=["briefing"],
     )
     lag = GaugeMetricFamily(
