@@ -45,6 +45,7 @@ from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from briefing.config import METRICS_TOKEN_ENV, Config, load_config  # noqa: E402
+from briefing.domain.states import DeliveryState  # noqa: E402
 from briefing.store import Database, open_database  # noqa: E402
 from briefing.web import create_app  # noqa: E402
 from briefing.web.metrics import LedgerCollector  # noqa: E402
@@ -56,13 +57,14 @@ ADMIN = os.environ.get(
 )
 TOKEN = "benchmark-metrics-token-0123456789"
 BRIEFINGS = ("daily", "weekly")
-SETTLED = ("sent",) * 16 + ("bounced", "failed", "skipped", "suppressed")
+D = DeliveryState
+SETTLED = (D.SENT,) * 16 + (D.BOUNCED, D.FAILED, D.SKIPPED, D.SUPPRESSED)
 # The indexes of migration 0012 that the window queries use (dropped for the baseline).
 WINDOW_INDEXES = (
     "ix_editions_scheduled_briefing editions scheduled_at,briefing,id",
     "ix_deliveries_edition_status deliveries edition_id,status",
 )
-TODAY = ("sent",) * 6 + ("pending",) * 3 + ("sending", "deferred")
+TODAY = (D.SENT,) * 6 + (D.PENDING,) * 3 + (D.SENDING, D.DEFERRED)
 
 
 def size(text_value: str) -> int:
@@ -118,7 +120,7 @@ def fill(database: Database, count: int, days: int) -> None:
                     {
                         "id": n,
                         "edition_id": n,
-                        "status": state,
+                        "status": state.value,
                         "message_id": f"<{n:040x}@news.example.org>",
                         "at": at,
                     }
