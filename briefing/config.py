@@ -8,6 +8,7 @@ Secrets (the signing key, SMTP password, DKIM key) come from the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import time, timedelta
@@ -40,6 +41,7 @@ DKIM_KEY_ENV = "BRIEFING_DKIM_KEY_FILE"
 WEBHOOK_TOKEN_ENV = "BRIEFING_WEBHOOK_TOKEN"
 MAILGUN_SIGNING_KEY_ENV = "BRIEFING_MAILGUN_SIGNING_KEY"
 IMAP_PASSWORD_ENV = "BRIEFING_IMAP_PASSWORD"
+METRICS_TOKEN_ENV = "BRIEFING_METRICS_TOKEN"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -918,6 +920,44 @@ class DeskConfig(StrictModel):
         return self
 
 
+class MetricsConfig(StrictModel):
+    """Ops monitoring: `GET <base>/metrics`, and when `briefing status` says a person is needed."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description=f"Client networks (CIDRs such as 10.0.0.0/8, or single addresses) whose "
+        f"scrapes of /metrics are accepted without a token; a bearer token in {METRICS_TOKEN_ENV} "
+        "is the other way in. /metrics is off unless one of the two is set.",
+    )
+    window: PositiveDuration = Field(
+        default=timedelta(days=1),
+        description="Recent editions: the deliveries of editions whose send time is within "
+        "this of now are counted, and the due-but-unsent among them (a bounded window, "
+        "however long the ledger's history); keep it above the longest briefing deadline.",
+    )
+    unsent_after: PositiveDuration = Field(
+        default=timedelta(minutes=15),
+        description="`briefing status` needs a person when an edition has been due and unsent "
+        "for longer than this.",
+    )
+    health_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=2),
+        description="How long /healthz and /readyz wait for the database before answering 503.",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"expected a network such as 10.0.0.0/8 or an address, got {item!r}"
+                ) from None
+        return value
+
+
 class Config(StrictModel):
     """The whole ``config.yaml``."""
 
@@ -951,6 +991,10 @@ class Config(StrictModel):
     desk: DeskConfig = Field(
         default_factory=DeskConfig,
         description="The desk's sessions and login limits.",
+    )
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig,
+        description="Ops monitoring: /metrics, /healthz, /readyz and `briefing status`.",
     )
     database_url: str | None = Field(
         default=None,

@@ -50,6 +50,7 @@ def _register() -> None:
         schedule_cmd,
         send_cmd,
         sources_cmd,
+        status_cmd,
         subscribers_cmd,
         users_cmd,
         web_cmd,
@@ -69,6 +70,7 @@ def _register() -> None:
         deliver_cmd,
         users_cmd,
         edition_cmd,
+        status_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -24,7 +24,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +41,10 @@ LOCKED_HINT = (
     "Wait for it to finish and run this again; `briefing serve` and `briefing web` only hold "
     "the database for short moments."
 )
+
+
+# Execution option marking a connection's transactions as read-only (see Database.reading).
+READ_ONLY_OPTION = "briefing_read_only"
 
 
 def _sha256_hex(text: str | None) -> str | None:
@@ -71,7 +75,10 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction (Database.reading) takes no write lock: it never waits
+        # for a sender's commit, nor makes one wait.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -120,6 +127,29 @@ class Database:
                     hint=LOCKED_HINT,
                 ) from exc
             raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """Run a block of reads in one read-only transaction (no write lock on SQLite).
+
+        On PostgreSQL the transaction is READ ONLY; on SQLite it begins DEFERRED,
+        so a reader (a metrics scrape, a status check) never queues behind a writer.
+        """
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY_OPTION: True})
+            with connection.begin(), Session(bind=connection) as session:
+                if not self.is_sqlite:
+                    session.execute(text("SET TRANSACTION READ ONLY"))
+                yield session
+
+    def revisions(self) -> tuple[str | None, str | None]:
+        """Return (the database's migration revision, the newest one this code knows)."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with self.reading() as session:
+            current = MigrationContext.configure(session.connection()).get_current_revision()
+        return current, head
 
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""

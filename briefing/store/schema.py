@@ -331,7 +331,12 @@ class Edition(Base):
     """One subscriber's issue of one briefing for one local date."""
 
     __tablename__ = "editions"
-    __table_args__ = (UniqueConstraint("briefing", "subscriber_id", "issue_date"),)
+    __table_args__ = (
+        UniqueConstraint("briefing", "subscriber_id", "issue_date"),
+        # The ops metrics read recent editions by send time, and each briefing's newest one.
+        Index("ix_editions_scheduled_briefing", "scheduled_at", "briefing", "id"),
+        Index("ix_editions_briefing_created", "briefing", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     briefing: Mapped[str] = mapped_column(String(100))
@@ -361,6 +366,8 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        # The ops metrics count recent editions' deliveries by state from the index alone.
+        Index("ix_deliveries_edition_status", "edition_id", "status"),
         CheckConstraint(one_of("status", DeliveryState), name="ck_deliveries_status"),
         CheckConstraint(one_of("kind", MessageKind), name="ck_deliveries_kind"),
         CheckConstraint(

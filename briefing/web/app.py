@@ -17,6 +17,10 @@ Routes (``<base>`` is the path of ``site.base_url``, e.g. ``/briefing``):
     POST <base>/a/<token>    uses it once (download, delete, change of address, undo)
     GET|POST <base>/desk/... the desk: logins, sessions and the newsroom's pages
                              (:mod:`briefing.web.desk`)
+    GET  <base>/metrics      Prometheus metrics, with the bearer token or from an allowed
+                             client (:mod:`briefing.web.metrics`); off unless configured
+    GET  <base>/healthz      the process is up and its database answers (JSON, 200 or 503)
+    GET  <base>/readyz       the database's migrations are current (JSON, 200 or 503)
 
 Any bad token, unknown page or failure answers with a plain page and a 4xx or
 5xx status, never a stack trace.
@@ -53,8 +57,10 @@ from briefing.store import Database
 from briefing.web import account, desk, links, signup
 from briefing.web.context import WebContext, context_of, utc_now
 from briefing.web.forms import MAX_BODY_BYTES, FormGuard
+from briefing.web.health import Health
 from briefing.web.hooks import Hooks
 from briefing.web.limits import SignupLimiter
+from briefing.web.metrics import MetricsEndpoint, MetricsGuard
 from briefing.web.pages import message
 
 logger = logging.getLogger(__name__)
@@ -116,7 +122,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def routes(context: WebContext, hooks: Hooks | None = None) -> list[BaseRoute]:
+def routes(
+    context: WebContext, hooks: Hooks | None = None, ops: Sequence[BaseRoute] = ()
+) -> list[BaseRoute]:
     """Return the routes, mounted under ``base_url``'s path when it has one."""
     unsubscribe, preferences, view, confirm = (
         f"/{purpose.route}/{{token}}"
@@ -136,8 +144,23 @@ def routes(context: WebContext, hooks: Hooks | None = None) -> list[BaseRoute]:
         Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_page, methods=["GET"]),
         Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_post, methods=["POST"]),
         *desk.routes(),
+        *ops,
     ]
     return [Mount(context.prefix, routes=table)] if context.prefix else table
+
+
+def ops_routes(config: Config, database: Database) -> list[BaseRoute]:
+    """Return the monitoring routes: /metrics, /healthz and /readyz."""
+    health = Health(database, config.metrics.health_timeout.total_seconds())
+    return [
+        Route(
+            "/metrics",
+            MetricsEndpoint(config, database, MetricsGuard.from_config(config)).scrape,
+            methods=["GET"],
+        ),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+    ]
 
 
 def create_app(
@@ -204,7 +227,9 @@ def create_app(
 
     app = Starlette(
         lifespan=lifespan,
-        routes=routes(context, Hooks(config, database, signer, clock, fetch)),
+        routes=routes(
+            context, Hooks(config, database, signer, clock, fetch), ops_routes(config, database)
+        ),
         exception_handlers={
             HTTPException: _http_error,
             TokenError: _token_error,
