@@ -50,7 +50,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from postfix import fetch_postfix, postfix_env, smtp_sink  # noqa: E402
+import postfix  # noqa: E402
+from postfix import fetch_postfix, smtp_sink  # noqa: E402
 from sqlalchemy import delete, func, select, update  # noqa: E402
 
 from briefing.audience.imports import import_subscribers  # noqa: E402
@@ -276,25 +277,7 @@ def run_smtp_source(root: Path, port: int, count: int, size: int, sessions: int)
     ``-d`` keeps each session open for many messages, as the engine's pool
     does; without it every message pays a new connection and greeting.
     """
-    subprocess.run(
-        [
-            str(root / "usr" / "sbin" / "smtp-source"),
-            "-d",
-            "-s",
-            str(sessions),
-            "-m",
-            str(count),
-            "-l",
-            str(size),
-            "-f",
-            "briefing@news.example.org",
-            "-t",
-            "reader@example.com",
-            f"127.0.0.1:{port}",
-        ],
-        env=postfix_env(root),
-        check=True,
-    )
+    postfix.run_smtp_source(root, port, count, size, sessions, reuse=True)
     return count
 
 

@@ -7,7 +7,6 @@ screenshots docs/desk.md shows; otherwise they go to a temporary folder.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,24 +16,12 @@ import pytest
 from briefing.audience.imports import import_subscribers
 from briefing.domain.states import Role
 from briefing.store import open_database
+from tests.support.browser import chromium, playwright_or_skip
 from tests.support.desk import DESK, PASSWORD, START, DeskSite, serve_desk
 from tests.support.factories import make_project
 from tests.support.web import SUBSCRIBERS
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is absent")
-if not CHROMIUM.exists() and not shutil.which("chromium"):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 
 @pytest.fixture
@@ -58,8 +45,7 @@ def shots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tab(site: DeskSite) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium(sync_api) as browser:
         context = browser.new_context(viewport={"width": 900, "height": 600})
         tab = context.new_page()
         problems: list[str] = []
@@ -67,7 +53,6 @@ def tab(site: DeskSite) -> Iterator[Any]:
         tab.on("pageerror", lambda error: problems.append(str(error)))
         yield tab
         context.close()
-        browser.close()
     # A CSP violation or script error shows up here; the refused login's 400 is expected.
     expected = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
     assert [problem for problem in problems if problem != expected] == [], problems
