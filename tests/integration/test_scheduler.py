@@ -389,6 +389,8 @@ def test_a_long_job_logs_one_line_per_overrun(caplog: pytest.LogCaptureFixture) 
     from briefing.ops.scheduler import Overruns
 
     caplog.set_level(logging.DEBUG)
+    # In-process CLI tests leave the "briefing" logger at INFO (serve and web set it so).
+    caplog.set_level(logging.DEBUG, logger="briefing")
     overruns = Overruns()
     scheduler = BackgroundScheduler(
         logger=overruns.logger,
