@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from briefing.audience.bounces import intake, recent_events
+from briefing.audience.bounces import Handled, intake, recent_events
 from briefing.cli.app import App, pass_app
 from briefing.config import imap_password
 from briefing.errors import BriefingError
@@ -64,18 +64,7 @@ def import_command(
         dry_run=dry_run,
         move_to=move_to,
     ):
-        if handled.problem is not None:
-            click.echo(f"warning: {handled.file}: not handled: {handled.problem}", err=True)
-            counts["unreadable"] = counts.get("unreadable", 0) + 1
-            continue
-        kind = str(handled.report.kind)
-        counts[kind] = counts.get(kind, 0) + 1
-        if as_json:
-            click.echo(json.dumps(handled.as_json(), ensure_ascii=False))
-        else:
-            who = ", ".join(handled.report.recipients) or "-"
-            done = "; ".join(handled.actions) or ("dry run" if dry_run else "-")
-            click.echo(f"{handled.file}: {kind} {handled.report.status or ''} {who}: {done}")
+        _echo(handled, counts, as_json=as_json, dry_run=dry_run)
     if not as_json:
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no messages"
         click.echo(f"{summary}{' (dry run: nothing changed)' if dry_run else ''}")
@@ -100,19 +89,7 @@ def poll_command(app: App, dry_run: bool, as_json: bool) -> None:
     for polled in poll(
         config, app.database, app.signer, password, now=datetime.now(UTC), dry_run=dry_run
     ):
-        handled = polled.handled
-        if handled.problem is not None:
-            click.echo(f"warning: {handled.file}: not handled: {handled.problem}", err=True)
-            counts["unreadable"] = counts.get("unreadable", 0) + 1
-            continue
-        kind = str(handled.report.kind)
-        counts[kind] = counts.get(kind, 0) + 1
-        if as_json:
-            click.echo(json.dumps(handled.as_json(), ensure_ascii=False))
-        else:
-            who = ", ".join(handled.report.recipients) or "-"
-            done = "; ".join(handled.actions) or ("dry run" if dry_run else "-")
-            click.echo(f"{handled.file}: {kind} {handled.report.status or ''} {who}: {done}")
+        _echo(polled.handled, counts, as_json=as_json, dry_run=dry_run)
     if not as_json:
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no messages"
         imap = config.bounces.imap
@@ -127,3 +104,19 @@ def poll_command(app: App, dry_run: bool, as_json: bool) -> None:
 
 
 COMMANDS = (bounces_group,)
+
+
+def _echo(handled: Handled, counts: dict[str, int], *, as_json: bool, dry_run: bool) -> None:
+    """Print one handled message (a JSON line, or a line of text) and count it by kind."""
+    if handled.problem is not None:
+        click.echo(f"warning: {handled.file}: not handled: {handled.problem}", err=True)
+        counts["unreadable"] = counts.get("unreadable", 0) + 1
+        return
+    kind = str(handled.report.kind)
+    counts[kind] = counts.get(kind, 0) + 1
+    if as_json:
+        click.echo(json.dumps(handled.as_json(), ensure_ascii=False))
+    else:
+        who = ", ".join(handled.report.recipients) or "-"
+        done = "; ".join(handled.actions) or ("dry run" if dry_run else "-")
+        click.echo(f"{handled.file}: {kind} {handled.report.status or ''} {who}: {done}")
