@@ -58,9 +58,9 @@ def test_a_send_started_during_a_big_import_proceeds(tmp_path: Path) -> None:
         while subscribers(database) <= 2 and importing.poll() is None:
             assert time.monotonic() < deadline, "no chunk of the import landed in 120 s"
             time.sleep(0.02)
+        # Rows were visible while the import still ran (its last chunk may have landed by now:
+        # the process can still be finishing, so how many landed is not asserted).
         assert importing.poll() is None, "the import finished before any chunk was seen"
-        landed = subscribers(database)
-        assert 2 < landed < ROWS + 2
         sent = CliRunner().invoke(
             cli,
             [
