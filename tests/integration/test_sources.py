@@ -59,7 +59,8 @@ def test_a_source_whose_stories_another_stored_first_still_counts_them(
     first, mirror = server.url("/first"), server.url("/mirror")
     config = project(tmp_path, [first, mirror])
     reports = run(config)
-    assert reports[first].new == 3 and reports[mirror].new == 0
+    # Fetched at once, either may be stored first; the other finds every story already there.
+    assert sorted([reports[first].new, reports[mirror].new]) == [0, 3]
     shown = CliRunner().invoke(
         cli, ["--config", str(config.base_dir / "config.yaml"), "sources", "--json"]
     )
