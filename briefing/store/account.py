@@ -16,7 +16,8 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from briefing.domain.addresses import address_hash
-from briefing.domain.states import AccountAction, DeliveryState, MessageKind, SubscriptionState
+from briefing.domain.states import AccountAction, MessageKind, SubscriptionState
+from briefing.store.messages import queue_transactional
 from briefing.store.schema import (
     AccountRequest,
     BounceEvent,
@@ -56,18 +57,7 @@ def add_request(
 
 def queue_request_mail(session: Session, request_id: int, message_id: str, now: datetime) -> int:
     """Put the mail of one account request on the ledger, due at once; return the delivery id."""
-    delivery = Delivery(
-        kind=MessageKind.ACCOUNT.value,
-        request_id=request_id,
-        status=DeliveryState.PENDING.value,
-        message_id=message_id,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(delivery)
-    session.flush()
-    return delivery.id
+    return queue_transactional(session, MessageKind.ACCOUNT, message_id, now, request_id=request_id)
 
 
 def request_by_id(session: Session, ident: int) -> AccountRequest | None:

@@ -34,14 +34,26 @@ def queue_confirmation(
     session: Session, confirmation_id: int, message_id: str, now: datetime
 ) -> int:
     """Put one confirmation mail on the ledger, due at once; return the delivery id."""
+    return queue_transactional(
+        session, MessageKind.CONFIRMATION, message_id, now, confirmation_id=confirmation_id
+    )
+
+
+def queue_transactional(
+    session: Session, kind: MessageKind, message_id: str, now: datetime, **target: int
+) -> int:
+    """Put one transactional mail of ``kind`` on the ledger, due at once; return its id.
+
+    ``target`` names what it is about (``confirmation_id=`` or ``request_id=``).
+    """
     delivery = Delivery(
-        kind=MessageKind.CONFIRMATION.value,
-        confirmation_id=confirmation_id,
+        kind=kind.value,
         status=DeliveryState.PENDING.value,
         message_id=message_id,
         attempts=0,
         created_at=now,
         updated_at=now,
+        **target,
     )
     session.add(delivery)
     session.flush()
