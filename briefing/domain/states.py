@@ -77,6 +77,14 @@ class MessageKind(StrEnum):
     ACCOUNT = "account"  # a reader's self-service link: download, delete, change of address
 
 
+class ClipStatus(StrEnum):
+    """Where an edition's HTML part stands against Gmail's clip of about 102 KB."""
+
+    UNDER = "under"
+    NEAR = "near"  # above the warning size
+    OVER = "over"  # at the limit: Gmail shows "[Message clipped]"
+
+
 class AccountAction(StrEnum):
     """What a reader's single-use self-service link does when it is used."""
 
@@ -214,6 +222,7 @@ class DeskAction(StrEnum):
     PASSWORD_CHANGED = "password changed"
     USER_ADDED = "user added"
     USER_REMOVED = "user removed"
+    TEST_SENT = "test sent"  # an edition mailed as a test, with inert links
 
 
 class ApprovalMode(StrEnum):

@@ -214,6 +214,7 @@ def cut_variant(
     links = dict(placeholders or new_placeholders())
     archive, folding = _fold(config, spec, inputs)
     selection = _select(config, spec, folding, inputs.overrides)
+    shed: list[str] = []  # headlines dropped to fit the HTML part under Gmail's clip
     while True:
         digest = make_digest(
             config, spec, selection, folding, archive, summariser, inputs.overrides
@@ -243,6 +244,11 @@ def cut_variant(
             composed.html_size,
             HTML_LIMIT,
         )
+        lowest = selection.ranking[-1] if selection.ranking else None
+        shed.extend(a.title for a in selection.articles if a.id == lowest)
         selection = drop_lowest(selection)
     notes = rendered.notes + composed.notes
+    if shed:
+        dropped = ", ".join(repr(title) for title in shed)
+        notes += (f"dropped to keep the HTML part under {HTML_LIMIT:,} bytes: {dropped}",)
     return BuiltVariant(spec, selection, digest, rendered, composed, links, notes)

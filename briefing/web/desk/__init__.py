@@ -10,6 +10,12 @@ Routes (``<base>`` is the path of ``site.base_url``):
     GET  <base>/desk/password   change one's own password (every role)
     POST <base>/desk/password   ... every session of the account ends, this browser logs in anew
     GET  <base>/desk/ops/users  the accounts, their roles and sessions (ops, admin)
+    GET  <base>/desk/edition/{briefing}/{YYYY-MM-DD}/preview       an edition as its reader
+         gets it (``?sections=a,b`` or ``?subscriber=``): framed, text, headers, size,
+         warnings (editor, admin)
+    GET  <base>/desk/edition/{briefing}/{YYYY-MM-DD}/preview/html  the email alone, for the
+         preview's sandboxed iframes (``&scheme=light|dark``)
+    POST <base>/desk/edition/{briefing}/{YYYY-MM-DD}/test          mail it as a test
 
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
@@ -18,10 +24,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import views
+from briefing.web.desk import preview, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
+
+EDITION = "/desk/edition/{briefing}/{day}"
 
 
 def routes() -> list[BaseRoute]:
@@ -35,4 +43,7 @@ def routes() -> list[BaseRoute]:
         Route("/desk/password", views.password_page, methods=["GET"]),
         Route("/desk/password", views.password_post, methods=["POST"]),
         Route("/desk/ops/users", views.users_page, methods=["GET"]),
+        Route(f"{EDITION}/preview", preview.preview_page, methods=["GET"]),
+        Route(f"{EDITION}/preview/html", preview.preview_html, methods=["GET"]),
+        Route(f"{EDITION}/test", preview.send_test_post, methods=["POST"]),
     ]
