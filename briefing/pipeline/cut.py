@@ -75,6 +75,9 @@ class VariantSpec:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+SHED_NAMED = 5  # headlines named in the note about items dropped for size
+
+
 @dataclass(frozen=True)
 class VariantInputs:
     """What a variant is cut from: candidates, the related-link archive, the editor's overrides."""
@@ -249,6 +252,8 @@ def cut_variant(
         selection = drop_lowest(selection)
     notes = rendered.notes + composed.notes
     if shed:
-        dropped = ", ".join(repr(title) for title in shed)
+        dropped = ", ".join(repr(title) for title in shed[:SHED_NAMED])
+        if len(shed) > SHED_NAMED:
+            dropped += f" and {len(shed) - SHED_NAMED} more"
         notes += (f"dropped to keep the HTML part under {HTML_LIMIT:,} bytes: {dropped}",)
     return BuiltVariant(spec, selection, digest, rendered, composed, links, notes)
