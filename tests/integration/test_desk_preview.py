@@ -12,13 +12,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from briefing.audience.confirmations import composers
 from briefing.audience.imports import import_subscribers
+from briefing.cli import cli
+from briefing.config import Config
 from briefing.deliver.transactional import drain_transactional
 from briefing.domain.states import DeliveryState, DeskAction, MessageKind, Role
 from briefing.domain.tokens import Signer
+from briefing.errors import BriefingError
 from briefing.ingest import ingest
 from briefing.store import open_database
 from briefing.store.schema import Delivery, DeskActivity, Edition, TestSend
@@ -261,3 +265,44 @@ def test_a_test_goes_only_to_an_offered_address_and_to_the_whole_proof_list(
         message = BytesParser(policy=policy.default).parsebytes(received.data)
         assert str(message["Subject"]).startswith("[TEST] ")
         assert "Sport" in received.data.decode("ascii", "replace")
+
+
+def run(config: Config, *args: str) -> Result:
+    return CliRunner().invoke(
+        cli,
+        ["--config", str(config.base_dir / "config.yaml"), *args],
+        env={"BRIEFING_SECRET_KEY": KEY.decode()},
+    )
+
+
+def test_the_command_line_twin_queues_and_sends_a_test_now(site: DeskSite, server: Server) -> None:
+    config = site.config
+    refused = run(config, "edition", "test-send", "daily", "--to", "not an address")
+    # main() prints a BriefingError as message + hint; the runner hands it back as is.
+    assert isinstance(refused.exception, BriefingError)
+    assert "test recipient 'not an address'" in str(refused.exception)
+    unknown = run(
+        config, "edition", "test-send", "daily", "--to", "ed@newsroom.example.org",
+        "--subscriber", "nobody@example.com", "--date", ISSUE,
+    )  # fmt: skip
+    assert isinstance(unknown.exception, BriefingError)
+    assert "nobody@example.com has no subscription to daily" in str(unknown.exception)
+    assert server.handler.received == []
+    result = run(
+        config, "edition", "test-send", "daily", "--to", "ed@newsroom.example.org",
+        "--sections", "world", "--date", ISSUE, "--as", "chief", "--now",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "daily 2026-11-26 sections world" in result.output
+    assert "queued test 1 to ed@newsroom.example.org" in result.output
+    assert "sent now: 1 sent" in result.output
+    [received] = server.handler.received
+    message = BytesParser(policy=policy.default).parsebytes(received.data)
+    assert str(message["Subject"]).startswith("[TEST] The Daily")
+    assert "asked for by chief" in str(message["X-Briefing-Test"])
+    with site.database.transaction() as session:
+        assert session.execute(select(Delivery.kind, Delivery.status)).all() == [
+            (MessageKind.TEST.value, DeliveryState.SENT.value)
+        ]
+        [line] = session.scalars(select(DeskActivity))
+        assert (line.user_name, line.action) == ("chief", DeskAction.TEST_SENT.value)
