@@ -136,6 +136,9 @@ def test_the_email_frame_has_its_own_sandbox_policy_and_is_only_for_the_desk(
         assert answer.status_code == 404 and "previews and test sends" in answer.text
     dark = site.get(PREVIEW + "/html?sections=world&scheme=dark", sid)
     head = dark.text.split("</head>")[0]
+    assert "prefers-color-scheme" in frame.text  # the email's own dark rules ...
+    assert "prefers-color-scheme" not in dark.text  # ... always on in the dark frame
+    assert "@media (min-width: 0px)" in head
     assert head.rstrip().endswith(
         '<meta name="color-scheme" content="dark"><style>:root { color-scheme: dark !important; }'
         "</style>"

@@ -52,6 +52,8 @@ DARK = (
     "<style>:root { color-scheme: dark !important; }</style>"
 )
 _HEAD = re.compile(r"<head[^>]*>", re.IGNORECASE)
+_PREFERS_DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.IGNORECASE)
+_PREFERS_LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -226,14 +228,22 @@ async def preview_html(request: Request, visit: Visit) -> Response:
         )
     html = content.html
     if scheme == "dark":
-        # Must come after the template's own color-scheme meta, so it is the one that counts.
         html = _with_dark(html)
     return HTMLResponse(html, headers=_email_headers())
 
 
 def _with_dark(html: str) -> str:
+    """Return the email as a dark-mode client shows it: its dark rules on, its light rules off.
+
+    A framed document cannot be told the reader prefers dark, so its
+    ``prefers-color-scheme`` queries are rewritten: dark ones always match,
+    light ones never (an invalid query matches nothing), and the page says
+    ``color-scheme: dark``.
+    """
+    html = _PREFERS_DARK.sub("(min-width: 0px)", html)
+    html = _PREFERS_LIGHT.sub("(max-width: -1px)", html)
     end = html.lower().find("</head>")
-    if end >= 0:
+    if end >= 0:  # after the template's own color-scheme meta, so this one counts
         return html[:end] + DARK + html[end:]
     match = _HEAD.search(html)
     at = match.end() if match else 0
