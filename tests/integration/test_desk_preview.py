@@ -309,3 +309,29 @@ def test_the_command_line_twin_queues_and_sends_a_test_now(site: DeskSite, serve
         ]
         [line] = session.scalars(select(DeskActivity))
         assert (line.user_name, line.action) == ("chief", DeskAction.TEST_SENT.value)
+
+
+def test_a_test_send_on_postgresql(tmp_path: Path, server: Server, postgres_url: str) -> None:
+    config = make_project(tmp_path, delivery=delivery_settings(server), database_url=postgres_url)
+    database = open_database(config.database)
+    try:
+        ingest(config, database, NOW - timedelta(hours=1))
+        result = run(
+            config, "edition", "test-send", "daily", "--to", "ed@newsroom.example.org",
+            "--to", "proofs@newsroom.example.org", "--date", ISSUE, "--now",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "sent now: 2 sent" in result.output
+        assert sorted(r.recipient for r in server.handler.received) == [
+            "ed@newsroom.example.org",
+            "proofs@newsroom.example.org",
+        ]
+        with database.transaction() as session:
+            stored = session.execute(select(TestSend.recipient, TestSend.message)).all()
+            assert len(stored) == 2
+            by_recipient = {r.recipient: r.data for r in server.handler.received}
+            for recipient, message in stored:
+                # The stored message is the one sent, after the delivery header the drain adds.
+                assert by_recipient[recipient].endswith(message)
+    finally:
+        database.dispose()
