@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -209,6 +209,7 @@ class Addressing:
 
     recipient: str
     message_id: str
+    date: datetime  # the Date header: when it was asked for, not the cut time
     subject_prefix: str = ""
     extra_headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -318,7 +319,7 @@ def addressed_copies(
             message_id=(
                 addressing.message_id if addressing else f"<preview-{uuid.uuid4().hex}@{domain}>"
             ),
-            date=datetime.now(UTC) if addressing else at,
+            date=addressing.date if addressing else at,
             tokens=tokens,
             list_unsubscribe=unsubscribe,
             extra_headers={
