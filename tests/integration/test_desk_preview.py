@@ -159,6 +159,7 @@ def test_unknown_briefings_sections_dates_and_subscribers_are_refused_by_name(
         (f"{DESK}edition/daily/26-11-2026/preview", 400, "'26-11-2026' is not an issue date"),
         (PREVIEW + "?sections=world&subscriber=ann@example.com", 400, "not both"),
         (PREVIEW + "?subscriber=nobody@example.com", 404, "nobody@example.com has no subscr"),
+        (PREVIEW + "?subscriber=nobody", 400, "'nobody' is not an email address"),
         (PREVIEW + "/html?sections=cooking", 400, "There is no section 'cooking'"),
     ):
         response = site.get(path, sid)

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from briefing.domain.addresses import AddressError, mailbox_key
 from briefing.domain.states import ClipStatus, Role
 from briefing.editions.preview import PreviewContent, preview_content
 from briefing.editions.testsend import queued_tests, send_test
@@ -109,6 +110,11 @@ def _ask(request: Request, values: dict[str, str] | None = None) -> Ask:
     subscriber = values.get("subscriber", "").strip() or None
     if sections_text and subscriber:
         raise Refused(400, "Ask for sections or for a subscriber, not both.")
+    if subscriber:
+        try:
+            subscriber = mailbox_key(subscriber)
+        except AddressError as exc:
+            raise Refused(400, f"{subscriber!r} is not an email address: {exc}") from None
     sections = [key.strip() for key in sections_text.split(",") if key.strip()] or None
     for key in sections or ():
         if key not in config.sections:
