@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
 from html import escape
@@ -57,6 +61,49 @@ _PREFERS_DARK = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.IGNO
 _PREFERS_LIGHT = re.compile(r"\(\s*prefers-color-scheme\s*:\s*light\s*\)", re.IGNORECASE)
 
 
+class FrameCache:
+    """Hand the email a page just cut to its own frames, so one view cuts once.
+
+    The page stores the HTML under a random id that its frames' URLs carry
+    (``&v=``); a frame finds it there for ``ttl`` seconds, for the same
+    session only. A frame that misses (expired, or served by another worker
+    process) cuts the edition itself, as it would without the cache. At most
+    ``size`` emails are kept, the oldest dropped first.
+    """
+
+    def __init__(self, size: int = 32, ttl: float = 120.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[float, str, str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, session_id: str, asked: str, html: str) -> str:
+        """Keep the email a page showed (``asked``: what it shows) for its frames; return its id."""
+        key = secrets.token_urlsafe(12)
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self.ttl, session_id, asked, html)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return key
+
+    def get(self, session_id: str, asked: str, key: str) -> str | None:
+        """Return the email kept under ``key`` for this session and ask, if still there."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic() or entry[1:3] != (session_id, asked):
+            return None
+        return entry[3]
+
+
+def frame_cache(request: Request) -> FrameCache:
+    """Return the application's frame cache, made at first use."""
+    state = request.app.state
+    cache: FrameCache | None = getattr(state, "preview_frames", None)
+    if cache is None:
+        cache = state.preview_frames = FrameCache()
+    return cache
+
+
 @dataclass(frozen=True)
 class Ask:
     """What a preview URL asks for: the issue and whom it is shown as."""
@@ -72,6 +119,11 @@ class Ask:
         if self.subscriber:
             return {"subscriber": self.subscriber}
         return {"sections": ",".join(self.sections)} if self.sections else {}
+
+    @property
+    def key(self) -> str:
+        """Return what is asked for as one string (the frame cache's check)."""
+        return f"{self.briefing}/{self.issue_date.isoformat()}?{urlencode(self.query)}"
 
     @property
     def shown_as(self) -> str:
@@ -191,8 +243,9 @@ async def preview_page(request: Request, visit: Visit) -> Response:
         queued = await run_in_threadpool(queued_tests, context.database, wanted)
     base = _base(request, ask)
     query = ask.query
+    kept = frame_cache(request).put(visit.session_id, ask.key, content.html)
     frames = {
-        scheme: base + "preview/html?" + urlencode({**query, "scheme": scheme})
+        scheme: base + "preview/html?" + urlencode({**query, "scheme": scheme, "v": kept})
         for scheme in SCHEMES
     }
     return desk_view(
@@ -225,14 +278,16 @@ async def preview_html(request: Request, visit: Visit) -> Response:
         scheme = request.query_params.get("scheme", "light")
         if scheme not in SCHEMES:
             raise Refused(400, f"scheme {scheme!r} is not one of: {', '.join(SCHEMES)}.")
-        content = await _content(request, ask, visit)
+        # The page that framed this email cut it a moment ago: show that very cut.
+        wanted = request.query_params.get("v", "")
+        kept = frame_cache(request).get(visit.session_id, ask.key, wanted)
+        html = kept if kept is not None else (await _content(request, ask, visit)).html
     except Refused as refused:
         return HTMLResponse(
             f"<p>{escape(refused.reason)}</p>",
             status_code=refused.status,
             headers=_email_headers(),
         )
-    html = content.html
     if scheme == "dark":
         html = _with_dark(html)
     return HTMLResponse(html, headers=_email_headers())
