@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import policy
@@ -365,3 +366,34 @@ def test_the_frames_show_the_very_cut_their_page_showed(site: DeskSite) -> None:
     # The id is for that one ask: the same id with other sections cuts those.
     sport = site.get(light.replace("sections=world", "sections=sport"), sid).text
     assert "Port Elwyn" not in sport and "SPORT" in sport.upper()
+
+
+def test_a_web_process_that_drains_mail_sends_the_test_within_seconds(
+    tmp_path: Path, server: Server
+) -> None:
+    config = make_project(
+        tmp_path,
+        desk={"addresses": {"ed": "ed@newsroom.example.org"}},
+        delivery=delivery_settings(server),
+    )
+    database = open_database(config.database)
+    ingest(config, database, NOW - timedelta(hours=1))
+    try:
+        with serve_desk(config, database, drain_interval=30) as site:
+            sid = editor(site)
+            status, location = sent_test(
+                site, sid, {"sections": "world", "to": "ed@newsroom.example.org"}
+            )
+            assert status == 303, location
+            # Woken by the request, not by its 30-second poll.
+            deadline = time.monotonic() + 10
+            while not server.handler.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [received] = server.handler.received
+            assert received.recipient == "ed@newsroom.example.org"
+            assert b"Subject: [TEST] The Daily" in received.data
+            page = plain(site.get(location, sid).text)
+            assert "This web process sends it within seconds" in page
+            assert "to ed@newsroom.example.org: sent" in page
+    finally:
+        database.dispose()
