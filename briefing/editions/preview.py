@@ -27,7 +27,7 @@ from briefing.domain.addresses import AddressError, mailbox_key
 from briefing.domain.states import ClipStatus
 from briefing.domain.tokens import Purpose, Signer
 from briefing.editions.variants import VariantSpec, build_variant, ordered_sections
-from briefing.errors import BriefingError
+from briefing.errors import BriefingError, EditionError
 from briefing.pipeline.checks import digest_warnings
 from briefing.pipeline.compose import HTML_LIMIT, HTML_WARNING, MessageTemplate, fill_links
 from briefing.pipeline.personalise import list_unsubscribe
@@ -268,7 +268,7 @@ def addressed_copies(
     with database.transaction() as session:
         found = subscription_of(session, briefing, address) if address else None
         if address and found is None:
-            raise BriefingError(
+            raise EditionError(
                 f"{address} has no subscription to {briefing}",
                 hint="Import them with `briefing subscribers import`, or preview by --sections.",
             )

@@ -397,3 +397,16 @@ def test_a_web_process_that_drains_mail_sends_the_test_within_seconds(
             assert "to ed@newsroom.example.org: sent" in page
     finally:
         database.dispose()
+
+
+def test_a_broken_site_template_is_shown_as_such(site: DeskSite) -> None:
+    sid = editor(site)
+    templates = site.config.base_dir / "templates"
+    templates.mkdir()
+    (templates / "digest.mjml.j2").write_text("<mjml>{{ broken </mjml>", encoding="utf-8")
+    page = site.get(PREVIEW + "?sections=world", sid)
+    assert page.status_code == 500
+    said = plain(page.text)
+    assert "The edition could not be shown" in said
+    assert "The edition could not be rendered: briefing daily: template error:" in said
+    assert site.get(PREVIEW + "/html?sections=world", sid).status_code == 500

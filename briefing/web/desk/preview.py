@@ -33,7 +33,7 @@ from briefing.domain.addresses import AddressError, mailbox_key
 from briefing.domain.states import ClipStatus, Role
 from briefing.editions.preview import PreviewContent, preview_content
 from briefing.editions.testsend import queued_tests, send_test
-from briefing.errors import BriefingError
+from briefing.errors import BriefingError, EditionError, RenderError
 from briefing.pipeline.compose import HTML_LIMIT, HTML_WARNING
 from briefing.store.messages import TestSendStatus
 from briefing.web.context import context_of
@@ -190,8 +190,16 @@ async def _content(request: Request, ask: Ask, visit: Visit) -> PreviewContent:
             sections=ask.sections,
             issue_date=ask.issue_date,
         )
-    except BriefingError as exc:
+    except EditionError as exc:  # a subscriber with no subscription to the briefing
         raise Refused(404, f"{exc.message}.") from None
+    except RenderError as exc:
+        logger.warning("desk preview of %s %s: %s", ask.briefing, ask.issue_date, exc.message)
+        raise Refused(500, f"The edition could not be rendered: {exc.message}.") from None
+    except BriefingError as exc:
+        raise Refused(400, f"{exc.message}.") from None
+
+
+_REFUSALS = {404: "No such edition to preview", 500: "The edition could not be shown"}
 
 
 def _refused(request: Request, visit: Visit, refused: Refused) -> Response:
@@ -200,9 +208,7 @@ def _refused(request: Request, visit: Visit, refused: Refused) -> Response:
         request,
         visit,
         status=refused.status,
-        heading="No such edition to preview"
-        if refused.status == 404
-        else "That preview is unclear",
+        heading=_REFUSALS.get(refused.status, "That preview is unclear"),
         paragraphs=[refused.reason],
     )
 
