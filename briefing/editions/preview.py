@@ -63,6 +63,7 @@ class PreviewContent:
     sections: tuple[str, ...]
     recipient: str
     subscriber: str | None  # the subscriber previewed, when not a set of sections
+    subscriber_id: int | None
     subject: str
     html: str
     text: str
@@ -335,6 +336,7 @@ def addressed_copies(
                 sections=content.sections,
                 recipient=addressing.recipient if addressing else audience.recipient,
                 subscriber=audience.recipient if subscriber else None,
+                subscriber_id=audience.subscriber_id,
                 subject=subject,
                 html=html,
                 text=text,

@@ -109,9 +109,10 @@ def send_test(
         to=addressing,
     )
     first = copies[0]
-    shown = (
-        f"as {first.subscriber}" if first.subscriber else "sections " + ", ".join(first.sections)
-    )
+    # Kept in test_sends and the activity list: a subscriber by number, never by address,
+    # so erasing them leaves no address behind.
+    chosen = "sections " + ", ".join(first.sections)
+    shown = f"as subscriber #{first.subscriber_id} ({chosen})" if first.subscriber else chosen
     with database.transaction() as session:
         ids = queue_test_sends(
             session,

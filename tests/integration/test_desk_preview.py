@@ -27,7 +27,14 @@ from briefing.editions.overrides import override
 from briefing.errors import BriefingError
 from briefing.ingest import ingest
 from briefing.store import open_database
-from briefing.store.schema import Article, Delivery, DeskActivity, Edition, TestSend
+from briefing.store.schema import (
+    Article,
+    Delivery,
+    DeskActivity,
+    Edition,
+    Subscriber,
+    TestSend,
+)
 from tests.support.delivery import delivery_settings
 from tests.support.desk import DESK, START, DeskSite, csrf_of, serve_desk
 from tests.support.factories import KEY, NOW, make_project
@@ -242,7 +249,13 @@ def test_a_test_send_goes_through_the_ledger_to_the_smtp_server_with_inert_links
             select(DeskActivity).where(DeskActivity.action == DeskAction.TEST_SENT.value)
         )
         assert line.user_name == "ed"
-        assert line.detail == ("daily 2026-11-26 as ann@example.com to ed@newsroom.example.org")
+        ann = session.scalar(select(Subscriber.id).where(Subscriber.email == "ann@example.com"))
+        assert line.detail == (
+            f"daily 2026-11-26 as subscriber #{ann} (sections world) to ed@newsroom.example.org"
+        )
+        [(shown_as, stored)] = session.execute(select(TestSend.shown_as, TestSend.message))
+        assert "ann@" not in shown_as and "ann@" not in line.detail
+        assert b"ann@" not in stored and b"ann@" not in received.data
     assert "to ed@newsroom.example.org: sent" in plain(site.get(location, sid).text)
     activity = unescape(site.get(DESK + "activity", sid).text)
     assert "test sent" in activity
