@@ -161,6 +161,7 @@ async def _page(
         titles=titles,
         shape=any(visit.user.role.may(role) for role in SHAPERS),
         path=_issue_path(request, briefing, day),
+        web_schemes=("https://", "http://"),  # only these become links
         error=error,
         notice=notice,
     )
