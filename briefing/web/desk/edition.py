@@ -76,9 +76,8 @@ def _load(config: Config, database: Database, briefing: str, day: date, now: dat
     return Issue(view, status)
 
 
-def _issue_path(request: Request, briefing: str, day: date, action: str = "") -> str:
-    path = desk_of(request).path(f"edition/{briefing}/{day.isoformat()}")
-    return f"{path}/{action}" if action else path
+def _issue_path(request: Request, briefing: str, day: date) -> str:
+    return desk_of(request).path(f"edition/{briefing}/{day.isoformat()}")
 
 
 def _not_found(request: Request, visit: Visit, what: str) -> Response:
