@@ -10,6 +10,9 @@ Routes (``<base>`` is the path of ``site.base_url``):
     GET  <base>/desk/password   change one's own password (every role)
     POST <base>/desk/password   ... every session of the account ends, this browser logs in anew
     GET  <base>/desk/ops/users  the accounts, their roles and sessions (ops, admin)
+    GET  <base>/desk/edition/{briefing}/[{YYYY-MM-DD}[/shape|/undo|/approve]]
+                                the coming edition: see it (editor, ops, admin), shape and
+                                approve it (editor, admin); see :mod:`.edition`
 
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import views
+from briefing.web.desk import edition, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
@@ -35,4 +38,11 @@ def routes() -> list[BaseRoute]:
         Route("/desk/password", views.password_page, methods=["GET"]),
         Route("/desk/password", views.password_post, methods=["POST"]),
         Route("/desk/ops/users", views.users_page, methods=["GET"]),
+        Route("/desk/edition/{briefing}/", edition.edition_default, methods=["GET"]),
+        Route("/desk/edition/{briefing}/{issue_date}", edition.edition_page, methods=["GET"]),
+        Route("/desk/edition/{briefing}/{issue_date}/shape", edition.shape_post, methods=["POST"]),
+        Route("/desk/edition/{briefing}/{issue_date}/undo", edition.undo_post, methods=["POST"]),
+        Route(
+            "/desk/edition/{briefing}/{issue_date}/approve", edition.approve_post, methods=["POST"]
+        ),
     ]
