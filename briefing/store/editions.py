@@ -175,8 +175,11 @@ def variant_of_edition(
     return _stored(row) if row is not None else None
 
 
-def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, set[date]]:
-    """Return each subscriber's issue dates of ``briefing`` from ``since`` on."""
+def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, frozenset[date]]:
+    """Return each subscriber's issue dates of ``briefing`` from ``since`` on.
+
+    Equal sets are one object, so a caller can key on them cheaply.
+    """
     dispatched: dict[int, set[date]] = {}
     for subscriber_id, issue_date in session.execute(
         select(Edition.subscriber_id, Edition.issue_date).where(
@@ -185,7 +188,12 @@ def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, 
     ):
         if subscriber_id is not None:
             dispatched.setdefault(subscriber_id, set()).add(issue_date)
-    return dispatched
+    shared: dict[frozenset[date], frozenset[date]] = {}
+    return {
+        subscriber_id: shared.setdefault(frozen, frozen)
+        for subscriber_id, dates in dispatched.items()
+        for frozen in (frozenset(dates),)
+    }
 
 
 def last_cut_before(
