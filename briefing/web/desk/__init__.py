@@ -10,6 +10,10 @@ Routes (``<base>`` is the path of ``site.base_url``):
     GET  <base>/desk/password   change one's own password (every role)
     POST <base>/desk/password   ... every session of the account ends, this browser logs in anew
     GET  <base>/desk/ops/users  the accounts, their roles and sessions (ops, admin)
+    GET  <base>/desk/archive/   every briefing's latest issues with delivery figures (every role)
+    GET  <base>/desk/archive/<briefing>/             its issues, newest first, paged
+    GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD> one issue: variants, figures, a frame
+    GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD>/<variant>/html|text  a variant, inert links
 
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import views
+from briefing.web.desk import archive, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
@@ -35,4 +39,9 @@ def routes() -> list[BaseRoute]:
         Route("/desk/password", views.password_page, methods=["GET"]),
         Route("/desk/password", views.password_post, methods=["POST"]),
         Route("/desk/ops/users", views.users_page, methods=["GET"]),
+        Route("/desk/archive/", archive.archive_home, methods=["GET"]),
+        Route("/desk/archive/{briefing}/", archive.archive_briefing, methods=["GET"]),
+        Route("/desk/archive/{briefing}/{day}", archive.archive_issue, methods=["GET"]),
+        Route("/desk/archive/{briefing}/{day}/{variant}/html", archive.variant_html),
+        Route("/desk/archive/{briefing}/{day}/{variant}/text", archive.variant_text),
     ]
