@@ -11,8 +11,8 @@ deliveries in a settled mix of states (the newest issue still sending). Then,
 in the same run, it times (median of ``--repeat``):
 
 - ``dates``: one page of issue dates (20, newest first), the keyset every page starts with;
-- ``page``: a desk page: 20 issues, their variants and the figures of all of them
-  (one GROUP BY over 20 x S editions);
+- ``page``: a desk page: 10 issues, their variants and the figures of all of them
+  (one GROUP BY over 10 x S editions);
 - ``issue``: one issue with its variants and figures (S editions);
 - ``public``: a page of the public archive (30 issues of the default sections);
 - ``baseline``: ``dates`` and ``public`` again with ``ix_variants_briefing_issue_date``
@@ -173,7 +173,7 @@ def median_ms(work: Callable[[], object], repeat: int) -> float:
     return statistics.median(runs)
 
 
-def explain(database: Database, newest: date) -> None:
+def explain(database: Database, per_day: int) -> None:
     """Print PostgreSQL's plans of the archive's queries, as the store sends them."""
     from sqlalchemy import func, select
 
@@ -188,11 +188,20 @@ def explain(database: Database, newest: date) -> None:
         .order_by(Variant.issue_date.desc())
         .limit(21)
     )
-    ids = list(range(1, 20 * 8 + 1))
+    ids = list(range(1, 10 * per_day + 1))
     figures = (
         select(Edition.variant_id, Delivery.status, func.count())
         .join(Delivery, Delivery.edition_id == Edition.id)
         .where(Edition.variant_id.in_(ids), Delivery.kind == MessageKind.DIGEST)
+        .group_by(Edition.variant_id, Delivery.status)
+    )
+    one_issue = (
+        select(Edition.variant_id, Delivery.status, func.count())
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(
+            Edition.variant_id.in_(list(range(per_day + 1, 2 * per_day + 1))),
+            Delivery.kind == MessageKind.DIGEST,
+        )
         .group_by(Edition.variant_id, Delivery.status)
     )
     public = (
@@ -204,7 +213,13 @@ def explain(database: Database, newest: date) -> None:
     )
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     with database.engine.connect() as connection:
-        for name, query in (("dates", dates), ("figures", figures), ("public", public)):
+        queries = (
+            ("dates", dates),
+            ("figures of a page", figures),
+            ("figures of one issue", one_issue),
+            ("public", public),
+        )
+        for name, query in queries:
             sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
             plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + sql).scalars()
             print(f"  -- {name}")
@@ -224,7 +239,7 @@ def measure(database: Database, repeat: int, newest: date) -> dict[str, float]:
 
     queries: dict[str, Callable[[], object]] = {
         "dates": session_run(lambda s: issue_dates(s, "daily", limit=20)),
-        "page": session_run(lambda s: archived_issues(s, "daily", limit=20)),
+        "page": session_run(lambda s: archived_issues(s, "daily", limit=10)),
         "issue": session_run(lambda s: archived_issue(s, "daily", newest - timedelta(days=1))),
         "public": session_run(lambda s: public_issues(s, "daily", DEFAULT, limit=30)),
     }
@@ -275,7 +290,7 @@ def run(
         print(
             f"{backend:<10} {subscribers:>7,} subscribers x {days} issues "
             f"({subscribers * days:,} editions, {days * per_day:,} variants)  "
-            f"dates {figures['dates']:.2f} ms  page(20) {figures['page']:.1f} ms  "
+            f"dates {figures['dates']:.2f} ms  page(10) {figures['page']:.1f} ms  "
             f"issue {figures['issue']:.1f} ms  public(30) {figures['public']:.2f} ms  |  "
             f"without 0014: dates {figures['dates baseline']:.2f} ms "
             f"x{figures['dates baseline'] / figures['dates']:.1f}, public "
@@ -284,7 +299,7 @@ def run(
             flush=True,
         )
         if show_plans and not database.is_sqlite:
-            explain(database, newest)
+            explain(database, per_day)
         database.dispose()
     finally:
         if name is not None:

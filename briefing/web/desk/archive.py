@@ -23,7 +23,7 @@ from briefing.web.desk.auth import Visit, desk_page, desk_view
 from briefing.web.pages import FRAMED_EDITION_POLICY, FRAMING_POLICY, private_headers
 
 LATEST = 5  # issues per briefing on the archive's first page
-PAGE = 20  # issues per page of one briefing's archive
+PAGE = 10  # issues per page of one briefing's archive: its figures read every edition of them
 
 # The columns of the figures tables: a heading and the delivery states it counts.
 FIGURES: tuple[tuple[str, tuple[DeliveryState, ...]], ...] = (
