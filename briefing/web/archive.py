@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +41,7 @@ from briefing.web.context import WebContext, context_of
 from briefing.web.pages import PAGE_POLICY, READER_SCRIPT, message, page_environment
 
 MAX_AGE = 300  # seconds anyone may cache an archive page or the feed
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the feed's updated time before any issue
 
 # The issue page is the stored email HTML itself, served as the page, not in an iframe:
 # a reader (or a search engine) gets the issue at its own address, readable without
@@ -213,6 +214,3 @@ async def archive_feed(request: Request) -> Response:
         ],
     )
     return _cached(request, atom_document(feed), CONTENT_TYPE, "default-src 'none'")
-
-
-_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from briefing.domain.states import DeliveryState
 from briefing.editions.archive import desk_copy, desk_issue, desk_issues
+from briefing.store.archive import IssuePage
 from briefing.web.archive import parse_day
 from briefing.web.context import context_of
 from briefing.web.desk.auth import Visit, desk_page, desk_view
@@ -66,7 +67,7 @@ async def archive_home(request: Request, visit: Visit) -> Response:
     """List every briefing with its latest issues and their figures."""
     context = context_of(request)
 
-    def latest() -> list[tuple[str, str, object]]:
+    def latest() -> list[tuple[str, str, IssuePage]]:
         # One page query per configured briefing (a handful), each bounded to LATEST issues.
         return [
             (key, settings.title, desk_issues(context.database, key, limit=LATEST))
