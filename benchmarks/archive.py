@@ -177,7 +177,6 @@ def explain(database: Database, per_day: int) -> None:
     """Print PostgreSQL's plans of the archive's queries, as the store sends them."""
     from sqlalchemy import func, select
 
-    from briefing.domain.states import MessageKind
     from briefing.store.archive import _sections_are
     from briefing.store.schema import Delivery, Edition, Variant
 
@@ -192,7 +191,7 @@ def explain(database: Database, per_day: int) -> None:
     figures = (
         select(Edition.variant_id, Delivery.status, func.count())
         .join(Delivery, Delivery.edition_id == Edition.id)
-        .where(Edition.variant_id.in_(ids), Delivery.kind == MessageKind.DIGEST)
+        .where(Edition.variant_id.in_(ids))
         .group_by(Edition.variant_id, Delivery.status)
     )
     one_issue = (
@@ -200,7 +199,6 @@ def explain(database: Database, per_day: int) -> None:
         .join(Delivery, Delivery.edition_id == Edition.id)
         .where(
             Edition.variant_id.in_(list(range(per_day + 1, 2 * per_day + 1))),
-            Delivery.kind == MessageKind.DIGEST,
         )
         .group_by(Edition.variant_id, Delivery.status)
     )

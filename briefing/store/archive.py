@@ -23,7 +23,7 @@ from datetime import date, datetime
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
-from briefing.domain.states import DeliveryState, MessageKind
+from briefing.domain.states import DeliveryState
 from briefing.store.editions import StoredVariant, stored_variant
 from briefing.store.schema import Delivery, Edition, Variant
 
@@ -113,13 +113,18 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
 
 
 def variant_figures(session: Session, ids: Sequence[int]) -> dict[int, Counter[DeliveryState]]:
-    """Count the digest deliveries of each variant by state, in one GROUP BY per chunk of ids."""
+    """Count the deliveries of each variant's editions by state, one GROUP BY per chunk of ids."""
     figures: dict[int, Counter[DeliveryState]] = {ident: Counter() for ident in ids}
     for chunk in _chunks(sorted(set(ids))):
+        # No filter on the delivery's kind: the row joined by edition_id is that edition's
+        # (digest) delivery by construction, and leaving the kind out lets PostgreSQL read
+        # (edition_id, status) from ix_deliveries_edition_status alone, per edition of the page,
+        # instead of scanning the whole ledger to check each row's kind (80 ms -> 6 ms for a
+        # page over a year's ledger; benchmarks/archive.py --explain).
         rows = session.execute(
             select(Edition.variant_id, Delivery.status, func.count())
             .join(Delivery, Delivery.edition_id == Edition.id)
-            .where(Edition.variant_id.in_(chunk), Delivery.kind == MessageKind.DIGEST)
+            .where(Edition.variant_id.in_(chunk))
             .group_by(Edition.variant_id, Delivery.status)
         )
         for variant_id, status, count in rows:
