@@ -1,7 +1,12 @@
-"""The archive in a real headless Chromium: an issue renders and nothing scripted in it runs."""
+"""The archive in a real headless Chromium: an issue renders and nothing scripted in it runs.
+
+Set ``BRIEFING_SCREENSHOTS`` to a folder (``docs/images``) to keep the
+screenshots docs/desk.md shows; otherwise they go to a temporary folder.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,13 @@ def archive(tmp_path: Path) -> Iterator[tuple[Config, Database]]:
     config, database = sent_archive(tmp_path, public=True)
     yield config, database
     database.dispose()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("BRIEFING_SCREENSHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _watch(tab: Any) -> list[str]:
@@ -89,7 +101,7 @@ def test_a_public_issue_renders_and_runs_no_script(archive: tuple[Config, Databa
 
 
 def test_the_desk_frames_a_variant_and_its_scripts_do_not_run(
-    archive: tuple[Config, Database],
+    archive: tuple[Config, Database], shots: Path
 ) -> None:
     config, database = archive
     _plant_scripts(database)
@@ -113,6 +125,7 @@ def test_the_desk_frames_a_variant_and_its_scripts_do_not_run(
         headline = frame.get_by_role("link", name="Port Elwyn approves harbour expansion")
         assert headline.is_visible()
         assert frame.locator("#ran").count() == 0 and frame.locator("#handler").count() == 0
+        tab.screenshot(path=str(shots / "desk-archive-issue.png"))
         # The only console errors are the sandbox refusing the planted script, not a blocked frame.
         assert not any(
             "frame-src" in problem or "frame-ancestors" in problem for problem in problems
