@@ -94,7 +94,8 @@ class StoredVariant:
     placeholders: dict[str, Any]
 
 
-def _stored(row: Variant) -> StoredVariant:
+def stored_variant(row: Variant) -> StoredVariant:
+    """Return a variant row as the frozen value the services read."""
     return StoredVariant(
         id=row.id,
         key=row.key,
@@ -156,7 +157,7 @@ def freeze_variant(session: Session, variant: NewVariant, now: datetime) -> int:
 def find_variant(session: Session, key: str) -> StoredVariant | None:
     """Return the stored variant with ``key``, if it was cut already."""
     row = session.scalar(select(Variant).where(Variant.key == key))
-    return _stored(row) if row is not None else None
+    return stored_variant(row) if row is not None else None
 
 
 def variant_of_edition(
@@ -172,7 +173,7 @@ def variant_of_edition(
             Edition.issue_date == issue_date,
         )
     )
-    return _stored(row) if row is not None else None
+    return stored_variant(row) if row is not None else None
 
 
 def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, frozenset[date]]:

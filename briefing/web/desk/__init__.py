@@ -13,6 +13,10 @@ Routes (``<base>`` is the path of ``site.base_url``):
     GET  <base>/desk/edition/{briefing}/[{YYYY-MM-DD}[/shape|/undo|/approve]]
                                 the coming edition: see it (editor, ops, admin), shape and
                                 approve it (editor, admin); see :mod:`.edition`
+    GET  <base>/desk/archive/   every briefing's latest issues with delivery figures (every role)
+    GET  <base>/desk/archive/<briefing>/             its issues, newest first, paged
+    GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD> one issue: variants, figures, a frame
+    GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD>/<variant>/html|text  a variant, inert links
 
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import edition, views
+from briefing.web.desk import archive, edition, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
@@ -45,4 +49,9 @@ def routes() -> list[BaseRoute]:
         Route(
             "/desk/edition/{briefing}/{issue_date}/approve", edition.approve_post, methods=["POST"]
         ),
+        Route("/desk/archive/", archive.archive_home, methods=["GET"]),
+        Route("/desk/archive/{briefing}/", archive.archive_briefing, methods=["GET"]),
+        Route("/desk/archive/{briefing}/{day}", archive.archive_issue, methods=["GET"]),
+        Route("/desk/archive/{briefing}/{day}/{variant}/html", archive.variant_html),
+        Route("/desk/archive/{briefing}/{day}/{variant}/text", archive.variant_text),
     ]
