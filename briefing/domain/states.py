@@ -222,6 +222,9 @@ class DeskAction(StrEnum):
     PASSWORD_CHANGED = "password changed"
     USER_ADDED = "user added"
     USER_REMOVED = "user removed"
+    OVERRIDE_SAVED = "override saved"  # an issue shaped: pin, drop, headline, summary, ...
+    OVERRIDE_UNDONE = "override undone"
+    ISSUE_APPROVED = "issue approved"
     TEST_SENT = "test sent"  # an edition mailed as a test, with inert links
 
 

@@ -144,7 +144,7 @@ def test_the_email_frame_has_its_own_sandbox_policy_and_is_only_for_the_desk(
     assert {route for route, _ in inert} >= {"p", "u"}
     for route, token in inert:  # every link in the preview acts on nobody
         answer = site.client.get(f"/b/{route}/{token}")
-        assert answer.status_code == 404 and "previews and test sends" in answer.text
+        assert answer.status_code == 404 and "act on nobody" in answer.text
     dark = site.get(PREVIEW + "/html?sections=world&scheme=dark", sid)
     head = dark.text.split("</head>")[0]
     assert "prefers-color-scheme" in frame.text  # the email's own dark rules ...
@@ -240,7 +240,7 @@ def test_a_test_send_goes_through_the_ledger_to_the_smtp_server_with_inert_links
     for route, link in links.items():
         path = urlsplit(link).path
         answer = site.client.post(path) if route == "u" else site.client.get(path)
-        assert answer.status_code == 404 and "previews and test sends" in answer.text
+        assert answer.status_code == 404 and "act on nobody" in answer.text
     with site.database.transaction() as session:
         rows = session.execute(select(Delivery.kind, Delivery.status, Delivery.message_id)).all()
         assert rows == [(MessageKind.TEST.value, DeliveryState.SENT.value, received.message_id)]

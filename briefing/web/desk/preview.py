@@ -39,12 +39,12 @@ from briefing.store.messages import TestSendStatus
 from briefing.web.context import context_of
 from briefing.web.desk.auth import Visit, desk_of, desk_page, desk_view
 from briefing.web.forms import field
-from briefing.web.pages import PAGE_POLICY, private_headers
+from briefing.web.pages import FRAMING_POLICY, private_headers
 
 logger = logging.getLogger(__name__)
 
 # The desk page frames only its own preview documents.
-PREVIEW_PAGE_POLICY = PAGE_POLICY + "; frame-src 'self'"
+PREVIEW_PAGE_POLICY = FRAMING_POLICY
 # The email itself: no script, no form, no plugin, no base, in a sandbox even when opened alone.
 EMAIL_POLICY = (
     "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
