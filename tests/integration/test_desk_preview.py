@@ -423,3 +423,15 @@ def test_a_broken_site_template_is_shown_as_such(site: DeskSite) -> None:
     assert "The edition could not be shown" in said
     assert "The edition could not be rendered: briefing daily: template error:" in said
     assert site.get(PREVIEW + "/html?sections=world", sid).status_code == 500
+
+
+def test_the_coming_edition_page_links_each_variant_to_its_preview(site: DeskSite) -> None:
+    sid = editor(site)
+    edition = site.get(f"{DESK}edition/daily/{ISSUE}", sid)
+    assert edition.status_code == 200, edition.text
+    links = [unescape(link) for link in re.findall(r'href="([^"]+/preview\?[^"]+)"', edition.text)]
+    assert links, "the coming edition page links no preview"
+    for link in links:
+        page = site.get(link, sid)
+        assert page.status_code == 200, link
+        assert "Preview: daily, issue of 2026-11-26" in unescape(page.text)
