@@ -435,3 +435,5 @@ def test_the_coming_edition_page_links_each_variant_to_its_preview(site: DeskSit
         page = site.get(link, sid)
         assert page.status_code == 200, link
         assert "Preview: daily, issue of 2026-11-26" in unescape(page.text)
+        back = f'<a href="{DESK}edition/daily/{ISSUE}">Back to the coming edition</a>'
+        assert back in page.text

@@ -270,6 +270,7 @@ async def preview_page(request: Request, visit: Visit) -> Response:
         clip_high=HTML_LIMIT,
         recipients=_recipients(request, visit),
         test_action=base + "test",
+        edition_page=base.rstrip("/"),
         query=query,
         queued=queued,
         drains=context.drains_mail,
