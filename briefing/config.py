@@ -919,6 +919,17 @@ class DeskConfig(StrictModel):
     failure_window: Duration = Field(
         default=timedelta(minutes=15), description="Window of both failed-login limits."
     )
+    test_recipients: list[EmailAddress] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Addresses every editor may mail a test send to from the desk's preview "
+        "page (a proof-reading list). The desk never mails a test to an address typed in.",
+    )
+    addresses: dict[str, EmailAddress] = Field(
+        default_factory=dict,
+        description="Each desk account's own address (account name: address), offered to "
+        "that account as 'me' for test sends.",
+    )
 
     @model_validator(mode="after")
     def _idle_within_max_age(self) -> DeskConfig:

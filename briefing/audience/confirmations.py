@@ -25,7 +25,7 @@ from briefing.config import Config
 from briefing.domain.states import MessageKind
 from briefing.domain.tokens import Purpose, Signer
 from briefing.store import Session
-from briefing.store.messages import Composers, Queued
+from briefing.store.messages import Composers, Queued, as_composed
 from briefing.store.messages import queue_confirmation as queue_row
 
 CONFIRM_ROUTE = Purpose.CONFIRM.route
@@ -106,4 +106,5 @@ def composers(config: Config, signer: Signer) -> Composers:
     return {
         MessageKind.CONFIRMATION: confirmation,
         MessageKind.ACCOUNT: account_composer(config, signer),
+        MessageKind.TEST: as_composed,  # composed when an editor asked for it
     }

@@ -1,4 +1,4 @@
-"""Editorial commands: ``approve``, ``editions`` and ``edition show|pin|drop|...|undo``.
+"""Editorial commands: ``approve``, ``editions``, ``edition show|pin|drop|...|undo|test-send``.
 
 They call the services the desk calls (``editions/approval.py``,
 ``editions/overrides.py``, ``editions/issue.py``); ``--as NAME`` is recorded
@@ -7,15 +7,19 @@ as who acted (default: user@host).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import click
 
+from briefing.audience.confirmations import composers
 from briefing.cli.app import App, parse_at, pass_app
-from briefing.domain.states import OverrideKind
+from briefing.deliver import DkimSigner
+from briefing.deliver.transactional import drain_transactional
+from briefing.domain.states import DeliveryState, OverrideKind
 from briefing.editions.approval import approve, default_issue_date, issue_statuses
 from briefing.editions.issue import IssueView, issue_view
 from briefing.editions.overrides import OverrideResult, override, overrides_of, undo
+from briefing.editions.testsend import queued_tests, send_test
 from briefing.errors import BriefingError
 from briefing.ops.controls import operator
 
@@ -155,6 +159,77 @@ def view_lines(view: IssueView) -> list[str]:
     else:
         lines.append("no variant of this issue is cut yet")
     return lines
+
+
+@edition_group.command("test-send")
+@click.argument("briefing")
+@click.option(
+    "--to",
+    "recipients",
+    multiple=True,
+    required=True,
+    help="Address to mail the test to; repeat for several.",
+)
+@click.option("--subscriber", help="The edition this subscriber gets.")
+@click.option("--sections", help="Or these sections, comma-separated (default: every section).")
+@date_option
+@as_option
+@click.option(
+    "--now", "drain_now", is_flag=True, help="Send it at once rather than leave it queued."
+)
+@pass_app
+def test_send_command(
+    app: App,
+    briefing: str,
+    recipients: tuple[str, ...],
+    subscriber: str | None,
+    sections: str | None,
+    date_text: str | None,
+    who: str | None,
+    drain_now: bool,
+) -> None:
+    """Mail an issue as a test ([TEST] subject, inert links) through the ledger."""
+    if subscriber and sections:
+        raise click.UsageError("give --subscriber EMAIL or --sections a,b, not both")
+    issue_date = _date(app, briefing, date_text)
+    result = send_test(
+        app.config,
+        app.database,
+        app.signer,
+        briefing=briefing,
+        recipients=list(recipients),
+        requested_by=_who(who),
+        now=datetime.now(UTC),
+        subscriber=subscriber,
+        sections=[s.strip() for s in sections.split(",") if s.strip()] if sections else None,
+        issue_date=issue_date,
+    )
+    click.echo(f"{result.briefing} {result.issue_date.isoformat()} {result.shown_as}")
+    click.echo(f"subject: {result.subject}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
+    for address, delivery_id in zip(result.recipients, result.delivery_ids, strict=True):
+        click.echo(f"queued test {delivery_id} to {address}")
+    if not drain_now:
+        click.echo("`briefing serve`, `send`, `deliver` or a running `briefing web` sends it")
+        return
+    counts = drain_transactional(
+        app.config,
+        app.database,
+        composers(app.config, app.signer),
+        dkim=DkimSigner.from_config(app.config),
+        signer=app.signer,
+    )
+    sent = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+    click.echo(f"sent now: {sent or 'nothing was due'}")
+    states = {test.delivery_id: test for test in queued_tests(app.database, result.delivery_ids)}
+    for delivery_id in result.delivery_ids:
+        test = states.get(delivery_id)
+        if test is not None and test.status is not DeliveryState.SENT:
+            raise BriefingError(
+                f"test {delivery_id} to {test.recipient} is {test.status}: {test.reply or ''}",
+                hint="`briefing delivery` shows the ledger; a deferred test is retried",
+            )
 
 
 def _echo(result: OverrideResult) -> None:

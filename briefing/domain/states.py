@@ -77,6 +77,14 @@ class MessageKind(StrEnum):
     ACCOUNT = "account"  # a reader's self-service link: download, delete, change of address
 
 
+class ClipStatus(StrEnum):
+    """Where an edition's HTML part stands against Gmail's clip of about 102 KB."""
+
+    UNDER = "under"
+    NEAR = "near"  # above the warning size
+    OVER = "over"  # at the limit: Gmail shows "[Message clipped]"
+
+
 class AccountAction(StrEnum):
     """What a reader's single-use self-service link does when it is used."""
 
@@ -217,6 +225,7 @@ class DeskAction(StrEnum):
     OVERRIDE_SAVED = "override saved"  # an issue shaped: pin, drop, headline, summary, ...
     OVERRIDE_UNDONE = "override undone"
     ISSUE_APPROVED = "issue approved"
+    TEST_SENT = "test sent"  # an edition mailed as a test, with inert links
 
 
 class ApprovalMode(StrEnum):

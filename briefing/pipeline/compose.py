@@ -104,6 +104,22 @@ class MessageTemplate:
         """Return the template as one blob for storage."""
         return self.head + b"\r\n" + self.body
 
+    def with_subject(self, subject: str) -> MessageTemplate:
+        """Return the template with its Subject header replaced (a test send's ``[TEST]``)."""
+        kept: list[bytes] = []
+        skipping = False
+        for line in self.head.split(b"\r\n")[:-1]:
+            if line[:1] in (b" ", b"\t"):
+                if not skipping:
+                    kept.append(line)
+                continue
+            skipping = line.lower().startswith(b"subject:")
+            if not skipping:
+                kept.append(line)
+        folded = SMTP.header_factory("Subject", clean_header(subject)).fold(policy=SMTP)
+        head = b"".join(line + b"\r\n" for line in kept) + folded.encode("ascii")
+        return MessageTemplate(head=head, body=self.body, placeholders=self.placeholders)
+
     @property
     def slots(self) -> int:
         """Count the placeholders found in the body."""

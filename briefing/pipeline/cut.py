@@ -75,6 +75,9 @@ class VariantSpec:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
+SHED_NAMED = 5  # headlines named in the note about items dropped for size
+
+
 @dataclass(frozen=True)
 class VariantInputs:
     """What a variant is cut from: candidates, the related-link archive, the editor's overrides."""
@@ -214,6 +217,7 @@ def cut_variant(
     links = dict(placeholders or new_placeholders())
     archive, folding = _fold(config, spec, inputs)
     selection = _select(config, spec, folding, inputs.overrides)
+    shed: list[str] = []  # headlines dropped to fit the HTML part under Gmail's clip
     while True:
         digest = make_digest(
             config, spec, selection, folding, archive, summariser, inputs.overrides
@@ -243,6 +247,13 @@ def cut_variant(
             composed.html_size,
             HTML_LIMIT,
         )
+        lowest = selection.ranking[-1] if selection.ranking else None
+        shed.extend(a.title for a in selection.articles if a.id == lowest)
         selection = drop_lowest(selection)
     notes = rendered.notes + composed.notes
+    if shed:
+        dropped = ", ".join(repr(title) for title in shed[:SHED_NAMED])
+        if len(shed) > SHED_NAMED:
+            dropped += f" and {len(shed) - SHED_NAMED} more"
+        notes += (f"dropped to keep the HTML part under {HTML_LIMIT:,} bytes: {dropped}",)
     return BuiltVariant(spec, selection, digest, rendered, composed, links, notes)

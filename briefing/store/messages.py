@@ -1,5 +1,9 @@
 """Queue, claim and check transactional mail on the ledger: every kind but the digest.
 
+Kinds: ``confirmation`` (a sign-up's link), ``account`` (a reader's
+self-service link) and ``test`` (an edition mailed to an editor, its message
+composed when asked for and kept in ``test_sends``).
+
 A confirmation is a ledger row like a digest (``deliveries`` with
 ``kind = 'confirmation'``): it is claimed, sent and recorded with the same
 owner, lease and outcome functions of :mod:`briefing.store.ledger`, so it gets
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -27,6 +31,7 @@ from briefing.store.schema import (
     Delivery,
     Subscriber,
     Subscription,
+    TestSend,
 )
 
 
@@ -58,6 +63,50 @@ def queue_transactional(
     session.add(delivery)
     session.flush()
     return delivery.id
+
+
+@dataclass(frozen=True)
+class NewTestSend:
+    """One edition to mail as a test: to whom, the composed message, and what it shows."""
+
+    briefing: str
+    issue_date: date
+    shown_as: str
+    recipient: str
+    requested_by: str
+    subject: str
+    message: bytes
+    message_id: str
+
+
+def queue_test_sends(
+    session: Session, sends: list[NewTestSend], now: datetime, *, keep: timedelta
+) -> list[int]:
+    """Put test sends on the ledger (kind ``test``), due at once; return their delivery ids.
+
+    A test not sent within ``keep`` (a relay down for that long) expires: it
+    is no use to its editor by then.
+    """
+    rows = [
+        TestSend(
+            briefing=send.briefing,
+            issue_date=send.issue_date,
+            shown_as=send.shown_as,
+            recipient=send.recipient,
+            requested_by=send.requested_by,
+            subject=send.subject,
+            message=send.message,
+            created_at=now,
+            expires_at=now + keep,
+        )
+        for send in sends
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [
+        queue_transactional(session, MessageKind.TEST, send.message_id, now, test_id=row.id)
+        for send, row in zip(sends, rows, strict=True)
+    ]
 
 
 def _transactional_due(now: datetime, dialect: str) -> Any:
@@ -99,11 +148,20 @@ class Queued:
     # An account message (kind ``account``): its request and what the link does.
     request_id: int | None = None
     action: str | None = None
+    # A test send (kind ``test``): the message as composed when it was asked for.
+    message: bytes | None = None
 
 
 # How the transactional drain composes each kind of message: the queued row and now, to bytes.
 Composer = Callable[[Queued, datetime], bytes]
 Composers = Mapping[MessageKind, Composer]
+
+
+def as_composed(queued: Queued, now: datetime) -> bytes:
+    """Return a test send's message as it was composed when asked for (the ``test`` composer)."""
+    if queued.message is None:
+        raise ValueError(f"delivery {queued.delivery_id} carries no composed message")
+    return queued.message
 
 
 def _covered(session: Session, leads: list[int]) -> dict[int, list[str]]:
@@ -168,6 +226,48 @@ def _load_requests(
     return queued, settled
 
 
+def _load_tests(
+    session: Session, ids: list[int], now: datetime
+) -> tuple[list[Queued], list[Settlement]]:
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.message_id,
+            Delivery.attempts,
+            TestSend.recipient,
+            TestSend.briefing,
+            TestSend.message,
+            TestSend.expires_at,
+        )
+        .join(TestSend, TestSend.id == Delivery.test_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    queued: list[Queued] = []
+    settled: list[Settlement] = []
+    for delivery_id, message_id, attempts, recipient, briefing, message, expires in rows:
+        if now > expires:
+            settled.append(
+                Settlement(delivery_id, DeliveryState.EXPIRED, "the test send is stale", recipient)
+            )
+            continue
+        queued.append(
+            Queued(
+                delivery_id,
+                MessageKind.TEST,
+                message_id,
+                attempts,
+                recipient,
+                briefing,
+                0,
+                0,
+                expires,
+                message=message,
+            )
+        )
+    return queued, settled
+
+
 def load_transactional(
     session: Session, ids: list[int], now: datetime
 ) -> tuple[list[Queued], list[Settlement]]:
@@ -179,8 +279,17 @@ def load_transactional(
             )
         )
     )
+    tests = list(
+        session.scalars(
+            select(Delivery.id).where(Delivery.id.in_(ids), Delivery.kind == MessageKind.TEST.value)
+        )
+    )
     queued, settled = _load_requests(session, requests, now)
-    ids = [ident for ident in ids if ident not in set(requests)]
+    more, stale = _load_tests(session, tests, now)
+    queued.extend(more)
+    settled.extend(stale)
+    taken = set(requests) | set(tests)
+    ids = [ident for ident in ids if ident not in taken]
     rows = session.execute(
         select(
             Delivery.id,
@@ -255,4 +364,33 @@ def transactional_rows(session: Session) -> list[tuple[int, str, str, int | None
             .where(Delivery.kind != MessageKind.DIGEST.value)
             .order_by(Delivery.id)
         )
+    ]
+
+
+@dataclass(frozen=True)
+class TestSendStatus:
+    """Where one test send stands on the ledger."""
+
+    __test__ = False  # not a test class, whatever its name says to pytest
+
+    delivery_id: int
+    recipient: str
+    subject: str
+    status: DeliveryState
+    reply: str | None
+
+
+def statuses_of_test_sends(session: Session, delivery_ids: list[int]) -> list[TestSendStatus]:
+    """Return the test sends among ``delivery_ids``, with their ledger states."""
+    rows = session.execute(
+        select(
+            Delivery.id, TestSend.recipient, TestSend.subject, Delivery.status, Delivery.last_reply
+        )
+        .join(TestSend, TestSend.id == Delivery.test_id)
+        .where(Delivery.id.in_(delivery_ids), Delivery.kind == MessageKind.TEST.value)
+        .order_by(Delivery.id)
+    )
+    return [
+        TestSendStatus(ident, recipient, subject, DeliveryState(status), reply)
+        for ident, recipient, subject, status, reply in rows
     ]

@@ -377,11 +377,13 @@ class Delivery(Base):
         CheckConstraint(
             f"(kind <> '{MessageKind.DIGEST.value}' OR edition_id IS NOT NULL) AND "
             f"(kind <> '{MessageKind.CONFIRMATION.value}' OR confirmation_id IS NOT NULL) AND "
-            f"(kind <> '{MessageKind.ACCOUNT.value}' OR request_id IS NOT NULL)",
+            f"(kind <> '{MessageKind.ACCOUNT.value}' OR request_id IS NOT NULL) AND "
+            f"(kind <> '{MessageKind.TEST.value}' OR test_id IS NOT NULL)",
             name="ck_deliveries_target",
         ),
         UniqueConstraint("confirmation_id", name="uq_deliveries_confirmation_id"),
         UniqueConstraint("request_id", name="uq_deliveries_request_id"),
+        UniqueConstraint("test_id", name="uq_deliveries_test_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -396,6 +398,9 @@ class Delivery(Base):
     )
     request_id: Mapped[int | None] = mapped_column(
         ForeignKey("account_requests.id", ondelete="CASCADE", name="fk_deliveries_request_id")
+    )
+    test_id: Mapped[int | None] = mapped_column(
+        ForeignKey("test_sends.id", ondelete="CASCADE", name="fk_deliveries_test_id")
     )
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -521,6 +526,29 @@ class AccountRequest(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     used_at: Mapped[datetime | None]
+
+
+class TestSend(Base):
+    """One edition mailed as a test: what was shown, who asked, where it goes, the message.
+
+    The message is composed when asked for (inert links, ``[TEST]`` subject),
+    so the mail is the edition the editor previewed; its ledger row (kind
+    ``test``) is deleted with it.
+    """
+
+    __tablename__ = "test_sends"
+    __test__ = False  # not a test class, whatever its name says to pytest
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    briefing: Mapped[str] = mapped_column(String(100))
+    issue_date: Mapped[date] = mapped_column(Date)
+    shown_as: Mapped[str] = mapped_column(String(400))  # "sections world, sport" or a subscriber
+    recipient: Mapped[str] = mapped_column(String(320))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(Text)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class LiveProcess(Base):

@@ -203,6 +203,7 @@ def create_app(
         limiter=SignupLimiter(config.web, keys),
         clock=clock,
         mail_queued=drainer.wake if drainer is not None else lambda: None,
+        drains_mail=drainer is not None,
     )
 
     @asynccontextmanager

@@ -45,6 +45,7 @@ class WebContext:
     limiter: SignupLimiter
     clock: Callable[[], datetime]
     mail_queued: Callable[[], None] = lambda: None
+    drains_mail: bool = False  # this process sends transactional mail (confirmations, tests)
 
     @property
     def site(self) -> PageSite:

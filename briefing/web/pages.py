@@ -70,11 +70,13 @@ def private_headers(policy: str = PAGE_POLICY) -> dict[str, str]:
     }
 
 
-def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render a page template into a response with the private headers."""
+def page(
+    template: str, status: int = 200, *, policy: str = PAGE_POLICY, **context: Any
+) -> HTMLResponse:
+    """Render a page template into a response with the private headers (and ``policy``)."""
     context.setdefault("reader_script", READER_SCRIPT)
     html = page_environment().get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=private_headers())
+    return HTMLResponse(html, status_code=status, headers=private_headers(policy))
 
 
 def message(

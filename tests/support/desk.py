@@ -108,16 +108,23 @@ class DeskSite:
 
 @contextmanager
 def serve_desk(
-    config: Config, database: Database, hasher: PasswordHasher = FAST_HASHER
+    config: Config,
+    database: Database,
+    hasher: PasswordHasher = FAST_HASHER,
+    *,
+    drain_interval: float | None = None,
 ) -> Iterator[DeskSite]:
-    """Serve ``config``'s site with its desk on 127.0.0.1; yield it with a client."""
+    """Serve ``config``'s site with its desk on 127.0.0.1; yield it with a client.
+
+    With ``drain_interval`` the web process sends transactional mail itself.
+    """
     clock = Clock(START)
     app = create_app(
         config,
         database,
         [KEY],
         clock=clock,
-        drain_interval=None,
+        drain_interval=drain_interval,
         register=False,
         desk_hasher=hasher,
     )

@@ -17,6 +17,12 @@ Routes (``<base>`` is the path of ``site.base_url``):
     GET  <base>/desk/archive/<briefing>/             its issues, newest first, paged
     GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD> one issue: variants, figures, a frame
     GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD>/<variant>/html|text  a variant, inert links
+    GET  <base>/desk/edition/{briefing}/{YYYY-MM-DD}/preview       an edition as its reader
+         gets it (``?sections=a,b`` or ``?subscriber=``): framed, text, headers, size,
+         warnings (editor, admin)
+    GET  <base>/desk/edition/{briefing}/{YYYY-MM-DD}/preview/html  the email alone, for the
+         preview's sandboxed iframes (``&scheme=light|dark``)
+    POST <base>/desk/edition/{briefing}/{YYYY-MM-DD}/test          mail it as a test
 
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
@@ -25,10 +31,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import archive, edition, views
+from briefing.web.desk import archive, edition, preview, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
+
+EDITION = "/desk/edition/{briefing}/{day}"
 
 
 def routes() -> list[BaseRoute]:
@@ -54,4 +62,7 @@ def routes() -> list[BaseRoute]:
         Route("/desk/archive/{briefing}/{day}", archive.archive_issue, methods=["GET"]),
         Route("/desk/archive/{briefing}/{day}/{variant}/html", archive.variant_html),
         Route("/desk/archive/{briefing}/{day}/{variant}/text", archive.variant_text),
+        Route(f"{EDITION}/preview", preview.preview_page, methods=["GET"]),
+        Route(f"{EDITION}/preview/html", preview.preview_html, methods=["GET"]),
+        Route(f"{EDITION}/test", preview.send_test_post, methods=["POST"]),
     ]

@@ -29,7 +29,7 @@ from briefing.audience.accounts import Accounts, DeskUser, SessionCheck
 from briefing.domain.states import Role
 from briefing.web.context import context_of
 from briefing.web.forms import read_form
-from briefing.web.pages import page
+from briefing.web.pages import PAGE_POLICY, page
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,13 @@ def _refusal(reason: str) -> str:
 
 
 def desk_view(
-    template: str, request: Request, visit: Visit | None, *, status: int = 200, **values: object
+    template: str,
+    request: Request,
+    visit: Visit | None,
+    *,
+    status: int = 200,
+    policy: str = PAGE_POLICY,
+    **values: object,
 ) -> Response:
     """Render a desk page with its navigation (the account, its role, the CSRF token)."""
     desk = desk_of(request)
@@ -218,6 +224,7 @@ def desk_view(
     return page(
         template,
         status,
+        policy=policy,
         site=context.site,
         desk=desk,
         user=visit.user if visit else None,

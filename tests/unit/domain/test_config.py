@@ -47,6 +47,23 @@ def test_bad_values_say_what_was_expected(tmp_path: Path) -> None:
     assert any(p.startswith("briefings.daily.deadline: expected a duration") for p in found)
 
 
+def test_test_send_addresses_are_checked_by_key(tmp_path: Path) -> None:
+    data = config_dict(
+        desk={
+            "addresses": {"ed": "ed@newsroom.example.org", "ana": "ana at newsroom"},
+            "test_recipients": ["proofs@newsroom.example.org", "no-at-sign"],
+        }
+    )
+    found = problems(tmp_path, data)
+    assert len(found) == 2, found
+    assert found[0].startswith("desk.test_recipients.1: expected an email address, got 'no-at")
+    assert found[1].startswith("desk.addresses.ana: expected an email address, got 'ana at")
+    good = config_dict(desk={"test_recipients": ["proofs@newsroom.example.org"]})
+    config = load_config(write_config(tmp_path, good))
+    assert config.desk.test_recipients == ["proofs@newsroom.example.org"]
+    assert config.desk.addresses == {}
+
+
 def test_missing_required_key(tmp_path: Path) -> None:
     data = config_dict()
     del data["site"]["postal_address"]

@@ -205,6 +205,13 @@ def test_html_part_stays_under_the_clip_size_by_dropping_lowest_items(tmp_path) 
     assert 10 < len(built.selection.articles) < 100
     assert built.selection.dropped == 100 - len(built.selection.articles)
     assert any("left out" in note for note in built.notes)
+    # The note names the first five headlines dropped for size, and counts the rest.
+    [shed] = [note for note in built.notes if note.startswith("dropped to keep the HTML part")]
+    kept = {article.id for article in built.selection.articles}
+    named = [int(n) for n in re.findall(r"'Headline (\d+) ", shed)]
+    assert len(named) == 5 and not kept & set(named)
+    assert shed.startswith(f"dropped to keep the HTML part under {HTML_LIMIT:,} bytes: ")
+    assert shed.endswith(f" and {100 - len(kept) - 5} more")
 
 
 def test_relative_age_uses_the_locale(tmp_path) -> None:
