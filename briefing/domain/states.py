@@ -214,6 +214,10 @@ class DeskAction(StrEnum):
     PASSWORD_CHANGED = "password changed"
     USER_ADDED = "user added"
     USER_REMOVED = "user removed"
+    BRIEFING_PAUSED = "briefing paused"  # the detail names the briefing
+    BRIEFING_RESUMED = "briefing resumed"
+    RUN_NOW_REQUESTED = "run-now requested"
+    RUN_CANCELLED = "run cancelled"  # the detail names the briefing and the counts
 
 
 class ApprovalMode(StrEnum):

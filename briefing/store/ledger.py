@@ -50,6 +50,7 @@ from briefing.config import Config
 from briefing.domain.addresses import address_hash
 from briefing.domain.states import (
     CLAIMABLE,
+    OPEN,
     DeliveryState,
     SubscriptionState,
     SuppressionReason,
@@ -608,14 +609,18 @@ class Target:
     issue_date: date | None = None
 
     def where(self) -> Any:
-        """Return the condition on editions this target selects."""
+        """Return the condition on editions this target selects (no date: every issue)."""
         if self.edition_id is not None:
             return Edition.id == self.edition_id
+        if self.issue_date is None:
+            return Edition.briefing == self.briefing
         return (Edition.briefing == self.briefing) & (Edition.issue_date == self.issue_date)
 
     def __str__(self) -> str:
         if self.edition_id is not None:
             return f"edition {self.edition_id}"
+        if self.issue_date is None:
+            return f"{self.briefing} (every issue)"
         return f"{self.briefing} {self.issue_date}"
 
 
@@ -671,6 +676,20 @@ def cancel(session: Session, target: Target, now: datetime, reason: str) -> Canc
     return Cancelled(cancelled=counts[0], in_flight=counts[1])
 
 
+def open_issues(session: Session, briefing: str, limit: int = 31) -> list[date]:
+    """Return the issue dates of ``briefing`` with deliveries still to send, oldest first."""
+    return list(
+        session.scalars(
+            select(Edition.issue_date)
+            .join(Delivery, Delivery.edition_id == Edition.id)
+            .where(Delivery.status.in_(OPEN), Edition.briefing == briefing)
+            .group_by(Edition.issue_date)
+            .order_by(Edition.issue_date)
+            .limit(limit)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class SummaryRow:
     """Counts of one briefing's deliveries on one issue date, by status."""
@@ -685,8 +704,14 @@ class SummaryRow:
         return sum(self.counts.values())
 
 
-def summary(session: Session, target: Target | None = None) -> list[SummaryRow]:
-    """Count deliveries by briefing, issue date and status."""
+def summary(
+    session: Session, target: Target | None = None, *, limit: int | None = None, offset: int = 0
+) -> list[SummaryRow]:
+    """Count deliveries by briefing, issue date and status, newest issue first.
+
+    With ``limit``, only that many (briefing, issue date) rows from ``offset``
+    on are counted: the page is chosen first, then counted in one statement.
+    """
     query = (
         select(Edition.briefing, Edition.issue_date, Delivery.status, func.count())
         .join(Delivery, Delivery.edition_id == Edition.id)
@@ -695,6 +720,21 @@ def summary(session: Session, target: Target | None = None) -> list[SummaryRow]:
     )
     if target is not None:
         query = query.where(target.where())
+    if limit is not None:
+        issues = (
+            select(Edition.briefing, Edition.issue_date)
+            .group_by(Edition.briefing, Edition.issue_date)
+            .order_by(Edition.issue_date.desc(), Edition.briefing)
+            .limit(limit)
+            .offset(offset)
+        )
+        if target is not None:
+            issues = issues.where(target.where())
+        page = issues.subquery()
+        query = query.join(
+            page,
+            (page.c.briefing == Edition.briefing) & (page.c.issue_date == Edition.issue_date),
+        )
     rows: dict[tuple[str, date], dict[DeliveryState, int]] = {}
     for briefing, issue_date, status, count in session.execute(query):
         rows.setdefault((briefing, issue_date), {})[DeliveryState(status)] = count
@@ -716,8 +756,10 @@ class FailedRow:
     reply: str | None
 
 
-def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
-    """List failed and bounced deliveries with the last reply."""
+def failed(
+    session: Session, target: Target | None = None, *, limit: int | None = None, offset: int = 0
+) -> list[FailedRow]:
+    """List failed and bounced deliveries with the last reply (a page of them with ``limit``)."""
     query = (
         select(
             Delivery.id,
@@ -737,6 +779,8 @@ def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
     )
     if target is not None:
         query = query.where(target.where())
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
     return [
         FailedRow(row_id, edition, briefing, day, email, DeliveryState(status), tries, code, reply)
         for row_id, edition, briefing, day, email, status, tries, code, reply in session.execute(

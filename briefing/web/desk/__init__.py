@@ -11,6 +11,18 @@ Routes (``<base>`` is the path of ``site.base_url``):
     POST <base>/desk/password   ... every session of the account ends, this browser logs in anew
     GET  <base>/desk/ops/users  the accounts, their roles and sessions (ops, admin)
 
+The ops pages (ops, admin; :mod:`briefing.web.desk.ops`):
+
+    GET  <base>/desk/ops/                  what needs a person, each briefing's state, controls
+    GET  <base>/desk/ops/schedule          next sends by timezone and local time, with counts
+    GET  <base>/desk/ops/sources           each source's health
+    GET  <base>/desk/ops/deliveries        recent issues with deliveries by state (paged)
+    GET  <base>/desk/ops/deliveries/B/D    one issue: counts, failures with SMTP replies (paged)
+    GET  <base>/desk/ops/processes         serve, deliver workers, web: heartbeats, stale marked
+    GET  <base>/desk/ops/bounces           bounce and complaint events (paged)
+    GET  <base>/desk/ops/briefings/B/A     confirm a control A (pause, resume, run-now, cancel)
+    POST <base>/desk/ops/briefings/B/A     ... apply it (with ``confirm=yes``), then 303 back
+
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
 
@@ -18,7 +30,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import views
+from briefing.web.desk import ops, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
@@ -35,4 +47,13 @@ def routes() -> list[BaseRoute]:
         Route("/desk/password", views.password_page, methods=["GET"]),
         Route("/desk/password", views.password_post, methods=["POST"]),
         Route("/desk/ops/users", views.users_page, methods=["GET"]),
+        Route("/desk/ops/", ops.overview, methods=["GET"]),
+        Route("/desk/ops/schedule", ops.schedule_page, methods=["GET"]),
+        Route("/desk/ops/sources", ops.sources_page, methods=["GET"]),
+        Route("/desk/ops/deliveries", ops.deliveries_page, methods=["GET"]),
+        Route("/desk/ops/deliveries/{briefing}/{issue}", ops.issue_page, methods=["GET"]),
+        Route("/desk/ops/processes", ops.processes_page, methods=["GET"]),
+        Route("/desk/ops/bounces", ops.bounces_page, methods=["GET"]),
+        Route("/desk/ops/briefings/{briefing}/{action}", ops.control_page, methods=["GET"]),
+        Route("/desk/ops/briefings/{briefing}/{action}", ops.control_post, methods=["POST"]),
     ]
