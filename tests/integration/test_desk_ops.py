@@ -1,6 +1,6 @@
 """The desk's ops pages over a real server: real sends, bounces and processes; the controls.
 
-The project sends to a real SMTP test server (one recipient refused at RCPT,
+The project (on SQLite and on PostgreSQL) sends to a real SMTP test server (one recipient refused at RCPT,
 one at the final dot), takes a DSN and a complaint through ``bounces``
 intake, and registers processes as ``serve`` and the workers do; every page
 is read as an ops user, an admin, an editor and an anonymous visitor would.
@@ -52,14 +52,15 @@ class Sent:
     database: Database
 
 
-@pytest.fixture
-def sent(tmp_path: Path) -> Iterator[Sent]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sent(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sent]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     rules = {
         reader(2): Rule(rcpt="550 5.1.1 <reader2@example.com>: no such user"),
         reader(3): Rule(data="554 5.7.1 message refused by policy"),
     }
     with smtp_server(Handler(rules=rules)) as server:
-        config, database = smtp_project(tmp_path, server, count=6)
+        config, database = smtp_project(tmp_path, server, count=6, database_url=url)
         transport = make_transport(config)
         try:
             deliver(config, database, SIGNER, transport, clock=lambda: AT)
@@ -104,7 +105,7 @@ def activity(site: DeskSite, sid: str) -> str:
 def delivery_states(database: Database) -> dict[str, int]:
     with database.transaction() as session:
         rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-        return {str(status): int(count) for status, count in rows.tuples()}
+        return {str(row[0]): int(row[1]) for row in rows}
 
 
 def test_every_ops_page_renders_the_real_picture(sent: Sent) -> None:
