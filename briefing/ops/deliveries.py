@@ -19,6 +19,7 @@ from briefing.store.processes import STALE_AFTER_BEATS, ProcessListing, all_proc
 __all__ = [
     "Cancelled",
     "FailedRow",
+    "IssuePage",
     "LiveRunCancel",
     "SummaryRow",
     "Target",
@@ -26,16 +27,40 @@ __all__ = [
     "cancel_sending",
     "failures",
     "issue_summaries",
+    "issues_between",
+    "open_issues",
     "processes",
 ]
 
 
-def issue_summaries(
-    database: Database, target: Target | None = None, *, limit: int | None = None, offset: int = 0
-) -> list[SummaryRow]:
-    """Count deliveries by briefing, issue date and state, newest issue first (a page)."""
+def issue_summaries(database: Database, target: Target | None = None) -> list[SummaryRow]:
+    """Count deliveries by briefing, issue date and state, newest issue first (every issue)."""
     with database.reading() as session:
-        return ledger.summary(session, target, limit=limit, offset=offset)
+        return ledger.summary(session, target)
+
+
+@dataclass(frozen=True)
+class IssuePage:
+    """The issues dated ``first`` to ``last`` with their deliveries by state; older ones exist?"""
+
+    first: date
+    last: date
+    rows: list[SummaryRow]
+    older: bool
+
+
+def issues_between(database: Database, first: date, last: date) -> IssuePage:
+    """Count the deliveries of the issues dated ``first`` to ``last``, in one bounded read."""
+    with database.reading() as session:
+        rows = ledger.summary_between(session, first, last)
+        older = ledger.issued_before(session, first)
+    return IssuePage(first, last, rows, older)
+
+
+def open_issues(database: Database, briefing: str) -> list[date]:
+    """Return the issue dates of ``briefing`` with deliveries still to send."""
+    with database.reading() as session:
+        return ledger.open_issues(session, briefing)
 
 
 def failures(

@@ -8,6 +8,7 @@ is read as an ops user, an admin, an editor and an anonymous visitor would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,18 @@ def test_every_ops_page_renders_the_real_picture(sent: Sent) -> None:
     assert row.total == 6
     assert f'href="{OPS}deliveries/daily/{row.issue_date.isoformat()}"' in deliveries.text
     assert f'<td class="num">{row.total}</td>' in deliveries.text
+
+    assert "Issues dated 2026-11-21 to 2026-11-27" in deliveries.text  # the desk's clock
+    assert 'rel="next"' not in deliveries.text  # nothing older
+    site.clock.now += timedelta(days=8)  # a week on, the issue is on the second page
+    sid = site.session("olga")  # the session ended meanwhile
+    later = site.get(OPS + "deliveries", sid).text
+    assert "No deliveries of issues dated in these days." in later
+    older = re.search(r'href="([^"]+)" rel="next"', later)
+    assert older and older.group(1) == OPS + "deliveries?page=2"
+    second = site.get(older.group(1), sid).text
+    assert f'href="{OPS}deliveries/daily/{row.issue_date.isoformat()}"' in second
+    assert 'rel="prev"' in second and 'rel="next"' not in second
 
     issue = site.get(f"{OPS}deliveries/daily/{row.issue_date.isoformat()}", sid)
     assert issue.status_code == 200

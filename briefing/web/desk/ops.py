@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +35,7 @@ from briefing.ops.deliveries import (
     cancel_live_run,
     failures,
     issue_summaries,
+    issues_between,
     processes,
 )
 from briefing.ops.locks import scheduler_holder
@@ -46,7 +47,7 @@ from briefing.web.desk.auth import Visit, desk_of, desk_page, desk_view
 
 logger = logging.getLogger(__name__)
 
-ISSUES_PER_PAGE = 30
+ISSUE_DAYS_PER_PAGE = 7
 FAILURES_PER_PAGE = 50
 EVENTS_PER_PAGE = 50
 PROCESSES_SHOWN = 200
@@ -164,28 +165,34 @@ async def sources_page(request: Request, visit: Visit) -> Response:
     )
 
 
+def issue_window(now: datetime, number: int) -> tuple[date, date]:
+    """Return the issue dates page ``number`` of the deliveries page shows, oldest first.
+
+    Page 1 ends tomorrow (east of UTC, tomorrow's issue may be out already);
+    each page goes ``ISSUE_DAYS_PER_PAGE`` days further back.
+    """
+    last = now.date() + timedelta(days=1 - ISSUE_DAYS_PER_PAGE * (number - 1))
+    return last - timedelta(days=ISSUE_DAYS_PER_PAGE - 1), last
+
+
 @desk_page(Role.OPS)
 async def deliveries_page(request: Request, visit: Visit) -> Response:
-    """Show recent issues per briefing with their deliveries counted by state (paged)."""
+    """Show the issues of a span of dates per briefing, deliveries counted by state (paged)."""
     context = context_of(request)
     number = _page_number(request)
-    rows = await run_in_threadpool(
-        lambda: issue_summaries(
-            context.database, limit=ISSUES_PER_PAGE + 1, offset=(number - 1) * ISSUES_PER_PAGE
-        )
-    )
-    more = len(rows) > ISSUES_PER_PAGE
-    rows = rows[:ISSUES_PER_PAGE]
-    states = [state for state in DeliveryState if any(state in row.counts for row in rows)]
+    first, last = issue_window(visit.now, number)
+    issues = await run_in_threadpool(issues_between, context.database, first, last)
+    states = [state for state in DeliveryState if any(state in row.counts for row in issues.rows)]
     return desk_view(
         "desk/ops/deliveries.html.j2",
         request,
         visit,
         heading="Deliveries",
         section="deliveries",
-        rows=rows,
+        issues=issues,
+        rows=issues.rows,
         states=states,
-        paging=_paging(request, number, more),
+        paging=_paging(request, number, issues.older),
     )
 
 
