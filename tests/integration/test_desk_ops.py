@@ -146,9 +146,9 @@ def test_every_ops_page_renders_the_real_picture(sent: Sent) -> None:
     assert f'href="{OPS}deliveries/daily/{row.issue_date.isoformat()}"' in deliveries.text
     assert f'<td class="num">{row.total}</td>' in deliveries.text
 
-    assert "Issues dated 2026-11-21 to 2026-11-27" in deliveries.text  # the desk's clock
+    assert "Issues dated 2026-11-25 to 2026-11-27" in deliveries.text  # by the desk's clock
     assert 'rel="next"' not in deliveries.text  # nothing older
-    site.clock.now += timedelta(days=8)  # a week on, the issue is on the second page
+    site.clock.now += timedelta(days=4)  # four days on, the issue is on the second page
     sid = site.session("olga")  # the session ended meanwhile
     later = site.get(OPS + "deliveries", sid).text
     assert "No deliveries of issues dated in these days." in later

@@ -44,7 +44,7 @@ from tests.support.smtp_server import Handler, Rule, smtp_server
 sync_api = playwright_or_skip()
 
 WAIT = 60.0
-RUN = 20  # subscribers in the run that is cancelled
+RUN = 24  # subscribers in the run that is cancelled
 SLOW = 0.4  # seconds the SMTP server takes per message
 
 

@@ -47,7 +47,7 @@ from briefing.web.desk.auth import Visit, desk_of, desk_page, desk_view
 
 logger = logging.getLogger(__name__)
 
-ISSUE_DAYS_PER_PAGE = 7
+ISSUE_DAYS_PER_PAGE = 3
 FAILURES_PER_PAGE = 50
 EVENTS_PER_PAGE = 50
 PROCESSES_SHOWN = 200
