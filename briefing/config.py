@@ -289,6 +289,13 @@ class BriefingConfig(StrictModel):
         description="required: dispatch creates nothing for an issue date until an editor "
         "approves it (`briefing approve`); none: each edition goes at its send time.",
     )
+    public_archive: bool = Field(
+        default=False,
+        strict=True,
+        description="true: anyone may read past issues (the default sections' copy, with inert "
+        "links) at <base_url>/archive/<briefing>/ and follow them in an Atom feed; false: those "
+        "pages answer 404 as for an unknown briefing.",
+    )
 
     @field_validator("list_id")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -133,7 +134,7 @@ def next_send(
     timing: Timing,
     now: datetime,
     deadline: timedelta,
-    dispatched: set[date],
+    dispatched: AbstractSet[date],
     moment_of: Callable[[date, time, ZoneInfo], datetime] = local_send_moment,
 ) -> NextSend | None:
     """Return the next edition not in ``dispatched``: one due and in time, else the next moment.
@@ -157,7 +158,9 @@ def next_send(
     return None
 
 
-def missed(timing: Timing, now: datetime, deadline: timedelta, dispatched: set[date]) -> int:
+def missed(
+    timing: Timing, now: datetime, deadline: timedelta, dispatched: AbstractSet[date]
+) -> int:
     """Count the editions past their deadline and not in ``dispatched``."""
     return sum(
         1

@@ -214,6 +214,9 @@ class DeskAction(StrEnum):
     PASSWORD_CHANGED = "password changed"
     USER_ADDED = "user added"
     USER_REMOVED = "user removed"
+    OVERRIDE_SAVED = "override saved"  # an issue shaped: pin, drop, headline, summary, ...
+    OVERRIDE_UNDONE = "override undone"
+    ISSUE_APPROVED = "issue approved"
     BRIEFING_PAUSED = "briefing paused"  # the detail names the briefing
     BRIEFING_RESUMED = "briefing resumed"
     RUN_NOW_REQUESTED = "run-now requested"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from briefing.config import Config
+from briefing.domain.models import Link
 from briefing.domain.states import ApprovalMode, OverrideKind
 from briefing.editions.variants import ArchiveKey, VariantSpec, build_variant, ordered_sections
 from briefing.pipeline.relate import Archive
@@ -41,6 +42,9 @@ class ShownItem:
     summary: str
     also_covered: int
     marks: tuple[str, ...]  # pinned, added, headline, summary, source
+    # The other sources folded under this story: any of them can be chosen with a
+    # ``source`` override (the desk lists them beside the item).
+    covered_by: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def issue_view(
                 summary=item.summary,
                 also_covered=len(item.also_covered),
                 marks=_marks(item.article.id, overrides),
+                covered_by=item.also_covered,
             )
             for section in built.digest.sections
             for item in section.items

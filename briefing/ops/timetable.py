@@ -7,10 +7,16 @@ else the next local send moment its frequency includes. Editions due but past
 their deadline are counted as ``missed``: the next dispatch records them
 expired. Subscriptions with the same timezone, send time, frequency and next
 moment form one row.
+
+The work is per kind of subscription, not per subscriber: subscriptions with
+the same timezone, send time and frequency, the same editions dispatched and
+a start on the same side of every send moment in question get the same
+answer, so it is computed once for them and counted.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,11 +24,18 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from briefing.config import Config
-from briefing.domain.calendar import local_send_moment, missed, next_send
+from briefing.domain.calendar import (
+    HORIZON_DAYS,
+    NextSend,
+    local_send_moment,
+    missed,
+    next_send,
+    parse_send_time,
+)
 from briefing.store import Database
 from briefing.store.controls import ControlState, read_controls
 from briefing.store.editions import dispatched_dates
-from briefing.store.schedule import active_subscriptions
+from briefing.store.schedule import active_timings
 
 _send_moment = lru_cache(maxsize=4096)(local_send_moment)
 
@@ -67,6 +80,30 @@ class BriefingTimetable:
         return sum(group.subscribers for group in self.groups if group.due_now)
 
 
+@dataclass(frozen=True)
+class _Timing:
+    """What decides a subscription's send moments (a :class:`~briefing.domain.calendar.Timing`)."""
+
+    timezone: str
+    send_time: str
+    frequency: str
+    created_at: datetime
+
+
+def _moments(zone_name: str, send_time: str, now: datetime) -> list[datetime]:
+    """Return every send moment a start time is compared with: local yesterday to the horizon."""
+    zone = ZoneInfo(zone_name)
+    at = parse_send_time(send_time)
+    today = now.astimezone(zone).date()
+    return sorted(
+        _send_moment(today + timedelta(days=offset), at, zone) for offset in range(-1, HORIZON_DAYS)
+    )
+
+
+_Answer = tuple[int, NextSend | None]
+_Key = tuple[str, str, str, int, frozenset[date]]
+
+
 def timetable(
     config: Config, database: Database, now: datetime, *, briefing: str | None = None
 ) -> list[BriefingTimetable]:
@@ -75,11 +112,11 @@ def timetable(
     result = []
     # Editions exist up to a subscriber's local today, at most a day ahead of UTC.
     since = now.date() - timedelta(days=2)
+    nothing: frozenset[date] = frozenset()
     with database.transaction() as session:
         controls = read_controls(session)
         for name in names:
             settings = config.briefing(name)
-            subscriptions = active_subscriptions(session, name)
             dispatched = dispatched_dates(session, name, since)
             table = BriefingTimetable(
                 briefing=name,
@@ -87,24 +124,48 @@ def timetable(
                 deadline=settings.deadline,
                 control=controls.get(name, ControlState(name)),
             )
+            moments: dict[tuple[str, str], list[datetime]] = {}
+            answers: dict[_Key, _Answer] = {}
+            kinds: Counter[_Key] = Counter()
+            for subscriber_id, zone, send_time, frequency, created_at in active_timings(
+                session, name
+            ):
+                around = moments.get((zone, send_time))
+                if around is None:
+                    around = moments[(zone, send_time)] = _moments(zone, send_time, now)
+                # A start only matters by which of these moments it precedes.
+                key = (
+                    zone,
+                    send_time,
+                    frequency,
+                    bisect_left(around, created_at),
+                    dispatched.get(subscriber_id, nothing),
+                )
+                if key not in answers:
+                    timing = _Timing(zone, send_time, frequency, created_at)
+                    answers[key] = (
+                        missed(timing, now, settings.deadline, key[4]),
+                        next_send(timing, now, settings.deadline, key[4], _send_moment),
+                    )
+                kinds[key] += 1
             counts: Counter[tuple[str, str, str, datetime, date, bool]] = Counter()
-            for subscription in subscriptions:
-                done = dispatched.get(subscription.subscriber_id, set())
-                table.missed += missed(subscription, now, settings.deadline, done)
-                upcoming = next_send(subscription, now, settings.deadline, done, _send_moment)
+            for key, count in kinds.items():
+                missed_count, upcoming = answers[key]
+                table.missed += missed_count * count
                 if upcoming is not None:
+                    zone, send_time, frequency = key[:3]
                     counts[
                         (
-                            subscription.timezone,
-                            subscription.send_time,
-                            subscription.frequency,
+                            zone,
+                            send_time,
+                            frequency,
                             upcoming.moment,
                             upcoming.issue_date,
                             upcoming.due_now,
                         )
-                    ] += 1
+                    ] += count
             table.groups = sorted(
-                (SendGroup(*key, subscribers=count) for key, count in counts.items()),
+                (SendGroup(*group, subscribers=count) for group, count in counts.items()),
                 key=lambda group: (group.next_send, group.timezone, group.send_time),
             )
             result.append(table)

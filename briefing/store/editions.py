@@ -94,7 +94,8 @@ class StoredVariant:
     placeholders: dict[str, Any]
 
 
-def _stored(row: Variant) -> StoredVariant:
+def stored_variant(row: Variant) -> StoredVariant:
+    """Return a variant row as the frozen value the services read."""
     return StoredVariant(
         id=row.id,
         key=row.key,
@@ -156,7 +157,7 @@ def freeze_variant(session: Session, variant: NewVariant, now: datetime) -> int:
 def find_variant(session: Session, key: str) -> StoredVariant | None:
     """Return the stored variant with ``key``, if it was cut already."""
     row = session.scalar(select(Variant).where(Variant.key == key))
-    return _stored(row) if row is not None else None
+    return stored_variant(row) if row is not None else None
 
 
 def variant_of_edition(
@@ -172,11 +173,14 @@ def variant_of_edition(
             Edition.issue_date == issue_date,
         )
     )
-    return _stored(row) if row is not None else None
+    return stored_variant(row) if row is not None else None
 
 
-def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, set[date]]:
-    """Return each subscriber's issue dates of ``briefing`` from ``since`` on."""
+def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, frozenset[date]]:
+    """Return each subscriber's issue dates of ``briefing`` from ``since`` on.
+
+    Equal sets are one object, so a caller can key on them cheaply.
+    """
     dispatched: dict[int, set[date]] = {}
     for subscriber_id, issue_date in session.execute(
         select(Edition.subscriber_id, Edition.issue_date).where(
@@ -185,7 +189,12 @@ def dispatched_dates(session: Session, briefing: str, since: date) -> dict[int, 
     ):
         if subscriber_id is not None:
             dispatched.setdefault(subscriber_id, set()).add(issue_date)
-    return dispatched
+    shared: dict[frozenset[date], frozenset[date]] = {}
+    return {
+        subscriber_id: shared.setdefault(frozen, frozen)
+        for subscriber_id, dates in dispatched.items()
+        for frozen in (frozenset(dates),)
+    }
 
 
 def last_cut_before(

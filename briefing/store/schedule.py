@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,6 +56,28 @@ def active_subscriptions(session: Session, briefing: str) -> list[ScheduledSubsc
         .order_by(Subscription.id)
     ).all()
     return [_scheduled(subscription, person) for subscription, person in rows]
+
+
+def active_timings(
+    session: Session, briefing: str
+) -> Iterator[tuple[int, str, str, str, datetime]]:
+    """Yield each active subscription's subscriber id, timezone, send time, frequency, start.
+
+    Only the columns that decide send moments, as plain rows streamed in
+    batches: a timetable of a large list holds no subscription objects.
+    """
+    result = session.execute(
+        select(
+            Subscription.subscriber_id,
+            Subscription.timezone,
+            Subscription.send_time,
+            Subscription.frequency,
+            Subscription.created_at,
+        )
+        .where(Subscription.briefing == briefing, Subscription.status == SubscriptionState.ACTIVE)
+        .execution_options(yield_per=5000)
+    )
+    yield from result
 
 
 def subscription_of(session: Session, briefing: str, email: str) -> ScheduledSubscription | None:

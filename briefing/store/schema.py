@@ -285,6 +285,10 @@ class Variant(Base):
     """The frozen content of a digest shared by subscriptions cut alike."""
 
     __tablename__ = "variants"
+    __table_args__ = (
+        # The archive pages a briefing's issue dates, newest first (store/archive.py).
+        Index("ix_variants_briefing_issue_date", "briefing", "issue_date"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)

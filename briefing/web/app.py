@@ -15,6 +15,8 @@ Routes (``<base>`` is the path of ``site.base_url``, e.g. ``/briefing``):
                              configured (:mod:`briefing.web.hooks`)
     GET  <base>/a/<token>    a single-use self-service link: what it does; changes nothing
     POST <base>/a/<token>    uses it once (download, delete, change of address, undo)
+    GET  <base>/archive/<briefing>/...  a briefing's public archive and its Atom feed, only
+                             with ``public_archive: true`` (:mod:`briefing.web.archive`)
     GET|POST <base>/desk/... the desk: logins, sessions and the newsroom's pages
                              (:mod:`briefing.web.desk`)
     GET  <base>/metrics      Prometheus metrics, with the bearer token or from an allowed
@@ -54,7 +56,7 @@ from briefing.domain.tokens import InertTokenError, Purpose, Signer
 from briefing.errors import TokenError
 from briefing.ops.presence import Presence
 from briefing.store import Database
-from briefing.web import account, desk, links, signup
+from briefing.web import account, archive, desk, links, signup
 from briefing.web.context import WebContext, context_of, utc_now
 from briefing.web.forms import MAX_BODY_BYTES, FormGuard
 from briefing.web.health import Health
@@ -96,7 +98,8 @@ async def _token_error(request: Request, exc: Exception) -> Response:
     context = context_of(request)
     logger.info("refused a %s link: %s", request.url.path.rsplit("/", 2)[-2], exc)
     explanation = (
-        "Links in previews and test sends show where a reader's link goes; they act on nobody."
+        "Links in previews, test sends and archived issues show where a reader's link goes; "
+        "they act on nobody."
         if isinstance(exc, InertTokenError)
         else "Nothing was changed. Please use the link from your most recent email, copied in full."
     )
@@ -143,6 +146,7 @@ def routes(
         *(hooks.routes() if hooks is not None else []),
         Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_page, methods=["GET"]),
         Route(f"/{Purpose.ACCOUNT.route}/{{token}}", account.account_post, methods=["POST"]),
+        *archive.routes(),
         *desk.routes(),
         *ops,
     ]

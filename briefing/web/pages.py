@@ -34,6 +34,15 @@ EDITION_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
     "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+# A desk page that shows a stored edition in an iframe from the desk's own origin.
+FRAMING_POLICY = f"{PAGE_POLICY}; frame-src 'self'"
+# A stored edition inside a desk page's iframe: no script (sandboxed, and script-src falls
+# back to 'none'), framed only by our own pages.
+FRAMED_EDITION_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
 
 
 @lru_cache(maxsize=1)

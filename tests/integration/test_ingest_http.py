@@ -32,6 +32,9 @@ FAST = {
     "max_redirects": 3,
     "flag_after_failures": 2,
 }
+# Timeouts for the tests whose servers answer at once: a loaded machine must not turn
+# a healthy local fetch into a read timeout. Only the broken-server tests use FAST's.
+ROOMY = {**FAST, "connect_timeout": "10s", "read_timeout": "10s", "total_timeout": "20s"}
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def project(tmp_path: Path, urls: list[str], **ingest: Any) -> Config:
             "technology": {"title": "Technology"},
         },
         briefings={"daily": {"title": "D", "list_id": "d.example.org", "sections": ["web"]}},
-        ingest={**FAST, **ingest},
+        ingest={**ROOMY, **ingest},
     )
 
 
@@ -193,7 +196,7 @@ def test_broken_servers_are_named_and_never_stop_the_others(
         "/ok",
     ]
     closed = "http://127.0.0.1:9/feed"  # the discard port: nothing listens there
-    config = project(tmp_path, [server.url(p) for p in paths] + [closed])
+    config = project(tmp_path, [server.url(p) for p in paths] + [closed], **FAST)
     started = time.monotonic()
     reports = run(config)
     assert time.monotonic() - started < 6
@@ -293,7 +296,7 @@ def test_ingest_settings_have_defaults_and_named_errors(tmp_path: Path) -> None:
         5,
         3,
     )
-    custom = project(tmp_path / "b", [], user_agent="Newsroom bot (ops@example.org)")
+    custom = project(tmp_path / "b", [], **FAST, user_agent="Newsroom bot (ops@example.org)")
     assert custom.ingest.read_timeout == timedelta(milliseconds=300)
     from briefing.ingest.fetch import default_user_agent
 

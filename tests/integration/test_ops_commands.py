@@ -13,11 +13,16 @@ from click.testing import CliRunner, Result
 
 from briefing.cli import cli
 from briefing.config import Config, format_duration
+from briefing.domain.calendar import missed, next_send
+from briefing.domain.tokens import Signer
+from briefing.editions.dispatch import dispatch
 from briefing.errors import BriefingError, SchedulerError
 from briefing.ingest import ingest
 from briefing.ops.controls import control_of, pause
 from briefing.ops.timetable import timetable
 from briefing.store import Database
+from briefing.store.editions import dispatched_dates
+from briefing.store.schedule import active_subscriptions
 from tests.support.factories import config_dict, subscribe
 from tests.unit.domain.test_config import problems
 
@@ -181,3 +186,65 @@ def test_scheduler_config_defaults_and_bounds(tmp_path: Path, project: Config) -
 )
 def test_format_duration(span: timedelta, text: str) -> None:
     assert format_duration(span) == text
+
+
+def reference_groups(
+    config: Config, database: Database, at: datetime
+) -> tuple[list[tuple[Any, ...]], int]:
+    """The timetable computed one subscription at a time, as the calendar defines it."""
+    settings = config.briefing("daily")
+    counts: dict[tuple[Any, ...], int] = {}
+    missed_total = 0
+    with database.transaction() as session:
+        dispatched = dispatched_dates(session, "daily", at.date() - timedelta(days=2))
+        for sub in active_subscriptions(session, "daily"):
+            done = dispatched.get(sub.subscriber_id, frozenset())
+            missed_total += missed(sub, at, settings.deadline, done)
+            upcoming = next_send(sub, at, settings.deadline, done)
+            if upcoming is not None:
+                key = (sub.timezone, sub.send_time, sub.frequency)
+                key += (upcoming.moment, upcoming.due_now)
+                counts[key] = counts.get(key, 0) + 1
+    found = [(*key[:3], count, *key[3:]) for key, count in counts.items()]
+    return sorted(found, key=lambda g: (g[4], g[0], g[1])), missed_total
+
+
+def test_timetable_by_kind_equals_one_subscription_at_a_time(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    # Subscriptions started at different moments around the send times, some with
+    # editions dispatched, some past their deadline: the grouped timetable must give
+    # exactly what each subscription's own calendar gives.
+    zones = ["Europe/London", "America/New_York", "Australia/Sydney", "Pacific/Kiritimati"]
+    starts = [
+        LONG_AGO,
+        datetime(2026, 11, 25, 12, tzinfo=UTC),
+        datetime(2026, 11, 26, 6, 59, tzinfo=UTC),
+        datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+        datetime(2026, 11, 26, 7, 30, tzinfo=UTC),
+    ]
+    number = 0
+    for start in starts:
+        rows = []
+        for zone in zones:
+            for send_time, frequency in (("07:00", "daily"), ("07:15", "weekdays")):
+                number += 1
+                rows.append(f"r{number}@example.com,,daily,,{zone},{send_time},{frequency}")
+        subscribe(project, database, rows, start)
+    moments = [
+        datetime(2026, 11, 25, 18, tzinfo=UTC),
+        datetime(2026, 11, 26, 7, 10, tzinfo=UTC),
+        datetime(2026, 11, 26, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 26, 12, 20, tzinfo=UTC),
+        datetime(2026, 11, 28, 6, tzinfo=UTC),
+    ]
+    for dispatched in (False, True):  # starts alone decide, then with editions too
+        if dispatched:
+            dispatch(project, database, signer, datetime(2026, 11, 26, 7, 5, tzinfo=UTC))
+            dispatch(project, database, signer, datetime(2026, 11, 26, 12, 20, tzinfo=UTC))
+        for at in moments:
+            (table,) = timetable(project, database, at)
+            expected, expected_missed = reference_groups(project, database, at)
+            assert groups(project, database, at) == expected, (dispatched, at)
+            assert table.missed == expected_missed, (dispatched, at)
+            assert sum(g[3] for g in expected) > 0

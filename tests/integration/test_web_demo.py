@@ -128,6 +128,12 @@ def test_one_click_from_a_demo_message_on_briefing_web(demo: Path) -> None:
         assert response.status_code == 200, response.text
         assert "set-cookie" not in response.headers
         assert "You are unsubscribed from The Morning Briefing" in response.text
+        # The sample config publishes the daily briefing's archive, and its feed.
+        archive = httpx.get(f"{origin}/briefing/archive/daily/", timeout=10)
+        assert archive.status_code == 200 and "feed.atom" in archive.text
+        feed = httpx.get(f"{origin}/briefing/archive/daily/feed.atom", timeout=10)
+        assert feed.headers["content-type"] == "application/atom+xml; charset=utf-8"
+        assert httpx.get(f"{origin}/briefing/archive/markets/", timeout=10).status_code == 404
     finally:
         server.terminate()
         output = server.communicate(timeout=20)[0]

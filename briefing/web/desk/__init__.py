@@ -10,6 +10,13 @@ Routes (``<base>`` is the path of ``site.base_url``):
     GET  <base>/desk/password   change one's own password (every role)
     POST <base>/desk/password   ... every session of the account ends, this browser logs in anew
     GET  <base>/desk/ops/users  the accounts, their roles and sessions (ops, admin)
+    GET  <base>/desk/edition/{briefing}/[{YYYY-MM-DD}[/shape|/undo|/approve]]
+                                the coming edition: see it (editor, ops, admin), shape and
+                                approve it (editor, admin); see :mod:`.edition`
+    GET  <base>/desk/archive/   every briefing's latest issues with delivery figures (every role)
+    GET  <base>/desk/archive/<briefing>/             its issues, newest first, paged
+    GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD> one issue: variants, figures, a frame
+    GET  <base>/desk/archive/<briefing>/<YYYY-MM-DD>/<variant>/html|text  a variant, inert links
 
 The ops pages (ops, admin; :mod:`briefing.web.desk.ops`):
 
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import ops, views
+from briefing.web.desk import archive, edition, ops, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
@@ -47,6 +54,18 @@ def routes() -> list[BaseRoute]:
         Route("/desk/password", views.password_page, methods=["GET"]),
         Route("/desk/password", views.password_post, methods=["POST"]),
         Route("/desk/ops/users", views.users_page, methods=["GET"]),
+        Route("/desk/edition/{briefing}/", edition.edition_default, methods=["GET"]),
+        Route("/desk/edition/{briefing}/{issue_date}", edition.edition_page, methods=["GET"]),
+        Route("/desk/edition/{briefing}/{issue_date}/shape", edition.shape_post, methods=["POST"]),
+        Route("/desk/edition/{briefing}/{issue_date}/undo", edition.undo_post, methods=["POST"]),
+        Route(
+            "/desk/edition/{briefing}/{issue_date}/approve", edition.approve_post, methods=["POST"]
+        ),
+        Route("/desk/archive/", archive.archive_home, methods=["GET"]),
+        Route("/desk/archive/{briefing}/", archive.archive_briefing, methods=["GET"]),
+        Route("/desk/archive/{briefing}/{day}", archive.archive_issue, methods=["GET"]),
+        Route("/desk/archive/{briefing}/{day}/{variant}/html", archive.variant_html),
+        Route("/desk/archive/{briefing}/{day}/{variant}/text", archive.variant_text),
         Route("/desk/ops/", ops.overview, methods=["GET"]),
         Route("/desk/ops/schedule", ops.schedule_page, methods=["GET"]),
         Route("/desk/ops/sources", ops.sources_page, methods=["GET"]),

@@ -70,6 +70,17 @@ def test_related_threshold_must_be_below_fold_threshold(tmp_path: Path) -> None:
     assert (daily.related_threshold, daily.related_window) == (0.1, timedelta(weeks=1))
 
 
+def test_public_archive_is_off_by_default_and_only_a_yaml_boolean(tmp_path: Path) -> None:
+    data = config_dict()
+    assert load_config(write_config(tmp_path, data)).briefings["daily"].public_archive is False
+    data["briefings"]["daily"]["public_archive"] = "yes"
+    (found,) = problems(tmp_path, data)
+    assert found.startswith("briefings.daily.public_archive: ")
+    assert "bool" in found
+    data["briefings"]["daily"]["public_archive"] = True
+    assert load_config(write_config(tmp_path, data)).briefings["daily"].public_archive is True
+
+
 def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("site:\n  name: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
