@@ -315,6 +315,15 @@ def test_cancel_stops_what_is_still_to_send_and_says_when_nothing_is(sent: Sent)
     dispatch(config, database, SIGNER, AT + timedelta(days=1))  # the next issue, not yet sent
     waiting = delivery_states(database).get("pending", 0)
     assert waiting > 0
+    for action in ("cancel", "run-now", "pause"):  # without the confirm field: nothing happens
+        unconfirmed = site.post(
+            f"{OPS}briefings/daily/{action}", sid, {"csrf_token": site.csrf(sid)}
+        )
+        assert unconfirmed.status_code == 400, action
+        assert "Nothing was changed: the form was not confirmed." in unconfirmed.text
+    assert delivery_states(database).get("pending", 0) == waiting
+    state = control_of(database, "daily")
+    assert not state.paused and state.run_now_requested_at is None
     status, location = confirm(site, sid, "daily", "cancel")
     assert status == 303
     assert f"done=cancelled&cancelled={waiting}&in_flight=0&sent=0" in location
