@@ -34,7 +34,7 @@ import logging
 import mailbox
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import Message
@@ -693,10 +693,14 @@ def events_of(session: Session, email: str, limit: int = 50) -> list[dict[str, o
     return [event_json(event) for event in store.recent(session, limit, email=email)]
 
 
-def recent_events(database: Database, limit: int = 50) -> list[dict[str, object]]:
-    """Return the newest recorded reports, for ``briefing bounces``."""
+def recent_events(
+    database: Database, limit: int = 50, *, offset: int = 0, kinds: Sequence[BounceKind] = ()
+) -> list[dict[str, object]]:
+    """Return the newest recorded reports, for ``briefing bounces`` and the desk (a page of them)."""
     with database.transaction() as session:
-        return [event_json(event) for event in store.recent(session, limit)]
+        return [
+            event_json(event) for event in store.recent(session, limit, offset=offset, kinds=kinds)
+        ]
 
 
 def event_json(event: BounceEvent) -> dict[str, object]:

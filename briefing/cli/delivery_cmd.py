@@ -11,6 +11,8 @@ from rich.table import Table
 
 from briefing.cli.app import App, pass_app
 from briefing.domain.states import DeliveryState
+from briefing.ops.deliveries import cancel_sending, issue_summaries
+from briefing.ops.deliveries import failures as failed_deliveries
 from briefing.store import ledger
 
 EDITION_HELP = "An edition id, or BRIEFING:YYYY-MM-DD for a briefing's issue of that date."
@@ -31,9 +33,8 @@ def deliveries_command(
 ) -> None:
     """Summarise the delivery ledger by briefing, issue date and status."""
     target = ledger.parse_target(edition_text, app.config) if edition_text else None
-    with app.database.transaction() as session:
-        rows = ledger.summary(session, target)
-        failures = ledger.failed(session, target) if show_failed else []
+    rows = issue_summaries(app.database, target)
+    failures = failed_deliveries(app.database, target) if show_failed else []
     if as_json:
         data: dict[str, object] = {
             "editions": [
@@ -118,10 +119,7 @@ def cancel_command(app: App, edition_text: str, reason: str) -> None:
     stay sent.
     """
     target = ledger.parse_target(edition_text, app.config)
-    with app.database.transaction() as session:
-        stopped = ledger.cancel(session, target, datetime.now(UTC), reason)
-        rows = ledger.summary(session, target)
-    sent = sum(row.counts.get(DeliveryState.SENT, 0) for row in rows)
+    stopped, sent = cancel_sending(app.database, target, datetime.now(UTC), reason)
     click.echo(
         f"{target}: {stopped.cancelled} cancelled, {stopped.in_flight} in flight "
         f"(may still go out), {sent} already sent"

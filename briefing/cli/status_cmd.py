@@ -2,118 +2,37 @@
 
 It reads the same picture as ``GET <base>/metrics`` (:mod:`briefing.store.metrics`)
 plus the timetable's editions due but not yet dispatched, and applies the
-rules below. Exit status (usable as a systemd or cron check):
+rules. Exit status (usable as a systemd or cron check):
 
 - 0: nothing needs a person;
 - 1: the status could not be read (a bad config, the database unreachable);
 - 3: something needs a person; each problem is printed under "needs a
   person" (``problems`` with ``--json``).
 
-The rules, each for a briefing that is not paused:
-
-- ``unsent``: an edition has been due and unsent for longer than
-  ``metrics.unsent_after``;
-- ``no-serve``: editions are due and no ``briefing serve`` is alive to
-  dispatch them; ``no-sender``: deliveries are due and neither ``serve`` nor a
-  ``briefing deliver`` worker is alive to send them;
-
-and for the sources: ``source``: a configured source has failed
-``ingest.flag_after_failures`` times in a row or more.
+The rules (``unsent``, ``no-serve``, ``no-sender``, ``source``) live in
+:mod:`briefing.ops.status`, which the desk's ops overview applies too.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import click
 
 from briefing.cli.app import App, pass_app
 from briefing.config import Config
-from briefing.domain.states import DeliveryState, ProcessKind
-from briefing.ops.timetable import timetable
-from briefing.store.metrics import OpsPicture, read_ops_picture
+from briefing.domain.states import DeliveryState
+from briefing.ops.status import Problem, age, read_status
+from briefing.store.metrics import OpsPicture
 
 NEEDS_A_PERSON = 3
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing that needs a person: its rule and what was seen."""
-
-    rule: str
-    briefing: str | None
-    message: str
-
-
-def problems(config: Config, picture: OpsPicture, undispatched: dict[str, int]) -> list[Problem]:
-    """Apply the rules to the picture; ``undispatched`` is due-but-not-dispatched by briefing."""
-    kinds = {row.kind for row in picture.processes}
-    found: list[Problem] = []
-    for briefing in config.briefings:
-        if briefing in picture.paused:
-            continue
-        waiting = picture.backlog.get(briefing)
-        if waiting is not None:
-            lag = picture.now - waiting.oldest_due
-            if lag > config.metrics.unsent_after:
-                found.append(
-                    Problem(
-                        "unsent",
-                        briefing,
-                        f"{waiting.editions} edition(s) due and unsent, the oldest for "
-                        f"{_age(lag)} (over metrics.unsent_after, "
-                        f"{_age(config.metrics.unsent_after)})",
-                    )
-                )
-            if not kinds & {ProcessKind.SERVE, ProcessKind.DELIVER}:
-                found.append(
-                    Problem(
-                        "no-sender",
-                        briefing,
-                        f"{waiting.editions} edition(s) due and no `briefing serve` or "
-                        "`briefing deliver` is running to send them",
-                    )
-                )
-        due = undispatched.get(briefing, 0)
-        if due and ProcessKind.SERVE not in kinds:
-            found.append(
-                Problem(
-                    "no-serve",
-                    briefing,
-                    f"{due} edition(s) due and not dispatched, and no `briefing serve` is running",
-                )
-            )
-    sources = picture.sources
-    if sources.flagged:
-        found.append(
-            Problem(
-                "source",
-                None,
-                f"{sources.flagged} source(s) failed {config.ingest.flag_after_failures} times in "
-                f"a row or more (the worst {sources.max_failures_in_a_row}); "
-                "see `briefing sources`",
-            )
-        )
-    return found
-
-
-def _age(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d"
-
-
 def _since(now: datetime, moment: datetime | None) -> str:
-    return "never" if moment is None else f"{_age(now - moment)} ago"
+    return "never" if moment is None else f"{age(now - moment)} ago"
 
 
 def as_json(
@@ -193,7 +112,7 @@ def as_text(
         waiting = picture.backlog.get(name)
         state = "PAUSED" if name in picture.paused else "running"
         unsent = (
-            f"{waiting.editions} due and unsent, oldest {_age(now - waiting.oldest_due)}"
+            f"{waiting.editions} due and unsent, oldest {age(now - waiting.oldest_due)}"
             if waiting
             else "nothing due and unsent"
         )
@@ -233,14 +152,9 @@ def as_text(
 @pass_app
 def status_command(app: App, json_output: bool, no_schedule: bool) -> None:
     """Show processes, due-but-unsent editions, pauses, ingest and sources; exit 3 if a person is needed."""
-    config, database = app.config, app.database
-    picture = read_ops_picture(config, database)
-    undispatched = (
-        {}
-        if no_schedule
-        else {table.briefing: table.due_now for table in timetable(config, database, picture.now)}
-    )
-    found = problems(config, picture, undispatched)
+    config = app.config
+    status = read_status(config, app.database, schedule=not no_schedule)
+    picture, undispatched, found = status.picture, status.undispatched, status.problems
     if json_output:
         click.echo(json.dumps(as_json(config, picture, undispatched, found), ensure_ascii=False))
     else:

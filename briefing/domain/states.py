@@ -226,6 +226,10 @@ class DeskAction(StrEnum):
     OVERRIDE_UNDONE = "override undone"
     ISSUE_APPROVED = "issue approved"
     TEST_SENT = "test sent"  # an edition mailed as a test, with inert links
+    BRIEFING_PAUSED = "briefing paused"  # the detail names the briefing
+    BRIEFING_RESUMED = "briefing resumed"
+    RUN_NOW_REQUESTED = "run-now requested"
+    RUN_CANCELLED = "run cancelled"  # the detail names the briefing and the counts
 
 
 class ApprovalMode(StrEnum):

@@ -156,12 +156,21 @@ def move_delivery(session: Session, delivery: Delivery, to: DeliveryState, now: 
     return True
 
 
-def recent(session: Session, limit: int = 50, email: str | None = None) -> list[BounceEvent]:
-    """Return the newest events, of one address when given."""
+def recent(
+    session: Session,
+    limit: int = 50,
+    email: str | None = None,
+    *,
+    offset: int = 0,
+    kinds: Sequence[BounceKind] = (),
+) -> list[BounceEvent]:
+    """Return the newest events (from ``offset`` on), of one address or these kinds when given."""
     query = select(BounceEvent).order_by(BounceEvent.received_at.desc(), BounceEvent.id.desc())
     if email is not None:
         query = query.where(BounceEvent.email_hash == address_hash(email))
-    return list(session.scalars(query.limit(limit)))
+    if kinds:
+        query = query.where(BounceEvent.kind.in_([kind.value for kind in kinds]))
+    return list(session.scalars(query.limit(limit).offset(offset)))
 
 
 def forget_bounce_address(session: Session, email: str) -> int:

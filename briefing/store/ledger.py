@@ -29,7 +29,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -50,6 +50,7 @@ from briefing.config import Config
 from briefing.domain.addresses import address_hash
 from briefing.domain.states import (
     CLAIMABLE,
+    OPEN,
     DeliveryState,
     SubscriptionState,
     SuppressionReason,
@@ -608,14 +609,18 @@ class Target:
     issue_date: date | None = None
 
     def where(self) -> Any:
-        """Return the condition on editions this target selects."""
+        """Return the condition on editions this target selects (no date: every issue)."""
         if self.edition_id is not None:
             return Edition.id == self.edition_id
+        if self.issue_date is None:
+            return Edition.briefing == self.briefing
         return (Edition.briefing == self.briefing) & (Edition.issue_date == self.issue_date)
 
     def __str__(self) -> str:
         if self.edition_id is not None:
             return f"edition {self.edition_id}"
+        if self.issue_date is None:
+            return f"{self.briefing} (every issue)"
         return f"{self.briefing} {self.issue_date}"
 
 
@@ -671,6 +676,22 @@ def cancel(session: Session, target: Target, now: datetime, reason: str) -> Canc
     return Cancelled(cancelled=counts[0], in_flight=counts[1])
 
 
+def open_issues(session: Session, briefing: str, limit: int = 31) -> list[date]:
+    """Return the issue dates of ``briefing`` with deliveries still to send, oldest first."""
+    # From the few open deliveries (by ix_deliveries_status_next) to their editions, not
+    # from every edition of the briefing to its delivery.
+    still_open = select(Delivery.edition_id).where(Delivery.status.in_(OPEN))
+    return list(
+        session.scalars(
+            select(Edition.issue_date)
+            .where(Edition.id.in_(still_open), Edition.briefing == briefing)
+            .group_by(Edition.issue_date)
+            .order_by(Edition.issue_date)
+            .limit(limit)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class SummaryRow:
     """Counts of one briefing's deliveries on one issue date, by status."""
@@ -701,6 +722,59 @@ def summary(session: Session, target: Target | None = None) -> list[SummaryRow]:
     return [SummaryRow(b, d, counts) for (b, d), counts in rows.items()]
 
 
+# An edition is sent at a local time of its issue date, in a zone from UTC-12 to UTC+14
+# (run-now sends today's issue now), so it is scheduled between 14 hours before and 36
+# hours after its issue date began in UTC: a range on the indexed scheduled_at, an hour
+# wider on each side, bounds what is read for a span of issue dates.
+SCHEDULED_BEFORE = timedelta(hours=15)
+SCHEDULED_AFTER = timedelta(hours=37)
+
+
+def _scheduled_range(first: date, last: date) -> tuple[datetime, datetime]:
+    low = datetime.combine(first, time.min, tzinfo=UTC) - SCHEDULED_BEFORE
+    high = datetime.combine(last, time.min, tzinfo=UTC) + SCHEDULED_AFTER
+    return low, high
+
+
+def summary_between(session: Session, first: date, last: date) -> list[SummaryRow]:
+    """Count deliveries of the issues dated ``first`` to ``last`` by briefing, date and status.
+
+    One statement reading the editions scheduled around those dates (by
+    ``ix_editions_scheduled_briefing``) and their deliveries' states (by
+    ``ix_deliveries_edition_status``), however long the ledger; newest first.
+    """
+    low, high = _scheduled_range(first, last)
+    query = (
+        select(Edition.briefing, Edition.issue_date, Delivery.status, func.count())
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(
+            Edition.scheduled_at >= low,
+            Edition.scheduled_at < high,
+            Edition.issue_date >= first,
+            Edition.issue_date <= last,
+        )
+        .group_by(Delivery.status, Edition.briefing, Edition.issue_date)
+    )
+    rows: dict[tuple[str, date], dict[DeliveryState, int]] = {}
+    for briefing, issue_date, status, count in session.execute(query):
+        rows.setdefault((briefing, issue_date), {})[DeliveryState(status)] = count
+    ordered = sorted(rows.items(), key=lambda item: (-item[0][1].toordinal(), item[0][0]))
+    return [SummaryRow(b, d, counts) for (b, d), counts in ordered]
+
+
+def issued_before(session: Session, first: date) -> bool:
+    """Tell whether any edition has an issue date before ``first``."""
+    # Read from the oldest send time up: the first row usually answers.
+    _, high = _scheduled_range(first - timedelta(days=1), first - timedelta(days=1))
+    older = session.scalar(
+        select(Edition.id)
+        .where(Edition.scheduled_at < high, Edition.issue_date < first)
+        .order_by(Edition.scheduled_at)
+        .limit(1)
+    )
+    return older is not None
+
+
 @dataclass(frozen=True)
 class FailedRow:
     """One delivery that failed for good, with the relay's reply."""
@@ -716,8 +790,10 @@ class FailedRow:
     reply: str | None
 
 
-def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
-    """List failed and bounced deliveries with the last reply."""
+def failed(
+    session: Session, target: Target | None = None, *, limit: int | None = None, offset: int = 0
+) -> list[FailedRow]:
+    """List failed and bounced deliveries with the last reply (a page of them with ``limit``)."""
     query = (
         select(
             Delivery.id,
@@ -737,6 +813,8 @@ def failed(session: Session, target: Target | None = None) -> list[FailedRow]:
     )
     if target is not None:
         query = query.where(target.where())
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
     return [
         FailedRow(row_id, edition, briefing, day, email, DeliveryState(status), tries, code, reply)
         for row_id, edition, briefing, day, email, status, tries, code, reply in session.execute(

@@ -109,6 +109,43 @@ def live_processes(
     ]
 
 
+@dataclass(frozen=True)
+class ProcessListing:
+    """Every registered process, the stale ones marked, as of the database's ``now``."""
+
+    now: datetime
+    rows: list[tuple[ProcessRow, bool]]  # (the process, its heartbeat is stale)
+    more: bool  # rows beyond ``limit`` were left out
+
+
+def all_processes(session: Session, *, stale: timedelta, limit: int) -> ProcessListing:
+    """List up to ``limit`` registered processes, live ones first, each marked stale or not.
+
+    Stale rows (a crash, a ``kill -9``) are kept until the next process prunes
+    them; ops see them marked rather than not at all.
+    """
+    moment = database_time(session)
+    query = (
+        select(LiveProcess)
+        .order_by(LiveProcess.heartbeat_at.desc(), LiveProcess.id)
+        .limit(limit + 1)
+    )
+    rows = [
+        ProcessRow(
+            row.id,
+            ProcessKind(row.kind),
+            row.host,
+            row.pid,
+            _aware(row.started_at),
+            _aware(row.heartbeat_at),
+            dict(row.detail or {}),
+        )
+        for row in session.scalars(query)
+    ]
+    marked = [(row, moment - row.heartbeat_at > stale) for row in rows[:limit]]
+    return ProcessListing(moment, marked, len(rows) > limit)
+
+
 def count_live(session: Session, kind: ProcessKind, *, stale: timedelta) -> int:
     """Count the live processes of ``kind``."""
     dialect = session.get_bind().dialect.name

@@ -24,6 +24,18 @@ Routes (``<base>`` is the path of ``site.base_url``):
          preview's sandboxed iframes (``&scheme=light|dark``)
     POST <base>/desk/edition/{briefing}/{YYYY-MM-DD}/test          mail it as a test
 
+The ops pages (ops, admin; :mod:`briefing.web.desk.ops`):
+
+    GET  <base>/desk/ops/                  what needs a person, each briefing's state, controls
+    GET  <base>/desk/ops/schedule          next sends by timezone and local time, with counts
+    GET  <base>/desk/ops/sources           each source's health
+    GET  <base>/desk/ops/deliveries        recent issues with deliveries by state (paged)
+    GET  <base>/desk/ops/deliveries/B/D    one issue: counts, failures with SMTP replies (paged)
+    GET  <base>/desk/ops/processes         serve, deliver workers, web: heartbeats, stale marked
+    GET  <base>/desk/ops/bounces           bounce and complaint events (paged)
+    GET  <base>/desk/ops/briefings/B/A     confirm a control A (pause, resume, run-now, cancel)
+    POST <base>/desk/ops/briefings/B/A     ... apply it (with ``confirm=yes``), then 303 back
+
 Every route but the login goes through :func:`~briefing.web.desk.auth.desk_page`.
 """
 
@@ -31,7 +43,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from briefing.web.desk import archive, edition, preview, views
+from briefing.web.desk import archive, edition, ops, preview, views
 from briefing.web.desk.auth import Desk
 
 __all__ = ["Desk", "routes"]
@@ -65,4 +77,13 @@ def routes() -> list[BaseRoute]:
         Route(f"{EDITION}/preview", preview.preview_page, methods=["GET"]),
         Route(f"{EDITION}/preview/html", preview.preview_html, methods=["GET"]),
         Route(f"{EDITION}/test", preview.send_test_post, methods=["POST"]),
+        Route("/desk/ops/", ops.overview, methods=["GET"]),
+        Route("/desk/ops/schedule", ops.schedule_page, methods=["GET"]),
+        Route("/desk/ops/sources", ops.sources_page, methods=["GET"]),
+        Route("/desk/ops/deliveries", ops.deliveries_page, methods=["GET"]),
+        Route("/desk/ops/deliveries/{briefing}/{issue}", ops.issue_page, methods=["GET"]),
+        Route("/desk/ops/processes", ops.processes_page, methods=["GET"]),
+        Route("/desk/ops/bounces", ops.bounces_page, methods=["GET"]),
+        Route("/desk/ops/briefings/{briefing}/{action}", ops.control_page, methods=["GET"]),
+        Route("/desk/ops/briefings/{briefing}/{action}", ops.control_post, methods=["POST"]),
     ]
