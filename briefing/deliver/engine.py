@@ -58,6 +58,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["DeliveryReport", "deliver"]
 
 PROGRESS_EVERY = 0.25  # seconds between progress callbacks
+# Batches whose claiming order is read at once: ranking the due rows by recipient domain
+# reads the whole backlog, so it is done once per this many batches, not for each.
+CLAIM_LOOKAHEAD = 50
 
 
 def deliver(
@@ -162,6 +165,13 @@ class _Run:
         self.tripped_key: StreakKey | None = None  # the reply of a streak that stopped the run
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
+        self.claims = ledger.Claimer(
+            self.owner,
+            self.delivery.batch_size,
+            lookahead=CLAIM_LOOKAHEAD,
+            briefing=self.briefing,
+            lease=self.lease,
+        )
 
     # -- the coordinating loop ---------------------------------------------------------
 
@@ -240,14 +250,7 @@ class _Run:
                 if ids:
                     self.last_seen = ids[-1]
             else:
-                ids = ledger.claim(
-                    session,
-                    self.owner,
-                    now,
-                    self.delivery.batch_size,
-                    self.briefing,
-                    lease=self.lease,
-                )
+                ids = self.claims.claim(session, now)
             if not ids:
                 return False
             outgoing, settled = ledger.load(session, self.config, ids, now)
