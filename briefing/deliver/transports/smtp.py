@@ -279,9 +279,9 @@ class SmtpConnection:
                 raise _Dropped(stage, "the relay sent a reply line over 8,192 bytes")
             texts.append(line[4:].strip(b" \t\r"))
             code = line[:3]
-            if not code.isdigit():  # not SMTP: a code no stage expects (smtplib's -1)
+            if not code.isdigit():  # not SMTP: a code no stage expects (smtplib's -1), all said
                 self._inbox = inbox[start:]
-                return Reply(-1, _text(b" ".join(texts)))
+                return Reply(-1, _text(b" ".join([*texts[:-1], line])))
             if line[3:4] != b"-":
                 self._inbox = inbox[start:]
                 return Reply(int(code), _text(texts[0] if len(texts) == 1 else b" ".join(texts)))
