@@ -185,6 +185,13 @@ def to_header(address: str, name: str | None) -> bytes:
         return f"To: {address}\r\n".encode(charset)
     if _PLAIN_NAME.match(name):
         return f"To: {name} <{address}>\r\n".encode(charset)
+    if not utf8 and name.isascii() and "=?" not in name:
+        # An ASCII name is quoted (or not) by Address alone; the folding only adds line
+        # breaks, so a header that fits on one line is Address's text as it is.
+        line = f"To: {Address(display_name=name, addr_spec=address)}"
+        if len(line) <= _MAX_HEADER_LINE:
+            return f"{line}\r\n".encode("ascii")
+        return _folded_to(address, name, utf8).encode(charset)
     display = None if utf8 else _display_name(name)
     if display is not None and len(display) + len(address) + 7 <= _MAX_HEADER_LINE:
         # What the email package writes when the header fits on one line (checked in tests).

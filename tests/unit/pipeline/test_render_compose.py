@@ -173,6 +173,11 @@ def test_to_header_writes_every_name_as_the_email_package_does_at_every_length()
         "\\back",
         "中文 名字",
         "é" * 40,
+        "=?utf-8?q?Ann?= Lee",
+        "Ann  Lee,  Jr.",
+        'a\\"b',
+        "x. " * 24 + "x",
+        "O'Brien-Smith, Mary-Jane (work)",
         "Björk Guðmundsdóttir-Longname Extraordinaire The Third of Her Name",
     ]
     for name in names:
