@@ -6,7 +6,10 @@ checked, against ``ca_file`` for a local relay with its own CA), logs in when
 a user is configured, and then carries up to ``messages_per_connection``
 transactions before it is replaced. When the relay offers PIPELINING (RFC
 2920) MAIL, RCPT and DATA go in one write and their replies are read
-together: two round trips per message instead of four.
+together: two round trips per message instead of four. smtplib opens the
+session; the transactions write to the socket and parse replies from their
+own buffer (:meth:`SmtpConnection._read`), so pipelined replies that arrive
+in one segment cost one system call.
 
 Every reply is classified by its stage (:mod:`briefing.deliver.replies`). A
 refused recipient comes back as a :class:`TransportResult`; a refused session
