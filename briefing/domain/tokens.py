@@ -75,19 +75,45 @@ def feedback_key(secret: bytes) -> bytes:
     return hmac.new(secret, b"briefing feedback-id", hashlib.sha256).digest()
 
 
+class _Keyed:
+    """HMAC-SHA256 under one key, its pads hashed once (RFC 2104).
+
+    Equal to ``hmac.new(key, payload, hashlib.sha256).digest()``; each tag
+    copies the two hash states keyed once instead of keying two new ones,
+    which halves the cost of the four tags every message carries.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def digest(self, payload: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(payload)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Signer:
     """Make and check tokens and Message-IDs with the configured keys."""
 
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise ValueError("at least one signing key is required")
-        self._token_keys = [_derive(key, b"token") for key in keys]
+        self._token_keys = [_Keyed(_derive(key, b"token")) for key in keys]
         self._message_id_key = _derive(keys[0], b"message-id")
         # Signs Feedback-ID headers; handed to the pipeline, which reads no secrets itself.
         self.feedback_key = feedback_key(keys[0])
 
-    def _tag(self, key: bytes, payload: bytes) -> bytes:
-        return hmac.new(key, payload, hashlib.sha256).digest()[:_TAG_BYTES]
+    def _tag(self, key: _Keyed, payload: bytes) -> bytes:
+        return key.digest(payload)[:_TAG_BYTES]
 
     def sign(self, purpose: Purpose, ident: int) -> str:
         """Return the token for ``purpose`` on row ``ident``."""

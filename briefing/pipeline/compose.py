@@ -24,6 +24,7 @@ would have given.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -193,15 +194,53 @@ def to_header(address: str, name: str | None) -> bytes:
     address = ascii_address(clean_header(address))
     # A non-ASCII local part (accepted only with delivery.smtputf8) is written as UTF-8
     # (RFC 6532); the message then needs a relay that offers SMTPUTF8.
-    policy, charset = (SMTP, "ascii") if address.isascii() else (SMTPUTF8, "utf-8")
+    utf8 = not address.isascii()
+    charset = "utf-8" if utf8 else "ascii"
     name = clean_header(name or "")[:100]
     if not name:
         return f"To: {address}\r\n".encode(charset)
     if _PLAIN_NAME.match(name):
         return f"To: {name} <{address}>\r\n".encode(charset)
+    if not utf8 and name.isascii() and "=?" not in name:
+        # An ASCII name is quoted (or not) by Address alone; the folding only adds line
+        # breaks, so a header that fits on one line is Address's text as it is.
+        line = f"To: {Address(display_name=name, addr_spec=address)}"
+        if len(line) <= _MAX_HEADER_LINE:
+            return f"{line}\r\n".encode("ascii")
+        return _folded_to(address, name, utf8).encode(charset)
+    display = None if utf8 else _display_name(name)
+    if display is not None and len(display) + len(address) + 7 <= _MAX_HEADER_LINE:
+        # What the email package writes when the header fits on one line (checked in tests).
+        return f"To: {display} <{address}>\r\n".encode(charset)
+    return _folded_to(address, name, utf8).encode(charset)
+
+
+_MAX_HEADER_LINE = 78  # the email package's SMTP policies fold longer lines
+_PROBE_ADDRESS = "a@b"
+
+
+def _folded_to(address: str, name: str, utf8: bool) -> str:
+    policy = SMTPUTF8 if utf8 else SMTP
     value = str(Address(display_name=name, addr_spec=address))
     folded: str = policy.header_factory("To", value).fold(policy=policy)
-    return folded.encode(charset)
+    return folded
+
+
+@functools.lru_cache(maxsize=4096)
+def _display_name(name: str) -> str | None:
+    """Return a name as the email package writes it before an address on one line, or None.
+
+    Quoting and RFC 2047 encoding of a display name do not depend on the
+    address after it, as long as the line is not folded; the email package
+    costs about a millisecond a header, and readers' names repeat, so each
+    name is written once (a bounded cache) and reused with every address.
+    """
+    folded = _folded_to(_PROBE_ADDRESS, name, False)
+    tail = f" <{_PROBE_ADDRESS}>\r\n"
+    if not folded.startswith("To: ") or not folded.endswith(tail):
+        return None
+    display = folded[4 : -len(tail)]
+    return None if "\n" in display or "\r" in display else display
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Boolean,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -162,6 +164,112 @@ def claim(
     different rows.
     """
     dialect = session.get_bind().dialect.name
+    query = _in_turn(dialect, now, limit, briefing)
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    ids = list(session.scalars(query))
+    taken = set(take_claims(session, ids, _due(now, dialect), owner, now, lease))
+    return [delivery_id for delivery_id in ids if delivery_id in taken]  # domains in turn
+
+
+def claim_order(
+    session: Session, now: datetime, limit: int, briefing: str | None = None
+) -> list[int]:
+    """Return up to ``limit`` due deliveries in the order :func:`claim` takes them; claim none.
+
+    Ranking the due rows reads all of them (a row number per recipient
+    domain), so a run reads the order for many batches at once and claims
+    from it with :func:`claim_listed`, batch by batch, instead of ranking the
+    whole backlog again for every batch.
+    """
+    dialect = session.get_bind().dialect.name
+    return list(session.scalars(_in_turn(dialect, now, limit, briefing)))
+
+
+def claim_listed(
+    session: Session, owner: str, ids: Sequence[int], now: datetime, lease: timedelta
+) -> list[int]:
+    """Claim those of ``ids`` (from :func:`claim_order`) still due and not paused, in their order.
+
+    A row another run took since the order was read, one sent, cancelled or
+    deferred meanwhile, or one of a briefing paused since, is left alone: the
+    update checks each row again. On PostgreSQL rows another transaction is
+    claiming right now are skipped (SKIP LOCKED), not waited for.
+    """
+    if not ids:
+        return []
+    dialect = session.get_bind().dialect.name
+    due = _due(now, dialect)
+    paused = select(BriefingControl.briefing).where(BriefingControl.paused.is_(True))
+    unpaused = ~(
+        select(Edition.id)
+        .where(Edition.id == Delivery.edition_id, Edition.briefing.in_(paused))
+        .exists()
+    )
+    listed: Any = Delivery.id.in_(list(ids))
+    if dialect == "postgresql":
+        listed = Delivery.id.in_(
+            select(Delivery.id)
+            .where(listed, due)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    # Checked row by row on the listed ids: as a plain condition SQLite would rather walk the
+    # index on status through the whole backlog than look up the batch's ids.
+    still_due = case((and_(due, unpaused), 1), else_=0) == 1
+    taken = set(take_claims(session, list(ids), and_(listed, still_due), owner, now, lease))
+    return [delivery_id for delivery_id in ids if delivery_id in taken]
+
+
+class Claimer:
+    """Claim one run's batches in :func:`claim`'s order, ranking the backlog once per many.
+
+    Holds the ids of the last :func:`claim_order` (``lookahead`` batches) and
+    claims each batch from them with :func:`claim_listed`; when they are used
+    up, or none of what is left can be claimed, ranks the due rows again.
+    Rows that fell due after the ranking wait for the next one.
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        batch_size: int,
+        *,
+        lookahead: int,
+        briefing: str | None,
+        lease: timedelta,
+    ) -> None:
+        self.owner = owner
+        self.batch_size = batch_size
+        self.lookahead = max(1, lookahead)
+        self.briefing = briefing
+        self.lease = lease
+        self.candidates: deque[int] = deque()
+        self.rankings = 0  # how many times the backlog was ranked
+
+    def claim(self, session: Session, now: datetime) -> list[int]:
+        """Claim the next batch, in domain turns; an empty list when nothing is due."""
+        size = self.batch_size
+        ranked = False
+        while True:
+            if not self.candidates:
+                if ranked:  # ranked just now, and none of it could be claimed
+                    return []
+                self.candidates.extend(
+                    claim_order(session, now, size * self.lookahead, self.briefing)
+                )
+                self.rankings += 1
+                ranked = True
+                if not self.candidates:
+                    return []
+            listed = [self.candidates.popleft() for _ in range(min(size, len(self.candidates)))]
+            ids = claim_listed(session, self.owner, listed, now, self.lease)
+            if ids:
+                return ids
+
+
+def _in_turn(dialect: str, now: datetime, limit: int, briefing: str | None) -> Any:
+    # Due rows ordered by their turn within their recipient domain, then by id.
     turn = func.row_number().over(partition_by=_recipient_domain(dialect), order_by=Delivery.id)
     ranked = (
         select(Delivery.id.label("id"), turn.label("turn"))
@@ -172,18 +280,13 @@ def claim(
     if briefing:
         ranked = ranked.where(Edition.briefing == briefing)
     turns = ranked.subquery("turns")
-    query = (
+    return (
         select(Delivery.id)
         .join(turns, turns.c.id == Delivery.id)
         .where(_due(now, dialect))
         .order_by(turns.c.turn, Delivery.id)
         .limit(limit)
     )
-    if dialect == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Delivery)
-    ids = list(session.scalars(query))
-    taken = set(take_claims(session, ids, _due(now, dialect), owner, now, lease))
-    return [delivery_id for delivery_id in ids if delivery_id in taken]  # domains in turn
 
 
 def _recipient_domain(dialect: str) -> Any:

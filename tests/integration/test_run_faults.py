@@ -20,8 +20,9 @@ from briefing.cli import cli
 from briefing.config import Config
 from briefing.deliver import deliver, make_transport
 from briefing.domain.tokens import Signer
+from briefing.ops.controls import pause, resume
 from briefing.store import Database
-from briefing.store.ledger import claim, new_owner, release
+from briefing.store.ledger import Claimer, claim, claim_listed, new_owner, release
 from briefing.store.schema import Delivery, Edition, Subscriber
 from briefing.store.suppressions import suppression_for
 from tests.support.delivery import AT, reader, smtp_project, status_counts, statuses
@@ -169,5 +170,41 @@ def test_claims_take_recipient_domains_in_turn(
         assert len(everything) == 30, everything
         assert all(len(set(everything[n : n + 3])) == 3 for n in range(0, 15, 3)), everything
         assert everything[15:] == ["a.example"] * 15
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_run_claims_from_one_ranking_in_the_same_turns_and_checks_each_row_again(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if engine == "postgresql" else None
+    addresses = domain_sorted("a.example", 20, ["B.example", "c.example"], 5)
+    with smtp_server() as server:
+        _, database = smtp_project(tmp_path, server, addresses=addresses, database_url=url)
+    try:
+        id_of = {email: delivery_id for delivery_id, email in _recipients(database).items()}
+        order = [id_of[a] for a in first_claim(database, 100)]  # claim()'s turns
+        lease = timedelta(minutes=2)
+        claimer = Claimer(new_owner(), 6, lookahead=3, briefing=None, lease=lease)
+        with database.transaction() as session:
+            batches = [claimer.claim(session, AT)]
+        assert batches == [order[:6]]
+        assert (claimer.rankings, list(claimer.candidates)) == (1, order[6:18])
+        # Another run takes the next six the ranking holds: this run skips them.
+        with database.transaction() as session:
+            assert claim_listed(session, new_owner(), order[6:12], AT, lease) == order[6:12]
+        # A paused briefing is left alone from the next batch on, ranking or not.
+        pause(database, "daily", AT, "ops")
+        with database.transaction() as session:
+            assert claimer.claim(session, AT) == []
+        resume(database, "daily", AT)
+        while True:
+            with database.transaction() as session:
+                ids = claimer.claim(session, AT)
+            if not ids:
+                break
+            batches.append(ids)
+        assert batches == [order[:6], order[12:18], order[18:24], order[24:30]]
     finally:
         database.dispose()

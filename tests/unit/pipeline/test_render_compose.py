@@ -7,6 +7,8 @@ import random
 import re
 import string
 from datetime import UTC, date, datetime, timedelta
+from email.headerregistry import Address
+from email.policy import SMTP
 
 from briefing.config import Config
 from briefing.domain.models import Digest, DigestItem, DigestSection, Link
@@ -153,6 +155,39 @@ def test_to_header_encodes_names_and_blocks_header_injection() -> None:
     encoded = to_header("a@example.com", "Zoë\r\nBcc: victim@example.com")
     assert encoded.count(b"\r\n") == 1 and b"Bcc:" not in encoded.replace(b"Bcc=3A", b"")
     assert encoded.startswith(b"To: =?utf-8?")
+
+
+def test_to_header_writes_every_name_as_the_email_package_does_at_every_length() -> None:
+    # Names are written once and reused with each address; this must equal the email
+    # package's own folding, up to and past the line length where it folds.
+    names = [
+        "García, Raj",
+        "Sam O'Neill",
+        "José Müller",
+        "Lee, Hana",
+        "J. Smith",
+        'Ann "the reader" Lee',
+        "Ann <Lee>",
+        "(comment) name",
+        "=?utf-8?q?x?=",
+        "\\back",
+        "中文 名字",
+        "é" * 40,
+        "=?utf-8?q?Ann?= Lee",
+        "Ann  Lee,  Jr.",
+        'a\\"b',
+        "x. " * 24 + "x",
+        "O'Brien-Smith, Mary-Jane (work)",
+        "Björk Guðmundsdóttir-Longname Extraordinaire The Third of Her Name",
+    ]
+    for name in names:
+        for local in range(1, 70, 3):
+            address = "r" * local + "@example.org"
+            expected = SMTP.header_factory(
+                "To", str(Address(display_name=name, addr_spec=address))
+            ).fold(policy=SMTP)
+            assert to_header(address, name) == expected.encode("ascii"), (name, address)
+            assert to_header(address, name) == expected.encode("ascii"), "cached the same"
 
 
 def test_subject_cannot_inject_headers(tmp_path) -> None:
