@@ -42,11 +42,15 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import case, create_engine, func, select, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from briefing.config import METRICS_TOKEN_ENV, Config, load_config  # noqa: E402
 from briefing.domain.states import DeliveryState  # noqa: E402
 from briefing.store import Database, open_database  # noqa: E402
+from briefing.store.dbclock import database_time  # noqa: E402
+from briefing.store.metrics import recent_deliveries  # noqa: E402
+from briefing.store.schema import Delivery, Edition  # noqa: E402
 from briefing.web import create_app  # noqa: E402
 from briefing.web.metrics import LedgerCollector  # noqa: E402
 from tests.support.factories import config_dict  # noqa: E402
@@ -84,11 +88,20 @@ def write_config(folder: Path, url: str) -> Config:
     return load_config(folder / "config.yaml")
 
 
-def fill(database: Database, count: int, days: int) -> None:
-    """Insert ``count`` editions and their deliveries in bulk, over ``days`` issue dates."""
+def fill(database: Database, count: int, days: int, layout: str = "dispatched") -> None:
+    """Insert ``count`` editions and their deliveries in bulk, over ``days`` issue dates.
+
+    ``dispatched``: ids grow with the issue date, as dispatch inserts them day
+    after day; ``interleaved``: consecutive ids cycle through the dates (no real
+    ledger looks like this; the worst case for bounding by id).
+    """
     today = datetime.now(UTC).date()
     chunk = 50_000
     subscribers = count // (days * len(BRIEFINGS)) + 1
+    # Row id i is made of number keys[i - 1]: the oldest issue date first when dispatched.
+    keys = list(range(1, count + 1))
+    if layout == "dispatched":
+        keys.sort(key=lambda k: (-(k % days), k))
     with database.engine.begin() as connection:
         connection.execute(
             text(
@@ -101,14 +114,15 @@ def fill(database: Database, count: int, days: int) -> None:
             stop = min(count + 1, start + chunk)
             editions = []
             deliveries = []
-            for n in range(start, stop):
+            for row_id in range(start, stop):
+                n = keys[row_id - 1]
                 age = n % days
                 issue: date = today - timedelta(days=age)
                 at = datetime.combine(issue, datetime.min.time()) + timedelta(hours=7)
                 state = TODAY[n % len(TODAY)] if age == 0 else SETTLED[n % len(SETTLED)]
                 editions.append(
                     {
-                        "id": n,
+                        "id": row_id,
                         "briefing": BRIEFINGS[n // days % len(BRIEFINGS)],
                         "subscriber_id": n // (days * len(BRIEFINGS)) + 1,
                         "issue_date": issue,
@@ -118,8 +132,8 @@ def fill(database: Database, count: int, days: int) -> None:
                 )
                 deliveries.append(
                     {
-                        "id": n,
-                        "edition_id": n,
+                        "id": row_id,
+                        "edition_id": row_id,
                         "status": state.value,
                         "message_id": f"<{n:040x}@news.example.org>",
                         "at": at,
@@ -164,11 +178,62 @@ def median_ms(work: Callable[[], object], repeat: int) -> float:
     return statistics.median(runs)
 
 
+def probing_query(
+    session: Session, since: datetime, now: datetime
+) -> list[tuple[str, str, int, int, object]]:
+    """The window query without the id-range bound: one delivery index probe per edition."""
+    due = Edition.scheduled_at <= now
+    return [
+        tuple(row)  # type: ignore[misc]
+        for row in session.execute(
+            select(
+                Edition.briefing,
+                Delivery.status,
+                func.count(),
+                func.sum(case((due, 1), else_=0)),
+                func.min(case((due, Edition.scheduled_at))),
+            )
+            .join(Delivery, Delivery.edition_id == Edition.id)
+            .where(Edition.scheduled_at >= since)
+            .group_by(Delivery.status, Edition.briefing)
+        )
+    ]
+
+
+def window_queries(config: Config, database: Database, repeat: int) -> tuple[float, float]:
+    """Time the window query as the collector runs it and without its id bound, alternately.
+
+    Both in one read transaction, turn about, so both see the same moments of a
+    shared machine; the two must give the same counts.
+    """
+    with database.reading() as session:
+        now = database_time(session)
+        since = now - config.metrics.window
+        counts, _ = recent_deliveries(session, since, now)
+        probed = {
+            (b, DeliveryState(s)): int(c) for b, s, c, _, _ in probing_query(session, since, now)
+        }
+        if counts != probed:
+            raise SystemExit(f"the bounded window query counts {counts}, the probing one {probed}")
+        bounded: list[float] = []
+        probing: list[float] = []
+        for _ in range(repeat):
+            for runs, work in (
+                (bounded, lambda: recent_deliveries(session, since, now)),
+                (probing, lambda: probing_query(session, since, now)),
+            ):
+                started = time.perf_counter()
+                work()
+                runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(bounded), statistics.median(probing)
+
+
 def measure(config: Config, database: Database, repeat: int, baseline: bool) -> dict[str, float]:
     """Time the collector, the HTTP scrape and (optionally) the baseline without the index."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(config, database))
     figures = {"collect": median_ms(lambda: generate_latest(registry), repeat)}
+    figures["query"], figures["probing"] = window_queries(config, database, repeat)
     app = create_app(config, database, [b"benchmark-key"], drain_interval=None, register=False)
     with live_server(app) as origin, httpx.Client(base_url=origin, timeout=60) as client:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -187,7 +252,9 @@ def measure(config: Config, database: Database, repeat: int, baseline: bool) -> 
     return figures
 
 
-def run(backend: str, count: int, days: int, repeat: int, baseline: bool, folder: Path) -> None:
+def run(
+    backend: str, count: int, days: int, repeat: int, baseline: bool, folder: Path, layout: str
+) -> None:
     """Fill one ledger and print its figures."""
     name = None
     if backend == "sqlite":
@@ -202,7 +269,7 @@ def run(backend: str, count: int, days: int, repeat: int, baseline: bool, folder
         config = write_config(folder / f"{backend}-{count}", url)
         database = open_database(config.database)
         started = time.perf_counter()
-        fill(database, count, days)
+        fill(database, count, days, layout)
         filled = time.perf_counter() - started
         figures = measure(config, database, repeat, baseline)
         database.dispose()
@@ -214,7 +281,9 @@ def run(backend: str, count: int, days: int, repeat: int, baseline: bool, folder
             ).scalar_one()
         line = (
             f"{backend:<10} {count:>9,} rows  ~{in_window:>9,} in window  "
-            f"collect {figures['collect']:8.2f} ms  http {figures['http']:8.2f} ms"
+            f"collect {figures['collect']:8.2f} ms  http {figures['http']:8.2f} ms  "
+            f"window query {figures['query']:8.2f} ms, without the id bound "
+            f"{figures['probing']:8.2f} ms"
         )
         if "baseline" in figures:
             line += (
@@ -237,16 +306,30 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--db", default="sqlite", help="sqlite, postgresql or both (comma)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--layout",
+        choices=("dispatched", "interleaved"),
+        default="dispatched",
+        help="ids growing with the issue date (as dispatch writes them) or cycling through them",
+    )
     args = parser.parse_args()
     os.environ[METRICS_TOKEN_ENV] = TOKEN
     print(
-        f"/metrics: rows over {args.days} issue date(s), window 1 day, "
+        f"/metrics: rows over {args.days} issue date(s) ({args.layout}), window 1 day, "
         f"median of {args.repeat} (baseline: of {max(3, args.repeat // 3)})"
     )
     with tempfile.TemporaryDirectory() as folder:
         for backend in args.db.split(","):
             for count in (size(item) for item in args.sizes.split(",")):
-                run(backend, count, args.days, args.repeat, not args.no_baseline, Path(folder))
+                run(
+                    backend,
+                    count,
+                    args.days,
+                    args.repeat,
+                    not args.no_baseline,
+                    Path(folder),
+                    args.layout,
+                )
 
 
 if __name__ == "__main__":

@@ -162,6 +162,8 @@ class _Run:
         self.tripped_key: StreakKey | None = None  # the reply of a streak that stopped the run
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
+        # The next due deliveries in claiming order, ranked many batches at a time.
+        self.claims = ledger.ClaimQueue(self.delivery.batch_size * ledger.RANKED_BATCHES)
 
     # -- the coordinating loop ---------------------------------------------------------
 
@@ -247,6 +249,7 @@ class _Run:
                     self.delivery.batch_size,
                     self.briefing,
                     lease=self.lease,
+                    queue=self.claims,
                 )
             if not ids:
                 return False

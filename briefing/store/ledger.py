@@ -27,8 +27,9 @@ import os
 import re
 import socket
 import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
@@ -142,6 +143,28 @@ def _not_paused() -> Any:
     return Edition.briefing.not_in(paused)
 
 
+# Batches one ranking of the due deliveries serves (ClaimQueue.size = batch size x this).
+RANKED_BATCHES = 50
+
+
+@dataclass
+class ClaimQueue:
+    """One run's due deliveries in claiming order, ranked ``size`` at a time.
+
+    Ranking the recipient domains' turns reads every due delivery (a join to
+    the subscriber and a sort by domain): once per batch, that is a cost in
+    the number due, paid again for every batch (at a million due, seconds a
+    batch). A run keeps the order of the next ``size`` deliveries instead and
+    claims them a batch at a time, each re-checked as due, not paused and not
+    claimed by another run meanwhile; it ranks again when they run out. What
+    became due after a ranking (a retry's time come, a lapsed lease, a new
+    dispatch) waits for the next one, at most ``size`` deliveries later.
+    """
+
+    size: int
+    ids: deque[int] = field(default_factory=deque)
+
+
 def claim(
     session: Session,
     owner: str,
@@ -150,17 +173,47 @@ def claim(
     briefing: str | None = None,
     *,
     lease: timedelta = timedelta(minutes=2),
+    queue: ClaimQueue | None = None,
 ) -> list[int]:
     """Claim up to ``limit`` due deliveries for ``owner``; a lapsed lease is claimable again.
 
     Recipient domains take turns: the batch holds the oldest due delivery of
     every domain, then the second of each, and so on (a row number per domain),
     so a list sorted by domain with one slow or dead domain does not fill a
-    batch, or a run, with that domain alone. One statement either way; on
-    PostgreSQL the rows are locked with SKIP LOCKED so runs side by side take
-    different rows.
+    batch, or a run, with that domain alone. Without ``queue``, one statement
+    ranks every due delivery; with it, the batch comes from the queue's
+    ranking (see :class:`ClaimQueue`). On PostgreSQL the rows are locked with
+    SKIP LOCKED so runs side by side take different rows.
     """
     dialect = session.get_bind().dialect.name
+    if queue is None:
+        ids = list(session.scalars(_ranking(now, dialect, briefing, limit, lock=True)))
+        taken = set(take_claims(session, ids, _due(now, dialect), owner, now, lease))
+        return [delivery_id for delivery_id in ids if delivery_id in taken]  # domains in turn
+    ranked = False
+    while True:
+        if not queue.ids:
+            if ranked:
+                return []  # ranked afresh and every one was taken meanwhile
+            queue.ids.extend(session.scalars(_ranking(now, dialect, briefing, queue.size)))
+            ranked = True
+            if not queue.ids:
+                return []
+        chunk = [queue.ids.popleft() for _ in range(min(limit, len(queue.ids)))]
+        still = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id)
+        still = still.where(Delivery.id.in_(chunk), _due(now, dialect), _not_paused())
+        if dialect == "postgresql":
+            still = still.with_for_update(skip_locked=True, of=Delivery)
+        ids = list(session.scalars(still))
+        taken = set(take_claims(session, ids, _due(now, dialect), owner, now, lease))
+        if taken:
+            return [delivery_id for delivery_id in chunk if delivery_id in taken]
+
+
+def _ranking(
+    now: datetime, dialect: str, briefing: str | None, limit: int, *, lock: bool = False
+) -> Any:
+    # The first ``limit`` due deliveries, recipient domains in turn (oldest first in each).
     turn = func.row_number().over(partition_by=_recipient_domain(dialect), order_by=Delivery.id)
     ranked = (
         select(Delivery.id.label("id"), turn.label("turn"))
@@ -178,11 +231,9 @@ def claim(
         .order_by(turns.c.turn, Delivery.id)
         .limit(limit)
     )
-    if dialect == "postgresql":
+    if lock and dialect == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Delivery)
-    ids = list(session.scalars(query))
-    taken = set(take_claims(session, ids, _due(now, dialect), owner, now, lease))
-    return [delivery_id for delivery_id in ids if delivery_id in taken]  # domains in turn
+    return query
 
 
 def _recipient_domain(dialect: str) -> Any:

@@ -21,7 +21,8 @@ from briefing.config import Config
 from briefing.deliver import deliver, make_transport
 from briefing.domain.tokens import Signer
 from briefing.store import Database
-from briefing.store.ledger import claim, new_owner, release
+from briefing.store.controls import set_paused
+from briefing.store.ledger import ClaimQueue, claim, new_owner, release
 from briefing.store.schema import Delivery, Edition, Subscriber
 from briefing.store.suppressions import suppression_for
 from tests.support.delivery import AT, reader, smtp_project, status_counts, statuses
@@ -131,6 +132,49 @@ def test_a_delivery_deferred_then_sent_in_one_run_counts_once(tmp_path: Path) ->
     assert server.handler.per_recipient()[reader(0)] == 1
     assert (report.sent, report.deferred, report.handled) == (40, 0, 40)
     assert report.failures == []
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_claim_queue_keeps_domains_in_turn_and_rechecks_every_batch(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if engine == "postgresql" else None
+    addresses = domain_sorted("a.example", 20, ["B.example", "c.example"], 5)
+    with smtp_server() as server:
+        _, database = smtp_project(tmp_path, server, addresses=addresses, database_url=url)
+    try:
+        by_id = _recipients(database)
+        ranked_at_once = [a.partition("@")[2].lower() for a in first_claim(database, 100)]
+        mine, theirs = new_owner(), new_owner()
+        queue = ClaimQueue(size=6)  # two turns of the three domains, then ranked again
+        batches: list[list[int]] = []
+        while True:
+            with database.transaction() as session:
+                ids = claim(session, mine, AT, 3, queue=queue)
+            if not ids:
+                break
+            batches.append(ids)
+        claimed = [i for batch in batches for i in batch]
+        assert [by_id[i].partition("@")[2].lower() for i in claimed] == ranked_at_once
+        assert len(set(claimed)) == 30
+
+        # Queued rows another run took, or whose briefing ops paused, are not claimed.
+        with database.transaction() as session:
+            release(session, mine, claimed, AT)
+        queue, other = ClaimQueue(size=12), ClaimQueue(size=12)
+        with database.transaction() as session:
+            first = claim(session, mine, AT, 3, queue=queue)  # ranks 12, takes 3
+            stolen = claim(session, theirs, AT, 6, queue=other)  # the next 6 of that ranking
+            second = claim(session, mine, AT, 3, queue=queue)
+        assert not set(stolen) & set(first + second)
+        assert len(first) == len(second) == 3
+        with database.transaction() as session:
+            set_paused(session, "daily", AT, "ops")
+        with database.transaction() as session:
+            assert claim(session, mine, AT, 3, queue=queue) == []
+        assert list(statuses(database).values()).count("sending") == 12
+    finally:
+        database.dispose()
 
 
 def first_claim(database: Database, limit: int) -> list[str]:
