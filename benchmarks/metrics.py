@@ -2,6 +2,7 @@
 
     python benchmarks/metrics.py [--sizes 10k,100k,1M] [--days 30] [--repeat 15]
                                  [--db sqlite,postgresql] [--no-baseline]
+                                 [--layout dispatched|interleaved]
 
 For each size N and database, a fresh ledger (migrated to head) is filled in
 bulk with N editions and their N digest deliveries, spread evenly over
@@ -10,11 +11,17 @@ sent, with some bounced, failed, skipped; the last day still sending). The
 window is ``metrics.window`` (1 day, by send time): with ``--days 30`` the
 queries read a thirtieth of the ledger (one day's sends, as in a ledger that
 keeps a month of a daily briefing); ``--days 1`` is the worst case, every row
-in the window. Then, in the same run, it times (median of ``--repeat``):
+in the window. Ids follow the issue dates, as dispatch inserts editions day
+after day (``--layout interleaved``: consecutive ids cycle through the dates,
+the worst case for the query's id bound). Then, in the same run, it times
+(median of ``--repeat``):
 
 - ``collect``: the collector in process (read the database, build the
   families, render the text format);
 - ``http``: ``GET /metrics`` with the bearer token from a live uvicorn server;
+- ``window query``: the deliveries-by-state query alone as the collector runs
+  it, and without the edition-id bound PostgreSQL gets (one index probe per
+  edition, the query before it), taking turns in one read transaction;
 - ``baseline``: the collector with migration 0012's window indexes dropped
   (the schema before it), and the ratio baseline / collect.
 
