@@ -13,8 +13,10 @@ a process on its own host that no longer exists (an owner is named
 On PostgreSQL claims use ``FOR UPDATE SKIP LOCKED`` so concurrent runs never
 wait on or take each other's rows.
 
-Outcomes are written in batches with ``executemany``, each guarded by the
-owner, so a run that lost its claim never overwrites another run's state. A
+Outcomes are written in batches, each guarded by the owner, so a run that
+lost its claim never overwrites another run's state: with ``executemany`` on
+SQLite, in one statement per batch on PostgreSQL (updates and attempt rows
+together, one round trip). A
 ``sent`` is always written (it is the truth about a message the relay took,
 even if the delivery was cancelled meanwhile); other outcomes only while the
 row is still ours and ``sending``.
