@@ -12,16 +12,13 @@ window is ``metrics.window`` (1 day, by send time): with ``--days 30`` the
 queries read a thirtieth of the ledger (one day's sends, as in a ledger that
 keeps a month of a daily briefing); ``--days 1`` is the worst case, every row
 in the window. Ids follow the issue dates, as dispatch inserts editions day
-after day (``--layout interleaved``: consecutive ids cycle through the dates,
-the worst case for the query's id bound). Then, in the same run, it times
+after day (``--layout interleaved``: consecutive ids cycle through the dates, as
+this script filled them before; no real ledger looks like that). Then, in the same run, it times
 (median of ``--repeat``):
 
 - ``collect``: the collector in process (read the database, build the
   families, render the text format);
 - ``http``: ``GET /metrics`` with the bearer token from a live uvicorn server;
-- ``window query``: the deliveries-by-state query alone as the collector runs
-  it, and without the edition-id bound PostgreSQL gets (one index probe per
-  edition, the query before it), taking turns in one read transaction;
 - ``baseline``: the collector with migration 0012's window indexes dropped
   (the schema before it), and the ratio baseline / collect.
 
@@ -49,15 +46,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-from sqlalchemy import case, create_engine, func, select, text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
 from briefing.config import METRICS_TOKEN_ENV, Config, load_config  # noqa: E402
 from briefing.domain.states import DeliveryState  # noqa: E402
 from briefing.store import Database, open_database  # noqa: E402
-from briefing.store.dbclock import database_time  # noqa: E402
-from briefing.store.metrics import recent_deliveries  # noqa: E402
-from briefing.store.schema import Delivery, Edition  # noqa: E402
 from briefing.web import create_app  # noqa: E402
 from briefing.web.metrics import LedgerCollector  # noqa: E402
 from tests.support.factories import config_dict  # noqa: E402
@@ -100,7 +93,7 @@ def fill(database: Database, count: int, days: int, layout: str = "dispatched") 
 
     ``dispatched``: ids grow with the issue date, as dispatch inserts them day
     after day; ``interleaved``: consecutive ids cycle through the dates (no real
-    ledger looks like this; the worst case for bounding by id).
+    ledger looks like this).
     """
     today = datetime.now(UTC).date()
     chunk = 50_000
@@ -185,62 +178,11 @@ def median_ms(work: Callable[[], object], repeat: int) -> float:
     return statistics.median(runs)
 
 
-def probing_query(
-    session: Session, since: datetime, now: datetime
-) -> list[tuple[str, str, int, int, object]]:
-    """The window query without the id-range bound: one delivery index probe per edition."""
-    due = Edition.scheduled_at <= now
-    return [
-        tuple(row)  # type: ignore[misc]
-        for row in session.execute(
-            select(
-                Edition.briefing,
-                Delivery.status,
-                func.count(),
-                func.sum(case((due, 1), else_=0)),
-                func.min(case((due, Edition.scheduled_at))),
-            )
-            .join(Delivery, Delivery.edition_id == Edition.id)
-            .where(Edition.scheduled_at >= since)
-            .group_by(Delivery.status, Edition.briefing)
-        )
-    ]
-
-
-def window_queries(config: Config, database: Database, repeat: int) -> tuple[float, float]:
-    """Time the window query as the collector runs it and without its id bound, alternately.
-
-    Both in one read transaction, turn about, so both see the same moments of a
-    shared machine; the two must give the same counts.
-    """
-    with database.reading() as session:
-        now = database_time(session)
-        since = now - config.metrics.window
-        counts, _ = recent_deliveries(session, since, now)
-        probed = {
-            (b, DeliveryState(s)): int(c) for b, s, c, _, _ in probing_query(session, since, now)
-        }
-        if counts != probed:
-            raise SystemExit(f"the bounded window query counts {counts}, the probing one {probed}")
-        bounded: list[float] = []
-        probing: list[float] = []
-        for _ in range(repeat):
-            for runs, work in (
-                (bounded, lambda: recent_deliveries(session, since, now)),
-                (probing, lambda: probing_query(session, since, now)),
-            ):
-                started = time.perf_counter()
-                work()
-                runs.append((time.perf_counter() - started) * 1000)
-    return statistics.median(bounded), statistics.median(probing)
-
-
 def measure(config: Config, database: Database, repeat: int, baseline: bool) -> dict[str, float]:
     """Time the collector, the HTTP scrape and (optionally) the baseline without the index."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(config, database))
     figures = {"collect": median_ms(lambda: generate_latest(registry), repeat)}
-    figures["query"], figures["probing"] = window_queries(config, database, repeat)
     app = create_app(config, database, [b"benchmark-key"], drain_interval=None, register=False)
     with live_server(app) as origin, httpx.Client(base_url=origin, timeout=60) as client:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -288,9 +230,7 @@ def run(
             ).scalar_one()
         line = (
             f"{backend:<10} {count:>9,} rows  ~{in_window:>9,} in window  "
-            f"collect {figures['collect']:8.2f} ms  http {figures['http']:8.2f} ms  "
-            f"window query {figures['query']:8.2f} ms, without the id bound "
-            f"{figures['probing']:8.2f} ms"
+            f"collect {figures['collect']:8.2f} ms  http {figures['http']:8.2f} ms"
         )
         if "baseline" in figures:
             line += (

@@ -6,9 +6,7 @@ so it is right however many processes send. Each query is indexed and bounded:
 - deliveries by briefing and state, and the due but unsent among them:
   editions scheduled in a recent window (``ix_editions_scheduled_briefing``),
   joined to their delivery's state by ``ix_deliveries_edition_status`` (index
-  entries only), in one pass; on PostgreSQL the deliveries are also bounded by
-  the window's range of edition ids, so that the join reads one range of that
-  index rather than probing it once per edition;
+  entries only), in one pass;
 - each briefing's newest dispatched edition (``ix_editions_briefing_created``,
   one index probe per configured briefing);
 - sources, paused briefings and live processes: small tables, one row each.
@@ -22,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -78,7 +76,7 @@ def recent_deliveries(
     delivery is still open (with the oldest one's send time), in one pass.
     """
     due = Edition.scheduled_at <= now
-    query = (
+    rows = session.execute(
         select(
             Edition.briefing,
             Delivery.status,
@@ -92,29 +90,6 @@ def recent_deliveries(
         # in order (every edition) than read the window's few and sort them.
         .group_by(Delivery.status, Edition.briefing)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # The window's editions span a range of ids (ids grow as editions are dispatched):
-        # bounding the deliveries by it lets PostgreSQL read that range of their index
-        # once and hash-join it, instead of one index probe per edition. The bound is
-        # redundant (it never drops a row), and given as literals so the planner sees
-        # how wide it is: a wide one (editions dispatched long before or after their
-        # send time) falls back to the probes.
-        # ``id + 0``: plain min(id) and max(id) would walk the primary key from either end
-        # until a row in the window turns up (the whole history, for min), not the window.
-        low, high = session.execute(
-            select(func.min(Edition.id + 0), func.max(Edition.id + 0)).where(
-                Edition.scheduled_at >= since
-            )
-        ).one()
-        if low is None:
-            return {}, {}
-        query = query.where(
-            Delivery.edition_id.between(
-                bindparam("low", int(low), literal_execute=True),
-                bindparam("high", int(high), literal_execute=True),
-            )
-        )
-    rows = session.execute(query)
     counts: dict[tuple[str, DeliveryState], int] = {}
     waiting: dict[str, Backlog] = {}
     for briefing, status, count, due_count, oldest in rows:
