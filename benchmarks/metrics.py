@@ -95,7 +95,9 @@ def fill(database: Database, count: int, days: int, layout: str = "dispatched") 
     after day; ``interleaved``: consecutive ids cycle through the dates (no real
     ledger looks like this).
     """
-    today = datetime.now(UTC).date()
+    # The newest issue is the last one whose 07:00 send time has passed: between midnight
+    # and 07:00 UTC, today's would still be ahead and the window would hold two days.
+    today = (datetime.now(UTC) - timedelta(hours=7)).date()
     chunk = 50_000
     subscribers = count // (days * len(BRIEFINGS)) + 1
     # Row id i is made of number keys[i - 1]: the oldest issue date first when dispatched.
