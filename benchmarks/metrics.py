@@ -2,6 +2,7 @@
 
     python benchmarks/metrics.py [--sizes 10k,100k,1M] [--days 30] [--repeat 15]
                                  [--db sqlite,postgresql] [--no-baseline]
+                                 [--layout dispatched|interleaved]
 
 For each size N and database, a fresh ledger (migrated to head) is filled in
 bulk with N editions and their N digest deliveries, spread evenly over
@@ -10,7 +11,10 @@ sent, with some bounced, failed, skipped; the last day still sending). The
 window is ``metrics.window`` (1 day, by send time): with ``--days 30`` the
 queries read a thirtieth of the ledger (one day's sends, as in a ledger that
 keeps a month of a daily briefing); ``--days 1`` is the worst case, every row
-in the window. Then, in the same run, it times (median of ``--repeat``):
+in the window. Ids follow the issue dates, as dispatch inserts editions day
+after day (``--layout interleaved``: consecutive ids cycle through the dates, as
+this script filled them before; no real ledger looks like that). Then, in the same run, it times
+(median of ``--repeat``):
 
 - ``collect``: the collector in process (read the database, build the
   families, render the text format);
@@ -84,11 +88,22 @@ def write_config(folder: Path, url: str) -> Config:
     return load_config(folder / "config.yaml")
 
 
-def fill(database: Database, count: int, days: int) -> None:
-    """Insert ``count`` editions and their deliveries in bulk, over ``days`` issue dates."""
-    today = datetime.now(UTC).date()
+def fill(database: Database, count: int, days: int, layout: str = "dispatched") -> None:
+    """Insert ``count`` editions and their deliveries in bulk, over ``days`` issue dates.
+
+    ``dispatched``: ids grow with the issue date, as dispatch inserts them day
+    after day; ``interleaved``: consecutive ids cycle through the dates (no real
+    ledger looks like this).
+    """
+    # The newest issue is the last one whose 07:00 send time has passed: between midnight
+    # and 07:00 UTC, today's would still be ahead and the window would hold two days.
+    today = (datetime.now(UTC) - timedelta(hours=7)).date()
     chunk = 50_000
     subscribers = count // (days * len(BRIEFINGS)) + 1
+    # Row id i is made of number keys[i - 1]: the oldest issue date first when dispatched.
+    keys = list(range(1, count + 1))
+    if layout == "dispatched":
+        keys.sort(key=lambda k: (-(k % days), k))
     with database.engine.begin() as connection:
         connection.execute(
             text(
@@ -101,14 +116,15 @@ def fill(database: Database, count: int, days: int) -> None:
             stop = min(count + 1, start + chunk)
             editions = []
             deliveries = []
-            for n in range(start, stop):
+            for row_id in range(start, stop):
+                n = keys[row_id - 1]
                 age = n % days
                 issue: date = today - timedelta(days=age)
                 at = datetime.combine(issue, datetime.min.time()) + timedelta(hours=7)
                 state = TODAY[n % len(TODAY)] if age == 0 else SETTLED[n % len(SETTLED)]
                 editions.append(
                     {
-                        "id": n,
+                        "id": row_id,
                         "briefing": BRIEFINGS[n // days % len(BRIEFINGS)],
                         "subscriber_id": n // (days * len(BRIEFINGS)) + 1,
                         "issue_date": issue,
@@ -118,8 +134,8 @@ def fill(database: Database, count: int, days: int) -> None:
                 )
                 deliveries.append(
                     {
-                        "id": n,
-                        "edition_id": n,
+                        "id": row_id,
+                        "edition_id": row_id,
                         "status": state.value,
                         "message_id": f"<{n:040x}@news.example.org>",
                         "at": at,
@@ -187,7 +203,9 @@ def measure(config: Config, database: Database, repeat: int, baseline: bool) -> 
     return figures
 
 
-def run(backend: str, count: int, days: int, repeat: int, baseline: bool, folder: Path) -> None:
+def run(
+    backend: str, count: int, days: int, repeat: int, baseline: bool, folder: Path, layout: str
+) -> None:
     """Fill one ledger and print its figures."""
     name = None
     if backend == "sqlite":
@@ -202,7 +220,7 @@ def run(backend: str, count: int, days: int, repeat: int, baseline: bool, folder
         config = write_config(folder / f"{backend}-{count}", url)
         database = open_database(config.database)
         started = time.perf_counter()
-        fill(database, count, days)
+        fill(database, count, days, layout)
         filled = time.perf_counter() - started
         figures = measure(config, database, repeat, baseline)
         database.dispose()
@@ -237,16 +255,30 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--db", default="sqlite", help="sqlite, postgresql or both (comma)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--layout",
+        choices=("dispatched", "interleaved"),
+        default="dispatched",
+        help="ids growing with the issue date (as dispatch writes them) or cycling through them",
+    )
     args = parser.parse_args()
     os.environ[METRICS_TOKEN_ENV] = TOKEN
     print(
-        f"/metrics: rows over {args.days} issue date(s), window 1 day, "
+        f"/metrics: rows over {args.days} issue date(s) ({args.layout}), window 1 day, "
         f"median of {args.repeat} (baseline: of {max(3, args.repeat // 3)})"
     )
     with tempfile.TemporaryDirectory() as folder:
         for backend in args.db.split(","):
             for count in (size(item) for item in args.sizes.split(",")):
-                run(backend, count, args.days, args.repeat, not args.no_baseline, Path(folder))
+                run(
+                    backend,
+                    count,
+                    args.days,
+                    args.repeat,
+                    not args.no_baseline,
+                    Path(folder),
+                    args.layout,
+                )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import csv
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,10 @@ from briefing.store.schema import Delivery, Edition, Variant  # noqa: E402
 DEFAULT_NS = (10_000, 100_000)
 BIG_N = 1_000_000
 WORKERS = (1, 2, 4)  # `briefing deliver` processes at once, on PostgreSQL
+PHASES = ("split", "send", "source", "workers", "crash")
+DEFAULT_PHASES = ("split", "send", "source", "workers")
+CRASH_LEASE = 30  # delivery.lease of the kill -9 phase, seconds
+UNRECORDED_PER_CONNECTION = 2  # delivery.unrecorded_per_connection's default
 POSTGRES_ADMIN = os.environ.get(
     "BRIEFING_BENCH_POSTGRES",
     os.environ.get("BRIEFING_TEST_POSTGRES", "postgresql+psycopg://postgres@localhost/postgres"),
@@ -160,9 +165,15 @@ def write_subscribers(path: Path, count: int, seed: int = 14) -> Path:
     return path
 
 
-def write_config(path: Path, database_url: str, port: int, pool: int) -> Path:
-    """Write a config.yaml whose sections read the demo's samples and which sends to ``port``."""
+def write_config(
+    path: Path, database_url: str, port: int, pool: int, lease: int | None = None
+) -> Path:
+    """Write a config.yaml whose sections read the demo's samples and which sends to ``port``.
+
+    ``lease`` sets ``delivery.lease`` (seconds; the default, 120, when None).
+    """
     samples = ROOT / "samples"
+    lease_line = f"\n  lease: {lease}" if lease is not None else ""
     path.write_text(
         f"""\
 site:
@@ -240,7 +251,7 @@ briefings:
 database_url: {database_url}
 delivery:
   transport: smtp
-  batch_size: 500
+  batch_size: 500{lease_line}
   smtp:
     host: 127.0.0.1
     port: {port}
@@ -480,6 +491,8 @@ class Results:
     runs: dict[tuple[str, str, int], list[Run]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
+    # The duplicates a kill -9 may cause, by (backend, N): connections x unrecorded per connection.
+    bounds: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def add(self, phase: str, backend: str, n: int, run: Run) -> None:
         """Record one run."""
@@ -500,10 +513,11 @@ class Setup:
     log: Path
     results: Results
     workers: Sequence[int] = WORKERS
+    phases: Collection[str] = DEFAULT_PHASES
 
-    def config(self, url: str, label: str) -> Path:
+    def config(self, url: str, label: str, lease: int | None = None) -> Path:
         """Write the config of one database."""
-        return write_config(self.folder / f"{label}.yaml", url, self.port, self.pool)
+        return write_config(self.folder / f"{label}.yaml", url, self.port, self.pool, lease)
 
     def delivered(self, phase: str, url: str, before: int) -> tuple[Ledger, int]:
         """Compare the sink's count since ``before`` with the ledger; record the check."""
@@ -516,6 +530,7 @@ class Setup:
         return ledger, received
 
 
+CRASH = "deliver x2 workers, one killed -9 midway"
 DISPATCH = "dispatch: send --now --no-deliver"
 DELIVER = "deliver --exit-when-idle"
 SEND = "send --now (end to end)"
@@ -549,7 +564,7 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
     imported.count = n
     record(IMPORT, imported)
 
-    if features["dispatch"]:
+    if "split" in setup.phases and features["dispatch"]:
         url = backend.copy(base, f"split_{tag}")
         config = setup.config(url, f"split_{tag}")
         dispatched = run_briefing(config, ["send", "--now", "--no-deliver"], setup.log)
@@ -562,20 +577,34 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
             delivered.count = ledger.sent
             record(DELIVER, delivered)
 
-    url = backend.copy(base, f"send_{tag}")
-    config = setup.config(url, f"send_{tag}")
-    before = sink_count(setup.counter)
-    sent = run_briefing(config, ["send", "--now"], setup.log)
-    ledger, _ = setup.delivered(SEND, url, before)
-    sent.count = ledger.sent
-    record(SEND, sent, f", messages {ledger.message_bytes / 1000:.1f} KB")
+    message_bytes = 0
+    if "send" in setup.phases:
+        url = backend.copy(base, f"send_{tag}")
+        config = setup.config(url, f"send_{tag}")
+        before = sink_count(setup.counter)
+        sent = run_briefing(config, ["send", "--now"], setup.log)
+        ledger, _ = setup.delivered(SEND, url, before)
+        sent.count = ledger.sent
+        message_bytes = ledger.message_bytes
+        record(SEND, sent, f", messages {ledger.message_bytes / 1000:.1f} KB")
 
-    count = min(ledger.sent or n, source_cap)
-    started = time.perf_counter()
-    run_smtp_source(fetch_postfix(), setup.port, count, ledger.message_bytes, setup.pool)
-    record(SOURCE, Run(time.perf_counter() - started, 0.0, count))
+    if "crash" in setup.phases and features["dispatch"] and features["deliver"]:
+        crashed, ledger, note = crash_run(setup, base, tag)
+        message_bytes = message_bytes or ledger.message_bytes
+        record(CRASH, crashed, note)
 
-    if backend.name == "postgres" and features["dispatch"] and features["deliver"]:
+    if "source" in setup.phases and message_bytes:
+        count = min(n, source_cap)
+        started = time.perf_counter()
+        run_smtp_source(fetch_postfix(), setup.port, count, message_bytes, setup.pool)
+        record(SOURCE, Run(time.perf_counter() - started, 0.0, count))
+
+    if (
+        "workers" in setup.phases
+        and backend.name == "postgres"
+        and features["dispatch"]
+        and features["deliver"]
+    ):
         for workers in setup.workers:
             url = backend.copy(base, f"w{workers}_{tag}")
             config = setup.config(url, f"w{workers}_{tag}")
@@ -588,6 +617,71 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
             ledger, _ = setup.delivered(phase, url, before)
             run.count = ledger.sent
             record(phase, run)
+
+
+def crash_run(setup: Setup, base: str, tag: str) -> tuple[Run, Ledger, str]:
+    """Deliver with two workers, ``kill -9`` one when half the messages reached the sink.
+
+    The survivor takes the dead worker's claims over once their lease (``CRASH_LEASE``
+    seconds here) lapses; if it ran out of work before that, a restarted worker
+    (``deliver --exit-when-idle`` again, after the lease) finishes them, as a
+    supervisor restarting the dead one would. The run's wall time counts from the
+    two workers' start to the last message; its peak RSS is the largest of every
+    worker (the killed one included), its CPU time their sum.
+    """
+    backend, n = setup.backend, setup.n
+    url = backend.copy(base, f"crash_{tag}")
+    config = setup.config(url, f"crash_{tag}", lease=CRASH_LEASE)
+    run_briefing(config, ["send", "--now", "--no-deliver"], setup.log)
+    command = [*briefing_command(), "--config", str(config), "deliver", "--exit-when-idle"]
+    before = sink_count(setup.counter)
+    with setup.log.open("ab") as out:
+        out.write(f"\n$ {' '.join(command)}  (x2, one killed -9 midway)\n".encode())
+        out.flush()
+        started = time.perf_counter()
+        victim, survivor = (
+            subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=briefing_env())
+            for _ in range(2)
+        )
+        while sink_count(setup.counter) - before < n // 2:
+            if victim.poll() is not None or survivor.poll() is not None:
+                raise SystemExit("a deliver worker ended before half the messages were sent")
+            time.sleep(0.2)
+        at_kill = sink_count(setup.counter) - before
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.perf_counter() - started
+        peak_kb, cpu = 0, 0.0
+        for child, killed in ((victim, True), (survivor, False)):
+            _, status, usage = os.wait4(child.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code != (-signal.SIGKILL if killed else 0):
+                raise SystemExit(f"a deliver worker exited {code}: see {setup.log}")
+            peak_kb = max(peak_kb, usage.ru_maxrss)
+            cpu += usage.ru_utime + usage.ru_stime
+    restarts = 0
+    ledger = read_ledger(url)
+    while ledger.states[DeliveryState.SENDING] or ledger.states[DeliveryState.PENDING]:
+        if restarts == 3:
+            break  # the check below reports what is left
+        time.sleep(CRASH_LEASE + 1)  # the dead worker's claims are claimable after their lease
+        again = run_briefing(config, ["deliver", "--exit-when-idle"], setup.log)
+        peak_kb = max(peak_kb, int(again.peak_mb * 1024))
+        cpu += again.cpu
+        restarts += 1
+        ledger = read_ledger(url)
+    seconds = time.perf_counter() - started
+    if restarts:
+        # The waits for the lease are not delivery time.
+        seconds -= restarts * (CRASH_LEASE + 1)
+    ledger, received = setup.delivered(CRASH, url, before)
+    bound = setup.pool * UNRECORDED_PER_CONNECTION
+    setup.results.bounds[(backend.name, n)] = bound
+    note = (
+        f"; killed after {killed_at:.0f} s at {at_kill:,} taken; "
+        f"{restarts} restart(s); sink took {received:,}, ledger sent {ledger.sent:,}, "
+        f"surplus {max(0, received - ledger.sent):,} (bound {bound})"
+    )
+    return Run(seconds, peak_kb / 1024, ledger.sent, cpu), ledger, note
 
 
 def worker_phase(workers: int) -> str:
@@ -615,7 +709,7 @@ def table(results: Results, pool: int, workers: Sequence[int] = WORKERS) -> str:
     keys = sorted(
         {(backend, n) for _, backend, n in results.runs}, key=lambda k: (k[1], order[k[0]])
     )
-    phases = [IMPORT, DISPATCH, DELIVER, SEND, SOURCE, *map(worker_phase, workers)]
+    phases = [IMPORT, DISPATCH, DELIVER, SEND, CRASH, SOURCE, *map(worker_phase, workers)]
     for backend, n in keys:
         source_runs = results.runs.get((SOURCE, backend, n), [])
         source_rate = (
@@ -680,6 +774,17 @@ def checks_table(results: Results) -> str:
 # -- main --------------------------------------------------------------------------------------
 
 
+def parse_phases(value: str) -> list[str]:
+    """Parse ``split,send`` into known phase names."""
+    chosen = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(PHASES))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown phase(s) {', '.join(unknown)}; known: {', '.join(PHASES)}"
+        )
+    return chosen
+
+
 def parse_ns(value: str) -> list[int]:
     """Parse ``10000,100000`` (``k`` and ``m`` suffixes allowed: ``10k,1m``)."""
     ns = []
@@ -731,6 +836,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--workers", type=parse_ns, default=list(WORKERS), help="deliver workers, e.g. 1,2,4"
     )
+    parser.add_argument(
+        "--phases",
+        type=parse_phases,
+        default=list(DEFAULT_PHASES),
+        help=(
+            "phases after the import, of: split (dispatch, then delivery), send (send --now), "
+            "source (smtp-source), workers (1, 2, 4 deliver workers), crash (two workers, one "
+            "killed -9 midway); default split,send,source,workers"
+        ),
+    )
     parser.add_argument("--postgres-url", default=POSTGRES_ADMIN, help="an admin URL")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
@@ -774,6 +889,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         log,
                         results,
                         args.workers,
+                        args.phases,
                     )
                     for repeat in range(1, repeats + 1):
                         measure_once(setup, repeat, features, args.source_cap)
@@ -790,6 +906,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit("messages were lost: see the lines above")
         if any(c.surplus and not c.phase.startswith("deliver x") for c in results.checks):
             raise SystemExit("a single process sent messages twice: see the lines above")
+        if any(
+            c.phase == CRASH and c.surplus > results.bounds[(c.backend, c.n)]
+            for c in results.checks
+        ):
+            raise SystemExit("the kill -9 doubled more messages than its bound: see above")
     finally:
         if args.keep:
             print(f"kept {folder}")

@@ -45,18 +45,22 @@ class DeliveryReport:
     stopped: str | None = None  # why the run stopped before the ledger was drained
     stop_hint: str | None = None
     elapsed: float = 0.0
-    states: dict[int, DeliveryState] = field(default_factory=dict)  # delivery id: last state
+    # Delivery id: last state, for the deliveries whose state this run may still
+    # change or take back. A sent delivery is final (never claimed again, never
+    # withdrawn), so it is only counted: the report stays small however many go.
+    states: dict[int, DeliveryState] = field(default_factory=dict)
     failed_by_id: dict[int, Failure] = field(default_factory=dict)
 
     def count(self, state: DeliveryState, delivery_id: int) -> None:
         """Record that this run left delivery ``delivery_id`` in ``state`` (its latest state)."""
-        previous = self.states.get(delivery_id)
+        previous = self.states.pop(delivery_id, None)
         if previous is not None:
             self.counts[previous] -= 1
-        self.states[delivery_id] = state
         self.counts[state] += 1
         if state == DeliveryState.SENT:
             self.failed_by_id.pop(delivery_id, None)
+        else:
+            self.states[delivery_id] = state
 
     def note_failure(
         self, delivery_id: int, recipient: str, status: DeliveryState, reply: str

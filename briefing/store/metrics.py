@@ -8,7 +8,7 @@ so it is right however many processes send. Each query is indexed and bounded:
   joined to their delivery's state by ``ix_deliveries_edition_status`` (index
   entries only), in one pass;
 - each briefing's newest dispatched edition (``ix_editions_briefing_created``,
-  one index probe per configured briefing);
+  one index probe per configured briefing, all in one statement);
 - sources, paused briefings and live processes: small tables, one row each.
 
 Times are the database's (:mod:`briefing.store.dbclock`), like heartbeats.
@@ -106,14 +106,28 @@ def recent_deliveries(
 
 
 def last_dispatches(session: Session, briefings: Collection[str]) -> dict[str, datetime | None]:
-    """Return when each briefing's newest edition was put in the ledger (None: never)."""
-    found: dict[str, datetime | None] = {}
-    for briefing in briefings:
-        newest = session.scalar(
-            select(func.max(Edition.created_at)).where(Edition.briefing == briefing)
+    """Return when each briefing's newest edition was put in the ledger (None: never).
+
+    One statement: a subquery per briefing, each one index probe
+    (``ix_editions_briefing_created``), instead of a round trip per briefing.
+    """
+    names = list(briefings)
+    if not names:
+        return {}
+    newest = session.execute(
+        select(
+            *(
+                select(func.max(Edition.created_at))
+                .where(Edition.briefing == briefing)
+                .scalar_subquery()
+                for briefing in names
+            )
         )
-        found[briefing] = _aware(newest) if newest is not None else None
-    return found
+    ).one()
+    return {
+        briefing: _aware(moment) if moment is not None else None
+        for briefing, moment in zip(names, newest, strict=True)
+    }
 
 
 def source_health(session: Session, keys: Collection[str], flag_after: int) -> SourceHealth:

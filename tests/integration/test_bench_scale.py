@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import sys
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from briefing.audience.imports import import_subscribers
 from briefing.config import load_config
@@ -79,3 +82,17 @@ def test_table_gives_medians_ratios_and_names_what_is_missing() -> None:
     assert deliver.count("n/a") == 5
     assert "n/a: no deliver command" in printed
     assert "smtp-source -s 8 -d" in printed
+
+
+def test_crash_phase_config_sets_the_lease_and_phases_are_checked(tmp_path: Path) -> None:
+    scale = load_scale()
+    path = scale.write_config(
+        tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'b.db'}", 2525, 8, lease=30
+    )
+    assert load_config(path).delivery.lease == 30
+    plain = scale.write_config(tmp_path / "plain.yaml", f"sqlite:///{tmp_path / 'b.db'}", 2525, 8)
+    assert load_config(plain).delivery.lease == 120
+
+    assert scale.parse_phases("crash, source") == ["crash", "source"]
+    with pytest.raises(argparse.ArgumentTypeError, match=r"explode.*known: split"):
+        scale.parse_phases("crash,explode")

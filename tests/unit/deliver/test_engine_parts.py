@@ -218,6 +218,18 @@ def test_a_delivery_counts_once_by_its_last_state() -> None:
     assert report.problems == ["b@x.org: bounced: 550 5.1.1 no"]
 
 
+def test_the_report_keeps_no_entry_per_sent_delivery() -> None:
+    # A run of a million keeps counts, not a million ids: only deliveries whose
+    # state the run may still change (deferred, refused) are remembered by id.
+    report = DeliveryReport()
+    for delivery_id in range(1000):
+        report.count(DeliveryState.SENT, delivery_id)
+    report.count(DeliveryState.DEFERRED, 2000)
+    assert report.sent == 1000 and len(report.states) == 1
+    report.count(DeliveryState.SENT, 2000)
+    assert (report.sent, report.deferred, len(report.states)) == (1001, 0, 0)
+
+
 def test_withdrawn_failures_are_no_longer_counted() -> None:
     report = DeliveryReport()
     report.count(DeliveryState.FAILED, 1)
