@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from briefing.errors import StoreError
 from briefing.store.seen import FirstLines
 
 
@@ -32,3 +35,12 @@ def test_each_instance_starts_empty() -> None:
         seen.first("ann@example.com", "daily", 2)
     with FirstLines() as again:
         assert again.first("ann@example.com", "daily", 5) is None
+
+
+def test_a_full_temporary_disk_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="temporary SQLite file") as raised, FirstLines() as seen:
+        seen._db.execute("PRAGMA max_page_count = 4")  # SQLite's own "disk is full"
+        for n in range(10_000):
+            seen.first(f"reader{n}@example.org", "daily", n + 2)
+    assert "full" in str(raised.value)
+    assert raised.value.hint is not None and "TMPDIR" in raised.value.hint
