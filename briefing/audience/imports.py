@@ -41,6 +41,7 @@ from briefing.domain.text import one_line
 from briefing.errors import SubscriberRowError
 from briefing.store import Database, Session
 from briefing.store.schema import Subscription, Suppression
+from briefing.store.seen import FirstLines
 from briefing.store.subscriptions import (
     NewSubscription,
     add_subscribers,
@@ -230,8 +231,9 @@ def iter_rows(config: Config, path: Path) -> Iterator[SubscriberRow | Subscriber
     """Read and validate a CSV file row by row; a bad row comes out as its error.
 
     The file is checked to decode as a whole first, so a file that cannot be
-    read imports nothing; then it is read as a stream (memory holds one row,
-    and the keys seen so far to report a mailbox given twice).
+    read imports nothing; then it is read as a stream. Memory holds one row:
+    the mailboxes seen so far, to report one given twice by the line it was
+    first on, are kept on disk (:class:`~briefing.store.seen.FirstLines`).
     """
     file = str(path)
     _, problem = _check_readable(path)
@@ -251,28 +253,35 @@ def iter_rows(config: Config, path: Path) -> Iterator[SubscriberRow | Subscriber
             )
             return
         reader.fieldnames = header
-        seen: dict[tuple[str, str], int] = {}
-        for raw in reader:
-            line = reader.line_num
-            if None in raw:
-                yield SubscriberRowError(file, line, "more fields than columns")
-                continue
-            if not any((v or "").strip() for v in raw.values()):
-                continue
-            try:
-                row = parse_row(config, file, line, raw)
-            except SubscriberRowError as exc:
-                yield exc
-                continue
-            first = seen.setdefault((row.email, row.briefing), line)
-            if first != line:
-                typed = (raw.get("email") or "").strip()
-                who = row.email if typed == row.email else f"{typed} (mailbox {row.email})"
-                yield SubscriberRowError(
-                    file, line, f"{who} is already on line {first} for briefing {row.briefing}"
-                )
-                continue
-            yield row
+        with FirstLines() as seen:
+            yield from _checked_rows(config, file, reader, seen)
+
+
+def _checked_rows(
+    config: Config, file: str, reader: csv.DictReader[str], seen: FirstLines
+) -> Iterator[SubscriberRow | SubscriberRowError]:
+    """Validate the rows of ``reader``; ``seen`` remembers each mailbox's first line."""
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:
+            yield SubscriberRowError(file, line, "more fields than columns")
+            continue
+        if not any((v or "").strip() for v in raw.values()):
+            continue
+        try:
+            row = parse_row(config, file, line, raw)
+        except SubscriberRowError as exc:
+            yield exc
+            continue
+        first = seen.first(row.email, row.briefing, line)
+        if first is not None:
+            typed = (raw.get("email") or "").strip()
+            who = row.email if typed == row.email else f"{typed} (mailbox {row.email})"
+            yield SubscriberRowError(
+                file, line, f"{who} is already on line {first} for briefing {row.briefing}"
+            )
+            continue
+        yield row
 
 
 CHUNK_ROWS = 2_000

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
-from briefing.audience.imports import import_subscribers
+from briefing.audience.imports import CHUNK_ROWS, import_subscribers, iter_rows
 from briefing.config import Config
+from briefing.errors import SubscriberRowError
 from briefing.store import Database
 from briefing.store.schema import Subscriber, Subscription, SubscriptionEvent
 from briefing.store.suppressions import suppress
@@ -136,3 +138,43 @@ def test_file_level_problems(project: Config, database: Database) -> None:
             "(columns: email, name, briefing, sections, timezone, send_time, frequency)"
         )
     ]
+
+
+def test_a_mailbox_given_again_chunks_later_is_reported_by_its_first_line(
+    project: Config, database: Database
+) -> None:
+    rows = [f"reader{n}@example.com,,daily,,,,\n" for n in range(CHUNK_ROWS * 2 + 500)]
+    rows[CHUNK_ROWS * 2 + 100] = "Reader7@EXAMPLE.com,,daily,,,,\n"  # line 9: a chunk before
+    rows.append("reader4101@example.com,,daily,,,,\n")  # line 4103, in this same chunk
+    path = write_csv(project.base_dir, "".join(rows))
+    report = import_subscribers(project, database, path, NOW)
+    assert report.created == CHUNK_ROWS * 2 + 499
+    assert [(e.line, e.reason) for e in report.errors] == [
+        (
+            CHUNK_ROWS * 2 + 102,
+            (
+                "Reader7@EXAMPLE.com (mailbox reader7@example.com) is already on line 9"
+                " for briefing daily"
+            ),
+        ),
+        (CHUNK_ROWS * 2 + 502, "reader4101@example.com is already on line 4103 for briefing daily"),
+    ]
+    again = import_subscribers(project, database, path, NOW + timedelta(days=1))
+    assert (again.created, again.unchanged, len(again.errors)) == (0, CHUNK_ROWS * 2 + 499, 2)
+
+
+def test_reading_a_list_holds_no_memory_per_row(project: Config, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path, "".join(f"reader{n}@example.com,,daily,,,,\n" for n in range(20_000))
+    )
+    traced: dict[int, int] = {}
+    tracemalloc.start()
+    try:
+        for item in iter_rows(project, path):
+            assert not isinstance(item, SubscriberRowError), item
+            if item.line in (2_001, 20_001):
+                traced[item.line] = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # A dict of every mailbox seen held about 240 bytes a row: 4 MB over these 18,000 rows.
+    assert traced[20_001] - traced[2_001] < 256 * 1024, traced
