@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -608,11 +609,10 @@ class _DriverStatement:
         return cls(compiled.string, order, fixed)
 
     def rows(self, params: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """Order each row's parameters as the statement takes them."""
-        order, fixed = self.order, self.fixed
-        return [
-            tuple(row[name] if name in row else fixed[name] for name in order) for row in params
-        ]
+        """Order each row's parameters (``fixed`` among them) as the statement takes them."""
+        if len(self.order) == 1:
+            return [(row[self.order[0]],) for row in params]
+        return list(map(itemgetter(*self.order), params))
 
 
 _SQLITE_SENT = _DriverStatement.compile(_RECORD_SENT)
@@ -668,6 +668,7 @@ def write_outcomes(
         is_sent = outcome.status == DeliveryState.SENT
         finished = _sqlite_time(outcome.finished)
         row = {
+            **(_SQLITE_SENT if is_sent else _SQLITE_OTHER).fixed,
             "b_id": outcome.delivery_id,
             "b_owner": owner,
             "b_status": outcome.status.value,
