@@ -15,7 +15,8 @@ wait on or take each other's rows.
 
 Outcomes are written in batches, each guarded by the owner, so a run that
 lost its claim never overwrites another run's state: with ``executemany`` on
-SQLite, in one statement per batch on PostgreSQL (updates and attempt rows
+SQLite (statements compiled once, run through the driver), in one statement
+per batch on PostgreSQL (updates and attempt rows
 together, one round trip). A
 ``sent`` is always written (it is the truth about a message the relay took,
 even if the delivery was cancelled meanwhile); other outcomes only while the
