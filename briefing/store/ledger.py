@@ -15,7 +15,8 @@ wait on or take each other's rows.
 
 Outcomes are written in batches, each guarded by the owner, so a run that
 lost its claim never overwrites another run's state: with ``executemany`` on
-SQLite, in one statement per batch on PostgreSQL (updates and attempt rows
+SQLite (statements compiled once, run through the driver), in one statement
+per batch on PostgreSQL (updates and attempt rows
 together, one round trip). A
 ``sent`` is always written (it is the truth about a message the relay took,
 even if the delivery was cancelled meanwhile); other outcomes only while the
@@ -33,6 +34,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -48,6 +50,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from briefing.config import Config
@@ -563,7 +566,77 @@ _RECORD = (
 # any other outcome only while the row is still this run's claim.
 _RECORD_SENT = _RECORD
 _RECORD_OTHER = _RECORD.where(_C.status == DeliveryState.SENDING)
-_INSERT_ATTEMPT = _ATTEMPTS.insert()
+_A = _ATTEMPTS.c
+_ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "owner",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "stage",
+    "code",
+    "reply",
+)
+_INSERT_ATTEMPT = _ATTEMPTS.insert().values(
+    {name: bindparam(name, type_=_A[name].type) for name in _ATTEMPT_COLUMNS}
+)
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A Core statement compiled once for SQLite, run with plain tuples through the driver.
+
+    ``executemany`` of a Core statement runs every row's parameters through
+    SQLAlchemy (one dict, one type processor per value): for the small groups
+    a delivery commits, that cost more than SQLite's own work. The SQL is
+    SQLAlchemy's, compiled from the statements above; the values are given in
+    the form its types would have bound them (times by :func:`_sqlite_time`).
+    """
+
+    sql: str
+    order: tuple[str, ...]  # the parameters' names, in the statement's order
+    fixed: dict[str, Any]  # values the statement itself carries (its literals)
+
+    @classmethod
+    def compile(cls, statement: Any) -> _DriverStatement:
+        compiled = statement.compile(dialect=sqlite_dialect.dialect())
+        if compiled.insert_prefetch or compiled.update_prefetch:  # Python-side defaults
+            raise RuntimeError(f"{compiled.string!r} needs defaults the driver would not apply")
+        order = tuple(compiled.positiontup or ())
+        fixed: dict[str, Any] = {}
+        for name, value in compiled.params.items():
+            if value is not None:
+                fixed[name] = value.value if isinstance(value, DeliveryState) else value
+        return cls(compiled.string, order, fixed)
+
+    def rows(self, params: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Order each row's parameters (``fixed`` among them) as the statement takes them."""
+        if len(self.order) == 1:
+            return [(row[self.order[0]],) for row in params]
+        return list(map(itemgetter(*self.order), params))
+
+
+_SQLITE_SENT = _DriverStatement.compile(_RECORD_SENT)
+_SQLITE_OTHER = _DriverStatement.compile(_RECORD_OTHER)
+_SQLITE_ATTEMPT = _DriverStatement.compile(_INSERT_ATTEMPT)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """Bind an aware time as :class:`~briefing.store.schema.UTCDateTime` does on SQLite.
+
+    UTC, without zone, in SQLite's DATETIME storage format (microseconds always
+    written): the ledger's times are compared as text in SQL, so the form must
+    be exactly the one every other statement writes.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} cannot be stored; attach a timezone")
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
 
 
 def write_outcomes(
@@ -586,46 +659,50 @@ def write_outcomes(
             chunk = outcomes[start : start + _OUTCOMES_AT_ONCE]
             _write_outcomes_at_once(session, owner, chunk, now, flush=flush)
         return
+    del lease  # rows kept for a retry in this run keep the lease they hold
     sent: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
-    del lease  # rows kept for a retry in this run keep the lease they hold
+    attempts: list[dict[str, Any]] = []
+    stamp = _sqlite_time(now)
     for outcome in outcomes:
         keep = outcome.status == DeliveryState.SENDING
+        is_sent = outcome.status == DeliveryState.SENT
+        finished = _sqlite_time(outcome.finished)
         row = {
+            **(_SQLITE_SENT if is_sent else _SQLITE_OTHER).fixed,
             "b_id": outcome.delivery_id,
             "b_owner": owner,
-            "b_status": outcome.status,
+            "b_status": outcome.status.value,
             "b_reason": None if outcome.status in _NO_REASON else outcome.reply,
             "b_code": outcome.code,
             "b_reply": outcome.reply,
-            "b_sent_at": outcome.finished if outcome.status == DeliveryState.SENT else None,
-            "b_next": outcome.next_attempt_at,
+            "b_sent_at": finished if is_sent else None,
+            "b_next": _sqlite_time(outcome.next_attempt_at),
             "b_new_owner": owner if keep else None,
             "b_keep": keep,
-            "b_now": now,
+            "b_now": stamp,
         }
-        (sent if outcome.status == DeliveryState.SENT else others).append(row)
-    connection = session.connection()
-    if sent:
-        connection.execute(_RECORD_SENT, sent)
-    if others:
-        connection.execute(_RECORD_OTHER, others)
-    connection.execute(
-        _INSERT_ATTEMPT,
-        [
+        (sent if is_sent else others).append(row)
+        attempts.append(
             {
-                "delivery_id": o.delivery_id,
+                "delivery_id": outcome.delivery_id,
                 "owner": owner,
-                "started_at": o.started,
-                "finished_at": o.finished,
-                "outcome": o.attempt,
-                "stage": o.stage,
-                "code": o.code,
-                "reply": o.reply,
+                "started_at": _sqlite_time(outcome.started),
+                "finished_at": finished,
+                "outcome": outcome.attempt.value,
+                "stage": outcome.stage,
+                "code": outcome.code,
+                "reply": outcome.reply,
             }
-            for o in outcomes
-        ],
-    )
+        )
+    connection = session.connection()
+    for statement, params in (
+        (_SQLITE_SENT, sent),
+        (_SQLITE_OTHER, others),
+        (_SQLITE_ATTEMPT, attempts),
+    ):
+        if params:
+            connection.exec_driver_sql(statement.sql, statement.rows(params))
 
 
 # The columns of one outcome in the VALUES list of _write_outcomes_at_once, with their types.

@@ -99,5 +99,15 @@ def test_outcomes_keep_their_guards_on_both_databases(
         assert rows[deferred].reason == "451 later" and rows[deferred].lease_until is None
         assert rows[retried].lease_until == lease_before
         assert rows[failed].updated_at == AT
+        if engine == "sqlite":  # times are compared as text there: stored in one form
+            with database.transaction() as session:
+                stored = dict(
+                    session.execute(
+                        text("SELECT id, updated_at FROM deliveries WHERE id IN (:a, :b)"),
+                        {"a": failed, "b": cancelled},
+                    ).all()
+                )
+            # The same time, written by the outcome statements and by the claim's Core update.
+            assert stored[failed] == stored[cancelled] == "2026-11-26 07:00:00.000000"
     finally:
         database.dispose()
