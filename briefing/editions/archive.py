@@ -32,6 +32,7 @@ from briefing.store.archive import (
     public_variant,
     variant_content,
 )
+from briefing.store.editions import StoredVariant
 
 FEED_ENTRIES = 20  # issues in a public archive's Atom feed
 PUBLIC_PAGE = 30  # issues per page of a public archive's list
@@ -88,14 +89,8 @@ def desk_issue(database: Database, briefing: str, issue_date: date) -> ArchivedI
         return archived_issue(session, briefing, issue_date)
 
 
-def desk_copy(
-    database: Database, signer: Signer, briefing: str, issue_date: date, variant_id: int
-) -> ArchivedCopy | None:
-    """Return one variant of an issue with inert links, or None if it is not that issue's."""
-    with database.transaction() as session:
-        stored = variant_content(session, briefing, issue_date, variant_id)
-    if stored is None:
-        return None
+def _inert_copy(stored: StoredVariant, issue_date: date, signer: Signer) -> ArchivedCopy:
+    """Return a stored variant as a reader would see it, every link inert."""
     tokens = inert_tokens(signer)
     return ArchivedCopy(
         stored.id,
@@ -106,6 +101,15 @@ def desk_copy(
         _filled(stored.html, stored.placeholders, tokens),
         _filled(stored.text, stored.placeholders, tokens),
     )
+
+
+def desk_copy(
+    database: Database, signer: Signer, briefing: str, issue_date: date, variant_id: int
+) -> ArchivedCopy | None:
+    """Return one variant of an issue with inert links, or None if it is not that issue's."""
+    with database.transaction() as session:
+        stored = variant_content(session, briefing, issue_date, variant_id)
+    return _inert_copy(stored, issue_date, signer) if stored is not None else None
 
 
 def public_list(
@@ -124,18 +128,7 @@ def public_copy(
     """Return the public copy of an issue with inert links, or None if none was cut."""
     with database.transaction() as session:
         stored = public_variant(session, briefing, default_sections(config, briefing), issue_date)
-    if stored is None:
-        return None
-    tokens = inert_tokens(signer)
-    return ArchivedCopy(
-        stored.id,
-        issue_date,
-        stored.sections,
-        stored.subject,
-        stored.cut_at,
-        _filled(stored.html, stored.placeholders, tokens),
-        _filled(stored.text, stored.placeholders, tokens),
-    )
+    return _inert_copy(stored, issue_date, signer) if stored is not None else None
 
 
 def feed_entries(

@@ -116,6 +116,16 @@ def _no_date(request: Request, visit: Visit) -> Response:
     return _not_found(request, visit, f"{asked!r} is not an issue date; write it as YYYY-MM-DD.")
 
 
+def _issue_of(request: Request, visit: Visit) -> tuple[str, date] | Response:
+    """Return the briefing and issue date the path names, or the page saying what is wrong."""
+    briefing, day = _briefing_of(request), _date_of(request)
+    if briefing is None:
+        return _no_briefing(request, visit)
+    if day is None:
+        return _no_date(request, visit)
+    return briefing, day
+
+
 @desk_page(*VIEWERS)
 async def edition_default(request: Request, visit: Visit) -> Response:
     """Redirect to the issue an editor most likely means: the oldest held, else the next."""
@@ -187,13 +197,10 @@ def _notice(done: str, request: Request, view: IssueView) -> str:
 @desk_page(*VIEWERS)
 async def edition_page(request: Request, visit: Visit) -> Response:
     """Show the issue as each variant would be cut now, its overrides and its approval."""
-    briefing = _briefing_of(request)
-    if briefing is None:
-        return _no_briefing(request, visit)
-    day = _date_of(request)
-    if day is None:
-        return _no_date(request, visit)
-    return await _page(request, visit, briefing, day)
+    issue = _issue_of(request, visit)
+    if isinstance(issue, Response):
+        return issue
+    return await _page(request, visit, *issue)
 
 
 def _describe(result: OverrideResult) -> str:
@@ -208,11 +215,10 @@ def _describe(result: OverrideResult) -> str:
 @desk_page(*SHAPERS)
 async def shape_post(request: Request, visit: Visit) -> Response:
     """Store one override of the issue (pin, drop, headline, summary, source, add)."""
-    briefing, day = _briefing_of(request), _date_of(request)
-    if briefing is None:
-        return _no_briefing(request, visit)
-    if day is None:
-        return _no_date(request, visit)
+    issue = _issue_of(request, visit)
+    if isinstance(issue, Response):
+        return issue
+    briefing, day = issue
     assert visit.form is not None
     context = context_of(request)
     action, article = field(visit.form, "action"), field(visit.form, "article")
@@ -255,11 +261,10 @@ async def shape_post(request: Request, visit: Visit) -> Response:
 @desk_page(*SHAPERS)
 async def undo_post(request: Request, visit: Visit) -> Response:
     """Undo one override of the issue by its id."""
-    briefing, day = _briefing_of(request), _date_of(request)
-    if briefing is None:
-        return _no_briefing(request, visit)
-    if day is None:
-        return _no_date(request, visit)
+    issue = _issue_of(request, visit)
+    if isinstance(issue, Response):
+        return issue
+    briefing, day = issue
     assert visit.form is not None
     context = context_of(request)
     number = field(visit.form, "override")
@@ -283,11 +288,10 @@ async def undo_post(request: Request, visit: Visit) -> Response:
 @desk_page(*SHAPERS)
 async def approve_post(request: Request, visit: Visit) -> Response:
     """Approve the issue (the ``confirm`` box ticked): dispatch may send it; overrides freeze."""
-    briefing, day = _briefing_of(request), _date_of(request)
-    if briefing is None:
-        return _no_briefing(request, visit)
-    if day is None:
-        return _no_date(request, visit)
+    issue = _issue_of(request, visit)
+    if isinstance(issue, Response):
+        return issue
+    briefing, day = issue
     assert visit.form is not None
     context = context_of(request)
     if context.config.briefing(briefing).approval is not ApprovalMode.REQUIRED:
