@@ -138,7 +138,7 @@ def deliver_command(
                     app.signer,
                     transport,
                     briefing=briefing_key,
-                    at=at,
+                    clock=clock if at else None,
                     stop=stop,
                     dkim=dkim,
                     take_over_local=False,

@@ -138,7 +138,7 @@ def send_command(
                 app.signer,
                 transport,
                 briefing=briefing_key,
-                at=at if at_text else None,
+                clock=clock if at_text else None,
                 stop=stop,
                 progress=progress,
                 dkim=dkim,

@@ -12,7 +12,9 @@ that many drains in child processes and only supervises them:
 - each claims its own batches from the ledger under its own owner and
   leases, as separate ``briefing deliver`` workers do, so a child killed
   with ``kill -9`` loses nothing: its claims are handed back when the run
-  ends (or taken over by the next run on this host);
+  ends (or taken over by the next run on this host). Child k of n claims
+  only deliveries whose id is k modulo n: walking one shared order, each
+  would mostly find rows another had just taken;
 - ``delivery.rate_limit`` is split between them (and, for ``briefing
   deliver``, between the live workers as well, refreshed at heartbeat);
 - their reports are added up; a run that one child had to stop (a refused
@@ -101,7 +103,7 @@ def deliver_on_machine(
     transport: Transport,
     *,
     briefing: str | None = None,
-    at: datetime | None = None,
+    clock: Callable[[], datetime] | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[DeliveryReport], None] | None = None,
     dkim: DkimSigner | None = None,
@@ -112,7 +114,9 @@ def deliver_on_machine(
 ) -> DeliveryReport:
     """Drain the ledger as :func:`~briefing.deliver.engine.deliver` does, in several processes when it pays.
 
-    ``at`` fixes the run's clock (``--at``); None follows real time. ``due``
+    ``clock`` is the run's clock (``--at`` fixes it; None: real time); child
+    processes cannot share a function, so they take the moment it gives when
+    the run starts as their fixed clock unless it is None. ``due``
     is the number of due deliveries when the caller knows it (counted here
     otherwise). ``transport`` sends and ``owner`` names the claims when the run
     stays in this process; child processes open their own share of
@@ -121,10 +125,8 @@ def deliver_on_machine(
     limit (read at every look, so heartbeats refresh it).
     """
     stop = stop or threading.Event()
-
-    def clock() -> datetime:
-        return at if at is not None else datetime.now(UTC)
-
+    clock = clock or _utc_now
+    at = None if clock is _utc_now else clock()
     if due is None and process_count(config, transport.connections, 1 << 62) > 1:
         with database.transaction() as session:
             due = ledger.count_due(session, clock(), briefing)
@@ -175,6 +177,10 @@ def deliver_on_machine(
         with database.transaction() as session:
             ledger.release_dead_claims(session, clock())
     return report
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _with_pool(config: Config, pool_size: int) -> Config:
@@ -387,11 +393,12 @@ def _child(
             share.signer,
             transport,
             briefing=share.briefing,
-            clock=(lambda: at) if at is not None else (lambda: datetime.now(UTC)),
+            clock=_utc_now if at is None else (lambda: at),
             stop=stop,
             progress=lambda so_far: events.put(("progress", share.index, _snapshot(so_far))),
             dkim=share.dkim,
             take_over_local=False,
+            part=(share.index, share.processes),
         )
         events.put(("done", share.index, report))
     except BriefingError as exc:

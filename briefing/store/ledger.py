@@ -178,17 +178,24 @@ def claim(
 
 
 def claim_order(
-    session: Session, now: datetime, limit: int, briefing: str | None = None
+    session: Session,
+    now: datetime,
+    limit: int,
+    briefing: str | None = None,
+    part: tuple[int, int] | None = None,
 ) -> list[int]:
     """Return up to ``limit`` due deliveries in the order :func:`claim` takes them; claim none.
 
     Ranking the due rows reads all of them (a row number per recipient
     domain), so a run reads the order for many batches at once and claims
     from it with :func:`claim_listed`, batch by batch, instead of ranking the
-    whole backlog again for every batch.
+    whole backlog again for every batch. ``part`` ``(k, n)``: only the rows
+    whose id is k modulo n, so n processes of one run never reach for the
+    same rows (each would otherwise walk the same order, finding the rows
+    the others took).
     """
     dialect = session.get_bind().dialect.name
-    return list(session.scalars(_in_turn(dialect, now, limit, briefing)))
+    return list(session.scalars(_in_turn(dialect, now, limit, briefing, part)))
 
 
 def claim_listed(
@@ -243,12 +250,14 @@ class Claimer:
         lookahead: int,
         briefing: str | None,
         lease: timedelta,
+        part: tuple[int, int] | None = None,
     ) -> None:
         self.owner = owner
         self.batch_size = batch_size
         self.lookahead = max(1, lookahead)
         self.briefing = briefing
         self.lease = lease
+        self.part = part
         self.candidates: deque[int] = deque()
         self.rankings = 0  # how many times the backlog was ranked
 
@@ -261,7 +270,7 @@ class Claimer:
                 if ranked:  # ranked just now, and none of it could be claimed
                     return []
                 self.candidates.extend(
-                    claim_order(session, now, size * self.lookahead, self.briefing)
+                    claim_order(session, now, size * self.lookahead, self.briefing, self.part)
                 )
                 self.rankings += 1
                 ranked = True
@@ -273,7 +282,13 @@ class Claimer:
                 return ids
 
 
-def _in_turn(dialect: str, now: datetime, limit: int, briefing: str | None) -> Any:
+def _in_turn(
+    dialect: str,
+    now: datetime,
+    limit: int,
+    briefing: str | None,
+    part: tuple[int, int] | None = None,
+) -> Any:
     # Due rows ordered by their turn within their recipient domain, then by id.
     turn = func.row_number().over(partition_by=_recipient_domain(dialect), order_by=Delivery.id)
     ranked = (
@@ -284,6 +299,8 @@ def _in_turn(dialect: str, now: datetime, limit: int, briefing: str | None) -> A
     )
     if briefing:
         ranked = ranked.where(Edition.briefing == briefing)
+    if part is not None:
+        ranked = ranked.where(Delivery.id % part[1] == part[0])
     turns = ranked.subquery("turns")
     return (
         select(Delivery.id)

@@ -30,6 +30,7 @@ from briefing.config import Config
 from briefing.deliver.dkim import DkimSigner
 from briefing.deliver.parallel import PARALLEL_FROM, process_count, split
 from briefing.domain.tokens import Purpose, Signer
+from briefing.ops.scheduler import drain_ledger
 from briefing.store import Database
 from briefing.store.schema import Delivery, DeliveryAttempt
 from tests.support.delivery import AT, reader, smtp_project, status_counts, without_date
@@ -283,3 +284,16 @@ def test_signers_travel_to_a_child_process_by_their_keys() -> None:
     message = b"From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n"
     # Ed25519 signatures are deterministic: the same key signs the same bytes alike.
     assert again.sign(message).split(b"t=")[0] == dkim.sign(message).split(b"t=")[0]
+
+
+def test_the_scheduler_drains_in_several_processes(tmp_path: Path) -> None:
+    with smtp_server(Handler()) as server:
+        config, database = project(tmp_path, server)
+        drain = drain_ledger(config, database, Signer([KEY]), ["daily"], clock=lambda: AT)
+    report = drain.delivered["daily"]
+    assert (report.sent, report.processes, drain.failures) == (SUBSCRIBERS, 2, {})
+    assert sorted(m.recipient for m in server.handler.received) == sorted(
+        reader(n) for n in range(SUBSCRIBERS)
+    )
+    assert len(sent_by(database)) == 2
+    database.dispose()
