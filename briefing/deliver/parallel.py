@@ -228,7 +228,7 @@ class _Supervisor:
             context.Process(
                 target=_child,
                 args=(share, self.events, self.halt, self.workers, os.getpid()),
-                name=f"briefing-deliver-{share.index}",
+                name=f"briefing-deliver-{share.index + 1}",
             )
             for share in shares
         ]
