@@ -32,6 +32,7 @@ from briefing.deliver.parallel import PARALLEL_FROM, process_count, split
 from briefing.domain.tokens import Purpose, Signer
 from briefing.ops.scheduler import drain_ledger
 from briefing.store import Database
+from briefing.store.ledger import claim_order
 from briefing.store.schema import Delivery, DeliveryAttempt
 from tests.support.delivery import AT, reader, smtp_project, status_counts, without_date
 from tests.support.factories import KEY
@@ -296,4 +297,18 @@ def test_the_scheduler_drains_in_several_processes(tmp_path: Path) -> None:
         reader(n) for n in range(SUBSCRIBERS)
     )
     assert len(sent_by(database)) == 2
+    database.dispose()
+
+
+def test_parts_of_the_claim_order_are_disjoint_and_cover_it(tmp_path: Path) -> None:
+    with smtp_server(Handler()) as server:
+        _, database = project(tmp_path, server)
+    with database.transaction() as session:
+        whole = claim_order(session, AT, 1_000)
+        parts = [claim_order(session, AT, 1_000, part=(k, 3)) for k in range(3)]
+    assert len(whole) == SUBSCRIBERS
+    assert all(i % 3 == k for k, part in enumerate(parts) for i in part)
+    assert sorted(i for part in parts for i in part) == sorted(whole)
+    # Each part keeps the whole order's sequence (domains in turn, then id).
+    assert all(part == [i for i in whole if i in set(part)] for part in parts)
     database.dispose()
