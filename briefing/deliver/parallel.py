@@ -51,6 +51,7 @@ from briefing.deliver.transports import Transport, make_transport
 from briefing.domain.tokens import Signer
 from briefing.errors import BriefingError
 from briefing.store import Database, ledger, open_database
+from briefing.store.ledger import new_owner
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +173,11 @@ def deliver_on_machine(
     )
     report = run.execute()
     report.processes = processes
-    if run.died:
-        # A child killed mid-run (OOM, kill -9) leaves claims under a dead owner on this host.
+    if run.dead_owners:
+        # A child killed mid-run (OOM, kill -9) left claims; it was reaped here, so it is
+        # dead for certain: no need to judge by host and pid, nor to wait for the lease.
         with database.transaction() as session:
-            ledger.release_dead_claims(session, clock())
+            ledger.end_leases(session, run.dead_owners)
     return report
 
 
@@ -235,7 +237,8 @@ class _Supervisor:
         self.latest: dict[int, DeliveryReport] = {}  # progress so far, by child
         self.final: dict[int, DeliveryReport] = {}
         self.problems: dict[int, str] = {}  # children that failed or died
-        self.died = False
+        self.owners: dict[int, str] = {}  # each child's name in its claims
+        self.dead_owners: list[str] = []  # those of children that died mid-run
         self.stopped: str | None = None  # why the run stopped, as one child said
         self.stop_hint: str | None = None
 
@@ -278,7 +281,9 @@ class _Supervisor:
         self._handle(*message)
 
     def _handle(self, kind: str, index: int, payload: Any) -> None:
-        if kind == "progress":
+        if kind == "owner":
+            self.owners[index] = payload
+        elif kind == "progress":
             self.latest[index] = payload
         elif kind == "done":
             self.final[index] = payload
@@ -307,7 +312,8 @@ class _Supervisor:
         for index, process in exited:
             if index in self.final or index in self.problems:
                 continue
-            self.died = True
+            if index in self.owners:
+                self.dead_owners.append(self.owners[index])
             self._fail(
                 index,
                 f"delivery process {index + 1} (pid {process.pid}) exited with code "
@@ -387,6 +393,8 @@ def _child(
         watcher = threading.Thread(target=watch, name="supervisor-watch", daemon=True)
         watcher.start()
         at = share.at
+        owner = new_owner()
+        events.put(("owner", share.index, owner))
         report = deliver(
             config,
             database,
@@ -394,6 +402,7 @@ def _child(
             transport,
             briefing=share.briefing,
             clock=_utc_now if at is None else (lambda: at),
+            owner=owner,
             stop=stop,
             progress=lambda so_far: events.put(("progress", share.index, _snapshot(so_far))),
             dkim=share.dkim,

@@ -31,7 +31,7 @@ import re
 import socket
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
@@ -122,15 +122,21 @@ def release_dead_claims(session: Session, now: datetime) -> int:
         .distinct()
     )
     dead = [owner for owner in owners if owner and owner_is_dead(owner)]
-    if not dead:
+    return end_leases(session, dead)
+
+
+def end_leases(session: Session, owners: Collection[str]) -> int:
+    """End the leases of the claims ``owners`` hold, known dead: any run may take them now."""
+    if not owners:
         return 0
+    dialect = session.get_bind().dialect.name
     result = session.execute(
         update(Delivery)
-        .where(Delivery.owner.in_(dead), Delivery.status == DeliveryState.SENDING)
+        .where(Delivery.owner.in_(list(owners)), Delivery.status == DeliveryState.SENDING)
         .values(lease_until=db_now(dialect, -timedelta(milliseconds=1)))
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
-    logger.warning("taking over %d claim(s) of dead run(s) %s", count, ", ".join(dead))
+    logger.warning("taking over %d claim(s) of dead run(s) %s", count, ", ".join(owners))
     return count
 
 
