@@ -18,7 +18,9 @@ one run and into one Postfix ``smtp-sink`` (8 connections by default):
   ledger's message size: the wire's speed on this machine, the baseline of
   the ratio;
 - on PostgreSQL, delivery by 1, 2 and 4 ``briefing deliver`` workers at once
-  (when the command exists).
+  (when the command exists), each delivering in one process; the other phases
+  deliver in as many processes as the checkout's ``delivery.processes``
+  default chooses, or ``--processes``.
 
 Every phase is a ``briefing`` subprocess: its wall time, its CPU time and
 its peak RSS (``os.wait4``'s rusage of that process). After every phase that
@@ -58,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from postfix import fetch_postfix, run_smtp_source, sink_count, smtp_sink  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
+from briefing.config import DeliveryConfig  # noqa: E402
 from briefing.domain.states import DeliveryState  # noqa: E402
 from briefing.store import open_database  # noqa: E402
 from briefing.store.schema import Delivery, Edition, Variant  # noqa: E402
@@ -65,6 +68,8 @@ from briefing.store.schema import Delivery, Edition, Variant  # noqa: E402
 DEFAULT_NS = (10_000, 100_000)
 BIG_N = 1_000_000
 WORKERS = (1, 2, 4)  # `briefing deliver` processes at once, on PostgreSQL
+# Whether this checkout's commands deliver in several processes (delivery.processes).
+HAS_PROCESSES = "processes" in DeliveryConfig.model_fields
 PHASES = ("split", "send", "source", "workers", "crash")
 DEFAULT_PHASES = ("split", "send", "source", "workers")
 CRASH_LEASE = 30  # delivery.lease of the kill -9 phase, seconds
@@ -166,14 +171,22 @@ def write_subscribers(path: Path, count: int, seed: int = 14) -> Path:
 
 
 def write_config(
-    path: Path, database_url: str, port: int, pool: int, lease: int | None = None
+    path: Path,
+    database_url: str,
+    port: int,
+    pool: int,
+    lease: int | None = None,
+    processes: str | None = None,
 ) -> Path:
     """Write a config.yaml whose sections read the demo's samples and which sends to ``port``.
 
-    ``lease`` sets ``delivery.lease`` (seconds; the default, 120, when None).
+    ``lease`` sets ``delivery.lease`` (seconds; the default, 120, when None);
+    ``processes`` sets ``delivery.processes`` (this checkout's default when None).
     """
     samples = ROOT / "samples"
     lease_line = f"\n  lease: {lease}" if lease is not None else ""
+    if processes is not None:
+        lease_line += f"\n  processes: {processes}"
     path.write_text(
         f"""\
 site:
@@ -514,10 +527,22 @@ class Setup:
     results: Results
     workers: Sequence[int] = WORKERS
     phases: Collection[str] = DEFAULT_PHASES
+    processes: str | None = None  # delivery.processes of the split and send phases
 
-    def config(self, url: str, label: str, lease: int | None = None) -> Path:
-        """Write the config of one database."""
-        return write_config(self.folder / f"{label}.yaml", url, self.port, self.pool, lease)
+    def config(
+        self, url: str, label: str, lease: int | None = None, *, one_process: bool = False
+    ) -> Path:
+        """Write the config of one database.
+
+        ``one_process``: each ``briefing`` command delivers in one process (the
+        workers and crash phases count processes themselves).
+        """
+        processes = self.processes
+        if one_process and HAS_PROCESSES:
+            processes = "1"
+        return write_config(
+            self.folder / f"{label}.yaml", url, self.port, self.pool, lease, processes
+        )
 
     def delivered(self, phase: str, url: str, before: int) -> tuple[Ledger, int]:
         """Compare the sink's count since ``before`` with the ledger; record the check."""
@@ -607,7 +632,7 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
     ):
         for workers in setup.workers:
             url = backend.copy(base, f"w{workers}_{tag}")
-            config = setup.config(url, f"w{workers}_{tag}")
+            config = setup.config(url, f"w{workers}_{tag}", one_process=True)
             run_briefing(config, ["send", "--now", "--no-deliver"], setup.log)
             before = sink_count(setup.counter)
             run = run_briefing(
@@ -631,7 +656,7 @@ def crash_run(setup: Setup, base: str, tag: str) -> tuple[Run, Ledger, str]:
     """
     backend, n = setup.backend, setup.n
     url = backend.copy(base, f"crash_{tag}")
-    config = setup.config(url, f"crash_{tag}", lease=CRASH_LEASE)
+    config = setup.config(url, f"crash_{tag}", lease=CRASH_LEASE, one_process=True)
     run_briefing(config, ["send", "--now", "--no-deliver"], setup.log)
     command = [*briefing_command(), "--config", str(config), "deliver", "--exit-when-idle"]
     before = sink_count(setup.counter)
@@ -846,6 +871,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             "killed -9 midway); default split,send,source,workers"
         ),
     )
+    parser.add_argument(
+        "--processes",
+        help="delivery.processes of the split and send phases (default: the checkout's own); "
+        "the workers and crash phases always run one process per command",
+    )
     parser.add_argument("--postgres-url", default=POSTGRES_ADMIN, help="an admin URL")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     args = parser.parse_args(argv)
@@ -890,6 +920,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         results,
                         args.workers,
                         args.phases,
+                        args.processes,
                     )
                     for repeat in range(1, repeats + 1):
                         measure_once(setup, repeat, features, args.source_cap)

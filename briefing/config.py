@@ -503,6 +503,13 @@ class DeliveryConfig(StrictModel):
         "message goes while the last one's commit runs (group commit overlaps the wire). After "
         "a crash at most connections x this many messages go twice.",
     )
+    processes: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto",
+        description="Processes a run delivers with over SMTP, each with its share of "
+        "smtp.pool_size and of rate_limit: one process sends at most one core's worth. auto: "
+        "the CPUs this machine gives briefing, at most 4. A run starts one process per 2,000 "
+        "due deliveries at most (a process takes about half a second to start).",
+    )
     outcome_commit: Literal["flush", "async"] = Field(
         default="flush",
         description="PostgreSQL only: how outcome groups are committed. flush: each commit "

@@ -23,7 +23,8 @@ from rich.table import Table
 from briefing.audience.confirmations import composers
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.cli.send_cmd import stop_on_signals
-from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
+from briefing.deliver import DeliveryReport, DkimSigner, make_transport
+from briefing.deliver.parallel import deliver_on_machine
 from briefing.deliver.ratelimit import RateLimiter
 from briefing.deliver.transactional import drain_transactional
 from briefing.domain.states import DeliveryState, ProcessKind
@@ -91,6 +92,9 @@ def deliver_command(
             share = limiter.share(workers)
             logger.debug("rate share: %s msg/s (%d live worker(s))", share, workers)
 
+    def live_workers() -> int:
+        return limiter.workers if isinstance(limiter, RateLimiter) else 1
+
     stop = threading.Event()
     total: Counter[DeliveryState] = Counter()
     released = 0
@@ -128,17 +132,18 @@ def deliver_command(
                         owner=owner,
                         take_over_local=False,
                     )
-                report = deliver(
+                report = deliver_on_machine(
                     config,
                     app.database,
                     app.signer,
                     transport,
                     briefing=briefing_key,
-                    clock=clock,
-                    owner=owner,
+                    clock=clock if at else None,
                     stop=stop,
                     dkim=dkim,
                     take_over_local=False,
+                    owner=owner,
+                    live_workers=live_workers,
                 )
                 total.update(report.counts)
                 total.update(mail)
@@ -183,6 +188,8 @@ _SHOWN = (
 def _pass_line(report: DeliveryReport, mail: Counter[DeliveryState]) -> str:
     parts = [f"{report.counts[state]} {state}" for state in _SHOWN if report.counts[state]]
     line = f"delivered {', '.join(parts) or 'nothing'} in {report.elapsed:.1f}s"
+    if report.processes > 1:
+        line += f" by {report.processes} processes"
     if mail:
         line += "; confirmations: " + ", ".join(f"{n} {s}" for s, n in sorted(mail.items()))
     return line

@@ -16,7 +16,8 @@ from rich.console import Console
 from briefing.audience.confirmations import composers
 from briefing.cli.app import App, parse_at, pass_app
 from briefing.cli.progress import failures_table, live_progress, report_table
-from briefing.deliver import DkimSigner, Transport, deliver, make_transport
+from briefing.deliver import DkimSigner, Transport, make_transport
+from briefing.deliver.parallel import deliver_on_machine
 from briefing.deliver.transactional import drain_transactional
 from briefing.editions.dispatch import dispatch
 from briefing.store.ledger import count_due
@@ -131,16 +132,17 @@ def send_command(
     try:
         send_transactional(app, transport, dkim, clock)
         with stop_on_signals(stop), live_progress(console, total) as progress:
-            report = deliver(
+            report = deliver_on_machine(
                 config,
                 app.database,
                 app.signer,
                 transport,
                 briefing=briefing_key,
-                clock=clock,
+                clock=clock if at_text else None,
                 stop=stop,
                 progress=progress,
                 dkim=dkim,
+                due=total,
             )
         if not stop.is_set():
             send_transactional(app, transport, dkim, clock)
@@ -150,6 +152,7 @@ def send_command(
         f"delivered: {report.sent} sent, {report.deferred} deferred, {report.failed} failed, "
         f"{report.bounced} bounced, {report.cancelled} cancelled, {report.suppressed} suppressed, "
         f"{report.expired} expired, {report.released} left pending"
+        + (f" ({report.processes} processes)" if report.processes > 1 else "")
     )
     out = Console(highlight=False, width=max(100, Console().width))
     out.print(report_table(report))

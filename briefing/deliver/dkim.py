@@ -203,6 +203,7 @@ class DkimSigner:
     def __init__(self, selector: str, domain: str, key: bytes, *, source: str = "key") -> None:
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")
+        self._key, self._source = key, source
         self._private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = _load_key(key, source)
         if isinstance(self._private, rsa.RSAPrivateKey):
             self.algorithm = b"rsa-sha256"
@@ -217,6 +218,10 @@ class DkimSigner:
             self.sign(_PROBE)
         except ValueError as exc:
             raise DkimError(f"{source}: cannot sign with this DKIM key: {exc}") from exc
+
+    def __reduce__(self) -> tuple[object, tuple[str, str, bytes, str]]:
+        # Pickled by its key's bytes (a delivery process gets its own); OpenSSL's key is not.
+        return (_restore, (self.selector.decode(), self.domain.decode(), self._key, self._source))
 
     def sign(self, message: bytes) -> bytes:
         """Return ``message`` with its DKIM-Signature header in front.
@@ -285,6 +290,10 @@ class DkimSigner:
             raise DkimError(f"{path}: cannot read the DKIM key: {exc.strerror or exc}") from exc
         domain = settings.domain or config.site.from_address.rpartition("@")[2]
         return cls(settings.selector, domain, key, source=str(path))
+
+
+def _restore(selector: str, domain: str, key: bytes, source: str) -> DkimSigner:
+    return DkimSigner(selector, domain, key, source=source)
 
 
 def _load_key(key: bytes, source: str) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:

@@ -77,6 +77,7 @@ def deliver(
     progress: Callable[[DeliveryReport], None] | None = None,
     dkim: DkimSigner | None = None,
     take_over_local: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> DeliveryReport:
     """Send every due delivery in the ledger through ``transport``; return what happened.
 
@@ -86,6 +87,8 @@ def deliver(
     the report so far. ``take_over_local`` (``briefing send``, one machine)
     first takes over the claims of dead processes on this host at once;
     ``briefing deliver`` workers pass False and wait for leases to lapse.
+    ``part`` ``(k, n)``: only the deliveries whose id is k modulo n (process
+    k of the n of one run, :mod:`briefing.deliver.parallel`).
     With ``delivery.redirect_to`` set every message goes to that address
     instead and the ledger is only read.
     """
@@ -101,6 +104,7 @@ def deliver(
         progress=progress,
         dkim=dkim,
         take_over_local=take_over_local,
+        part=part,
     )
     return run.execute()
 
@@ -139,6 +143,7 @@ class _Run:
         progress: Callable[[DeliveryReport], None] | None,
         dkim: DkimSigner | None,
         take_over_local: bool = True,
+        part: tuple[int, int] | None = None,
     ) -> None:
         self.take_over_local = take_over_local
         self.config = config
@@ -172,6 +177,7 @@ class _Run:
             lookahead=CLAIM_LOOKAHEAD,
             briefing=self.briefing,
             lease=self.lease,
+            part=part,
         )
 
     # -- the coordinating loop ---------------------------------------------------------

@@ -45,6 +45,7 @@ class DeliveryReport:
     stopped: str | None = None  # why the run stopped before the ledger was drained
     stop_hint: str | None = None
     elapsed: float = 0.0
+    processes: int = 1  # delivery processes the run used (briefing.deliver.parallel)
     # Delivery id: last state, for the deliveries whose state this run may still
     # change or take back. A sent delivery is final (never claimed again, never
     # withdrawn), so it is only counted: the report stays small however many go.

@@ -107,10 +107,15 @@ class Signer:
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise ValueError("at least one signing key is required")
+        self._keys = tuple(keys)
         self._token_keys = [_Keyed(_derive(key, b"token")) for key in keys]
         self._message_id_key = _derive(keys[0], b"message-id")
         # Signs Feedback-ID headers; handed to the pipeline, which reads no secrets itself.
         self.feedback_key = feedback_key(keys[0])
+
+    def __reduce__(self) -> tuple[type[Signer], tuple[tuple[bytes, ...]]]:
+        # Pickled by its keys (a delivery process gets its own); keyed hash states are not.
+        return (Signer, (self._keys,))
 
     def _tag(self, key: _Keyed, payload: bytes) -> bytes:
         return key.digest(payload)[:_TAG_BYTES]

@@ -50,7 +50,8 @@ from briefing.audience.confirmations import composers
 from briefing.audience.imap import poll
 from briefing.audience.lifecycle import purge
 from briefing.config import Config, format_duration, imap_password
-from briefing.deliver import DeliveryReport, DkimSigner, deliver, make_transport
+from briefing.deliver import DeliveryReport, DkimSigner, make_transport
+from briefing.deliver.parallel import deliver_on_machine
 from briefing.deliver.transactional import DRAIN_INTERVAL, drain_transactional
 from briefing.domain.states import ProcessKind
 from briefing.domain.tokens import Signer
@@ -106,13 +107,13 @@ def drain_ledger(
             if stop is not None and stop.is_set():
                 break
             try:
-                drain.delivered[name] = deliver(
+                drain.delivered[name] = deliver_on_machine(
                     config,
                     database,
                     signer,
                     transport,
                     briefing=name,
-                    clock=clock,
+                    clock=None if clock is utc_now else clock,
                     stop=stop,
                     dkim=dkim,
                 )

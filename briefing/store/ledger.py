@@ -31,7 +31,7 @@ import re
 import socket
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
@@ -122,15 +122,21 @@ def release_dead_claims(session: Session, now: datetime) -> int:
         .distinct()
     )
     dead = [owner for owner in owners if owner and owner_is_dead(owner)]
-    if not dead:
+    return end_leases(session, dead)
+
+
+def end_leases(session: Session, owners: Collection[str]) -> int:
+    """End the leases of the claims ``owners`` hold, known dead: any run may take them now."""
+    if not owners:
         return 0
+    dialect = session.get_bind().dialect.name
     result = session.execute(
         update(Delivery)
-        .where(Delivery.owner.in_(dead), Delivery.status == DeliveryState.SENDING)
+        .where(Delivery.owner.in_(list(owners)), Delivery.status == DeliveryState.SENDING)
         .values(lease_until=db_now(dialect, -timedelta(milliseconds=1)))
     )
     count = int(result.rowcount)  # type: ignore[attr-defined]
-    logger.warning("taking over %d claim(s) of dead run(s) %s", count, ", ".join(dead))
+    logger.warning("taking over %d claim(s) of dead run(s) %s", count, ", ".join(owners))
     return count
 
 
@@ -178,17 +184,24 @@ def claim(
 
 
 def claim_order(
-    session: Session, now: datetime, limit: int, briefing: str | None = None
+    session: Session,
+    now: datetime,
+    limit: int,
+    briefing: str | None = None,
+    part: tuple[int, int] | None = None,
 ) -> list[int]:
     """Return up to ``limit`` due deliveries in the order :func:`claim` takes them; claim none.
 
     Ranking the due rows reads all of them (a row number per recipient
     domain), so a run reads the order for many batches at once and claims
     from it with :func:`claim_listed`, batch by batch, instead of ranking the
-    whole backlog again for every batch.
+    whole backlog again for every batch. ``part`` ``(k, n)``: only the rows
+    whose id is k modulo n, so n processes of one run never reach for the
+    same rows (each would otherwise walk the same order, finding the rows
+    the others took).
     """
     dialect = session.get_bind().dialect.name
-    return list(session.scalars(_in_turn(dialect, now, limit, briefing)))
+    return list(session.scalars(_in_turn(dialect, now, limit, briefing, part)))
 
 
 def claim_listed(
@@ -243,12 +256,14 @@ class Claimer:
         lookahead: int,
         briefing: str | None,
         lease: timedelta,
+        part: tuple[int, int] | None = None,
     ) -> None:
         self.owner = owner
         self.batch_size = batch_size
         self.lookahead = max(1, lookahead)
         self.briefing = briefing
         self.lease = lease
+        self.part = part
         self.candidates: deque[int] = deque()
         self.rankings = 0  # how many times the backlog was ranked
 
@@ -261,7 +276,7 @@ class Claimer:
                 if ranked:  # ranked just now, and none of it could be claimed
                     return []
                 self.candidates.extend(
-                    claim_order(session, now, size * self.lookahead, self.briefing)
+                    claim_order(session, now, size * self.lookahead, self.briefing, self.part)
                 )
                 self.rankings += 1
                 ranked = True
@@ -273,7 +288,13 @@ class Claimer:
                 return ids
 
 
-def _in_turn(dialect: str, now: datetime, limit: int, briefing: str | None) -> Any:
+def _in_turn(
+    dialect: str,
+    now: datetime,
+    limit: int,
+    briefing: str | None,
+    part: tuple[int, int] | None = None,
+) -> Any:
     # Due rows ordered by their turn within their recipient domain, then by id.
     turn = func.row_number().over(partition_by=_recipient_domain(dialect), order_by=Delivery.id)
     ranked = (
@@ -284,6 +305,8 @@ def _in_turn(dialect: str, now: datetime, limit: int, briefing: str | None) -> A
     )
     if briefing:
         ranked = ranked.where(Edition.briefing == briefing)
+    if part is not None:
+        ranked = ranked.where(Delivery.id % part[1] == part[0])
     turns = ranked.subquery("turns")
     return (
         select(Delivery.id)
