@@ -166,6 +166,8 @@ class _Run:
         self.tripped_key: StreakKey | None = None  # the reply of a streak that stopped the run
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
+        # SQLite: a group of outcomes alone is committed through one connection held for the run.
+        self.outcome_log: ledger.SqliteOutcomes | None = None
         self.claims = ledger.Claimer(
             self.owner,
             self.delivery.batch_size,
@@ -182,6 +184,8 @@ class _Run:
             threading.Thread(target=self._worker, name=f"delivery-{n}", daemon=True)
             for n in range(max(1, self.transport.connections))
         ]
+        if not self.redirect_to:
+            self.outcome_log = ledger.SqliteOutcomes.open(self.database, self.owner)
         for worker in workers:
             worker.start()
         try:
@@ -222,7 +226,12 @@ class _Run:
             self.stopping = True
             for _ in workers:
                 self.work.put(None)
-            self._drain_until_idle(workers)
+            try:
+                self._drain_until_idle(workers)
+            finally:
+                if self.outcome_log is not None:
+                    self.outcome_log.close()
+                    self.outcome_log = None
         self.report.elapsed = time.monotonic() - started
         self._report_progress()
         return self.report
@@ -454,6 +463,9 @@ class _Run:
                 bounces.append((delivery_id, done.job.outgoing.recipient, outcome.reply))
         if self.redirect_to:
             release.clear()
+        elif self.outcome_log is not None and not (bounces or release or self.streak.tripped):
+            if outcomes:
+                self.outcome_log.write(outcomes, now)
         else:
             with self.database.transaction() as session:
                 if outcomes:
