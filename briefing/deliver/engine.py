@@ -105,13 +105,33 @@ def deliver(
     return run.execute()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     outgoing: Outgoing
     attempt: int  # 1 for the first try in this run
 
 
-@dataclass
+class _Committed:
+    """Set once by the coordinating thread when an outcome is committed; waited for once.
+
+    A lock taken at creation and released by the commit: a worker's wait is
+    one acquire in C, where a ``threading.Event`` builds a condition per message.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+
+
+@dataclass(slots=True)
 class _Done:
     job: _Job
     started: datetime
@@ -119,7 +139,7 @@ class _Done:
     result: TransportResult | None = None
     session_error: SessionError | None = None
     skipped: bool = False  # cancelled while queued
-    committed: threading.Event = field(default_factory=threading.Event)
+    committed: _Committed = field(default_factory=_Committed)
 
 
 class _Run:
@@ -154,8 +174,9 @@ class _Run:
         self.lease = timedelta(seconds=self.delivery.lease)
         self.unrecorded = self.delivery.unrecorded_per_connection
         self.report = DeliveryReport(redirected_to=self.redirect_to)
-        self.work: queue.Queue[_Job | None] = queue.Queue()
-        self.results: queue.Queue[_Done] = queue.Queue()
+        # SimpleQueue: a hand-off in C, two per message (a job out, its result back).
+        self.work: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         self.maker = MessageMaker(config, signer, transport, dkim=dkim)
         self.outstanding: dict[int, _Job] = {}  # claimed by us, not settled
         self.retry = RetryPolicy(self.delivery.retry)
