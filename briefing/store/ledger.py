@@ -213,7 +213,7 @@ def claim_listed(
         .where(Edition.id == Delivery.edition_id, Edition.briefing.in_(paused))
         .exists()
     )
-    listed: Any = Delivery.id.in_(list(ids))
+    listed: Any = _in_list(Delivery.id, ids)
     if dialect == "postgresql":
         listed = Delivery.id.in_(
             select(Delivery.id)
@@ -315,9 +315,11 @@ def take_claims(
     if not ids:
         return []
     dialect = session.get_bind().dialect.name
-    session.execute(
+    # The rows the update took, from the update itself (RETURNING): no second query, and no
+    # ORM bookkeeping of a session that holds none of these rows.
+    taken = session.scalars(
         update(Delivery)
-        .where(Delivery.id.in_(ids), due)
+        .where(_in_list(Delivery.id, ids), due)
         .values(
             status=DeliveryState.SENDING,
             owner=owner,
@@ -325,18 +327,15 @@ def take_claims(
             heartbeat_at=db_now(dialect),
             updated_at=now,
         )
+        .returning(Delivery.id),
+        execution_options={"synchronize_session": False},
     )
-    return list(
-        session.scalars(
-            select(Delivery.id)
-            .where(
-                Delivery.id.in_(ids),
-                Delivery.owner == owner,
-                Delivery.status == DeliveryState.SENDING,
-            )
-            .order_by(Delivery.id)
-        )
-    )
+    return sorted(taken)
+
+
+def _in_list(column: Any, values: Sequence[Any]) -> Any:
+    """Return ``column IN (values)``, the list bound as one parameter, not checked item by item."""
+    return column.in_(bindparam("values", list(values), expanding=True, unique=True))
 
 
 def count_due(session: Session, now: datetime, briefing: str | None = None) -> int:
@@ -417,7 +416,7 @@ def load(
         .join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Subscription, Subscription.id == Edition.subscription_id)
         .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
-        .where(Delivery.id.in_(ids))
+        .where(_in_list(Delivery.id, ids))
         .order_by(Delivery.id)
     ).all()
     # One hash per recipient: address_hash validates the address, the costliest step here.
@@ -427,7 +426,7 @@ def load(
     if hashes:
         for email_hash, briefing, reason in session.execute(
             select(Suppression.email_hash, Suppression.briefing, Suppression.reason).where(
-                Suppression.email_hash.in_(hashes)
+                _in_list(Suppression.email_hash, sorted(hashes))
             )
         ):
             suppressed[(email_hash, briefing)] = reason
