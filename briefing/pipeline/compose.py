@@ -132,16 +132,22 @@ class MessageTemplate:
 
     def _body_pieces(self, tokens: Mapping[str, str], out: list[bytes]) -> list[bytes]:
         # Appends to ``out`` so a whole message is joined once, without copying the body twice.
+        encoded = {purpose: token.encode("ascii") for purpose, token in tokens.items()}
+        append = out.append
         for piece in self._pieces:
-            if isinstance(piece, bytes):
-                out.append(piece)
+            if piece.__class__ is bytes:
+                append(piece)
                 continue
-            token = tokens[piece.purpose].encode("ascii")
+            slot = cast(_Slot, piece)
+            token = encoded[slot.purpose]
+            if not slot.breaks:
+                append(token)
+                continue
             start = 0
-            for offset in piece.breaks:
+            for offset in slot.breaks:
                 out.extend((token[start:offset], _SOFT_BREAK))
                 start = offset
-            out.append(token[start:])
+            append(token[start:])
         return out
 
     def personalise(
