@@ -109,13 +109,33 @@ def deliver(
     return run.execute()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     outgoing: Outgoing
     attempt: int  # 1 for the first try in this run
 
 
-@dataclass
+class _Committed:
+    """Set once by the coordinating thread when an outcome is committed; waited for once.
+
+    A lock taken at creation and released by the commit: a worker's wait is
+    one acquire in C, where a ``threading.Event`` builds a condition per message.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+
+
+@dataclass(slots=True)
 class _Done:
     job: _Job
     started: datetime
@@ -123,7 +143,7 @@ class _Done:
     result: TransportResult | None = None
     session_error: SessionError | None = None
     skipped: bool = False  # cancelled while queued
-    committed: threading.Event = field(default_factory=threading.Event)
+    committed: _Committed = field(default_factory=_Committed)
 
 
 class _Run:
@@ -159,8 +179,9 @@ class _Run:
         self.lease = timedelta(seconds=self.delivery.lease)
         self.unrecorded = self.delivery.unrecorded_per_connection
         self.report = DeliveryReport(redirected_to=self.redirect_to)
-        self.work: queue.Queue[_Job | None] = queue.Queue()
-        self.results: queue.Queue[_Done] = queue.Queue()
+        # SimpleQueue: a hand-off in C, two per message (a job out, its result back).
+        self.work: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         self.maker = MessageMaker(config, signer, transport, dkim=dkim)
         self.outstanding: dict[int, _Job] = {}  # claimed by us, not settled
         self.retry = RetryPolicy(self.delivery.retry)
@@ -171,6 +192,8 @@ class _Run:
         self.tripped_key: StreakKey | None = None  # the reply of a streak that stopped the run
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
+        # SQLite: a group of outcomes alone is committed through one connection held for the run.
+        self.outcome_log: ledger.SqliteOutcomes | None = None
         self.claims = ledger.Claimer(
             self.owner,
             self.delivery.batch_size,
@@ -188,6 +211,8 @@ class _Run:
             threading.Thread(target=self._worker, name=f"delivery-{n}", daemon=True)
             for n in range(max(1, self.transport.connections))
         ]
+        if not self.redirect_to:
+            self.outcome_log = ledger.SqliteOutcomes.open(self.database, self.owner)
         for worker in workers:
             worker.start()
         try:
@@ -228,7 +253,12 @@ class _Run:
             self.stopping = True
             for _ in workers:
                 self.work.put(None)
-            self._drain_until_idle(workers)
+            try:
+                self._drain_until_idle(workers)
+            finally:
+                if self.outcome_log is not None:
+                    self.outcome_log.close()
+                    self.outcome_log = None
         self.report.elapsed = time.monotonic() - started
         self._report_progress()
         return self.report
@@ -460,6 +490,9 @@ class _Run:
                 bounces.append((delivery_id, done.job.outgoing.recipient, outcome.reply))
         if self.redirect_to:
             release.clear()
+        elif self.outcome_log is not None and not (bounces or release or self.streak.tripped):
+            if outcomes:
+                self.outcome_log.write(outcomes, now)
         else:
             with self.database.transaction() as session:
                 if outcomes:

@@ -51,12 +51,18 @@ def personal_link(base_url: str, purpose: Purpose, token: str) -> str:
     return f"{base_url}/{purpose.route}/{token}"
 
 
+_UNSUBSCRIBE, _PREFERENCES, _VIEW = PERSONAL_PURPOSES
+_KEYS = tuple(purpose.value for purpose in PERSONAL_PURPOSES)  # read once, not per message
+
+
 def personal_tokens(signer: Signer, subscription_id: int, edition_id: int) -> dict[str, str]:
     """Return the tokens of one recipient's links, keyed by purpose."""
+    sign = signer.sign
+    unsubscribe, preferences, view = _KEYS
     return {
-        Purpose.UNSUBSCRIBE.value: signer.sign(Purpose.UNSUBSCRIBE, subscription_id),
-        Purpose.PREFERENCES.value: signer.sign(Purpose.PREFERENCES, subscription_id),
-        Purpose.VIEW.value: signer.sign(Purpose.VIEW, edition_id),
+        unsubscribe: sign(_UNSUBSCRIBE, subscription_id),
+        preferences: sign(_PREFERENCES, subscription_id),
+        view: sign(_VIEW, edition_id),
     }
 
 

@@ -120,13 +120,17 @@ class Database:
                 yield session
         except OperationalError as exc:
             if self.is_sqlite and "database is locked" in str(exc):
-                raise StoreError(
-                    f"the database {self.sqlite_path or ''} stayed locked for "
-                    f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: another process held a write "
-                    "transaction all that time",
-                    hint=LOCKED_HINT,
-                ) from exc
+                raise self.locked_error() from exc
             raise
+
+    def locked_error(self) -> StoreError:
+        """Say that a SQLite write waited out the busy timeout (another writer held the file)."""
+        return StoreError(
+            f"the database {self.sqlite_path or ''} stayed locked for "
+            f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: another process held a write "
+            "transaction all that time",
+            hint=LOCKED_HINT,
+        )
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

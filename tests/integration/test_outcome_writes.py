@@ -1,4 +1,5 @@
-"""Outcomes are written alike on SQLite (executemany) and PostgreSQL (one statement per group)."""
+"""Outcomes are written alike on SQLite (executemany, in a session or through a run's own
+driver connection) and PostgreSQL (one statement per group)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import pytest
 from sqlalchemy import select, text, update
 
 from briefing.domain.states import DeliveryState
-from briefing.store.ledger import AttemptOutcome, claim, new_owner, write_outcomes
+from briefing.store.ledger import (
+    AttemptOutcome,
+    SqliteOutcomes,
+    claim,
+    new_owner,
+    write_outcomes,
+)
 from briefing.store.schema import Delivery, DeliveryAttempt
 from tests.support.delivery import AT, smtp_project
 from tests.support.smtp_server import smtp_server
@@ -17,7 +24,7 @@ from tests.support.smtp_server import smtp_server
 D = DeliveryState
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("engine", ["sqlite", "sqlite-driver", "postgresql"])
 @pytest.mark.parametrize("flush", [True, False])
 def test_outcomes_keep_their_guards_on_both_databases(
     tmp_path: Path, engine: str, flush: bool, request: pytest.FixtureRequest
@@ -66,11 +73,19 @@ def test_outcomes_keep_their_guards_on_both_databases(
             outcome(stolen, D.SENT, D.SENT, 250, "250 ok"),
             outcome(retried, D.SENDING, D.DEFERRED, 421, "421 busy"),
         ]
-        with database.transaction() as session:
-            write_outcomes(session, owner, outcomes, AT, lease, flush=flush)
-            if engine == "postgresql":  # async: this transaction only commits without the fsync
-                setting = session.execute(text("SHOW synchronous_commit")).scalar()
-                assert setting == ("on" if flush else "off")
+        if engine == "sqlite-driver":  # a run's group commits on SQLite
+            log = SqliteOutcomes.open(database, owner)
+            assert log is not None
+            try:
+                log.write(outcomes, AT)
+            finally:
+                log.close()
+        else:
+            with database.transaction() as session:
+                write_outcomes(session, owner, outcomes, AT, lease, flush=flush)
+                if engine == "postgresql":  # async: this transaction only commits without the fsync
+                    setting = session.execute(text("SHOW synchronous_commit")).scalar()
+                    assert setting == ("on" if flush else "off")
         if engine == "postgresql":
             with database.transaction() as session:
                 assert session.execute(text("SHOW synchronous_commit")).scalar() == "on"
@@ -99,7 +114,7 @@ def test_outcomes_keep_their_guards_on_both_databases(
         assert rows[deferred].reason == "451 later" and rows[deferred].lease_until is None
         assert rows[retried].lease_until == lease_before
         assert rows[failed].updated_at == AT
-        if engine == "sqlite":  # times are compared as text there: stored in one form
+        if engine != "postgresql":  # times are compared as text there: stored in one form
             with database.transaction() as session:
                 stored = dict(
                     session.execute(
@@ -109,5 +124,38 @@ def test_outcomes_keep_their_guards_on_both_databases(
                 )
             # The same time, written by the outcome statements and by the claim's Core update.
             assert stored[failed] == stored[cancelled] == "2026-11-26 07:00:00.000000"
+    finally:
+        database.dispose()
+
+
+def test_a_group_the_database_refuses_is_rolled_back_whole_and_the_next_one_commits(
+    tmp_path: Path,
+) -> None:
+    with smtp_server() as server:
+        _, database = smtp_project(tmp_path, server, count=2)
+    owner = new_owner()
+    try:
+        with database.transaction() as session:
+            first, second = sorted(claim(session, owner, AT, 10))
+
+        def sent(delivery_id: int) -> AttemptOutcome:
+            return AttemptOutcome(delivery_id, D.SENT, D.SENT, AT, AT, code=250, reply="250 ok")
+
+        log = SqliteOutcomes.open(database, owner)
+        assert log is not None
+        try:
+            # The attempt row of a delivery that does not exist breaks the foreign key.
+            with pytest.raises(Exception, match="FOREIGN KEY"):
+                log.write([sent(first), sent(second + 1000)], AT)
+            log.write([sent(second)], AT)
+        finally:
+            log.close()
+        with database.transaction() as session:
+            statuses = dict(
+                session.execute(select(Delivery.id, Delivery.status).order_by(Delivery.id)).all()
+            )
+            attempts = session.scalars(select(DeliveryAttempt.delivery_id)).all()
+        assert statuses == {first: D.SENDING, second: D.SENT}
+        assert attempts == [second]
     finally:
         database.dispose()

@@ -75,6 +75,9 @@ class _ConnectFailed(Exception):
     """Opening a connection failed in a way worth retrying."""
 
 
+_TAKEN = Classified(DeliveryState.SENT)
+
+
 @dataclass(frozen=True)
 class _Answer:
     stage: Stage
@@ -245,10 +248,16 @@ class SmtpConnection:
             raise _Dropped(stage, f"connection lost while sending: {_describe(exc)}") from exc
 
     def _read(self, stage: Stage) -> Reply:
-        """Read one reply, all its lines, from the buffer and the socket (RFC 5321 4.2.1).
+        """Read one reply, all its lines, from the buffer and the socket (RFC 5321 4.2.1)."""
+        code, text = self._read_raw(stage)
+        return Reply(code, _text(text))
+
+    def _read_raw(self, stage: Stage) -> tuple[int, bytes]:
+        """Read one reply: its code and its lines' texts as received, joined by spaces.
 
         Pipelined replies usually arrive in one segment: the first read fills the
-        buffer and the next replies are parsed from it without a system call.
+        buffer and the next replies are parsed from it without a system call. The
+        text is decoded (:func:`_text`) only for a reply that is kept or reported.
         """
         sock = self._sock
         if sock is None:
@@ -284,10 +293,10 @@ class SmtpConnection:
             code = line[:3]
             if not code.isdigit():  # not SMTP: a code no stage expects (smtplib's -1), all said
                 self._inbox = inbox[start:]
-                return Reply(-1, _text(b" ".join([*texts[:-1], line])))
+                return -1, b" ".join([*texts[:-1], line])
             if line[3:4] != b"-":
                 self._inbox = inbox[start:]
-                return Reply(int(code), _text(texts[0] if len(texts) == 1 else b" ".join(texts)))
+                return int(code), texts[0] if len(texts) == 1 else b" ".join(texts)
 
     def transact(self, sender: str, recipient: str, payload: bytes) -> _Answer:
         """Run one MAIL / RCPT / DATA transaction; ``payload`` is the message in DATA form + ``.``."""
@@ -300,31 +309,35 @@ class SmtpConnection:
             ("rcpt", rcpt),
             ("data", b"DATA\r\n"),
         )
+        replies: list[tuple[Stage, int, bytes]] = []
         if self.pipelining:
             self._write("mail", mail + rcpt + b"DATA\r\n")
-            replies = [(stage, self._read(stage)) for stage, _ in stages]
+            for stage, _ in stages:
+                replies.append((stage, *self._read_raw(stage)))
         else:
-            replies = []
             for stage, command in stages:
                 self._write(stage, command)
-                replies.append((stage, self._read(stage)))
-                if not 200 <= replies[-1][1].code < 400:
+                replies.append((stage, *self._read_raw(stage)))
+                if not 200 <= replies[-1][1] < 400:
                     break
-        for stage, reply in replies:
+        for stage, code, text in replies:
             expected = 354 if stage == "data" else 250
-            if reply.code != expected and not (stage != "data" and 200 <= reply.code < 300):
+            if code != expected and not (stage != "data" and 200 <= code < 300):
+                reply = Reply(code, _text(text))
                 answer = _Answer(stage, reply, classify(stage, reply))
-                if reply.code == 354:  # DATA accepted although RCPT was refused: end it empty
+                if code == 354:  # DATA accepted although RCPT was refused: end it empty
                     self._write("data-end", b".\r\n")
-                    self._read("data-end")
+                    self._read_raw("data-end")
                 self._reset(answer)
                 return answer
         self._set_timeout(self.settings.data_timeout)
         self._write("data", payload)
         reply = self._read("data-end")
         self._set_timeout(self.settings.command_timeout)
-        answer = _Answer("data-end", reply, classify("data-end", reply))
-        if answer.classified.verdict != DeliveryState.SENT:
+        # A 2xx to the final dot: sent (classify's first rule, without its work per message).
+        classified = _TAKEN if 200 <= reply.code < 300 else classify("data-end", reply)
+        answer = _Answer("data-end", reply, classified)
+        if classified.verdict != DeliveryState.SENT:
             self._reset(answer)
         return answer
 

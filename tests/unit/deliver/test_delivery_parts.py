@@ -26,7 +26,7 @@ from briefing.domain.tokens import Signer
 from briefing.errors import DkimError, SecretError
 from briefing.pipeline.compose import feedback_id_valid, feedback_key
 from briefing.store import open_database
-from briefing.store.ledger import claim
+from briefing.store.ledger import claim, claim_listed, claim_order
 from briefing.store.schema import Delivery
 from tests.support.delivery import AT, reader, smtp_project
 from tests.support.factories import KEY, make_project
@@ -229,6 +229,28 @@ def test_postgresql_claims_skip_locked_rows(postgres_url: str, tmp_path: Path) -
             theirs = claim(second, "run-b", AT, 10)
     assert len(mine) == 4 and len(theirs) == 2 and not set(mine) & set(theirs)
     database.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_claim_returns_only_the_rows_it_took_not_those_the_run_already_holds(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if engine == "postgresql" else None
+    with smtp_server() as server:
+        _, database = smtp_project(tmp_path, server, count=4, database_url=url)
+    lease = timedelta(minutes=2)
+    try:
+        with database.transaction() as session:
+            order = claim_order(session, AT, 10)
+            first = claim_listed(session, "run-a", order[:2], AT, lease)
+        assert first == order[:2]
+        with database.transaction() as session:
+            # An order read before the first claim lists those rows again: already held
+            # (a live lease), they must not be handed out twice.
+            again = claim_listed(session, "run-a", order, AT, lease)
+        assert again == order[2:]
+    finally:
+        database.dispose()
 
 
 def test_deliveries_and_cancel_commands(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import random
 import re
 
 import pytest
@@ -61,3 +65,31 @@ def test_message_id_is_stable_per_edition() -> None:
     assert first != signer.message_id("daily:1:2026-11-27", "news.example.org")
     assert re.fullmatch(r"<[0-9a-f]{40}@news\.example\.org>", first)
     assert first != Signer([b"k2"]).message_id("daily:1:2026-11-26", "news.example.org")
+
+
+def test_tokens_are_the_bytes_the_standard_library_writes() -> None:
+    # The tokens in sent mail must not change with how they are computed: HMAC-SHA256 tags,
+    # URL-safe base64 for links, lower-case base32 for delivery tokens.
+    key = b"k1"
+    signer = Signer([key])
+    token_key = hmac.new(key, b"briefing:token", hashlib.sha256).digest()
+    ids = [0, 1, 2, 255, 256, 2**32 - 1, 2**40 + 7, 2**63, 2**64 - 1]
+    rng = random.Random(14)
+    ids += [rng.getrandbits(64) for _ in range(200)]
+    for ident in ids:
+        for purpose in Purpose:
+            payload = purpose.value.encode() + ident.to_bytes(8, "big")
+            tag = hmac.new(token_key, payload, hashlib.sha256).digest()[:15]
+            expected = base64.urlsafe_b64encode(payload + tag).decode()
+            assert signer.sign(purpose, ident) == expected
+        payload = b"d" + ident.to_bytes(8, "big")
+        tag = hmac.new(token_key, payload, hashlib.sha256).digest()[:11]
+        expected = base64.b32encode(payload + tag).decode().lower()
+        assert signer.delivery_token(ident) == expected
+        if ident:
+            assert signer.verify_delivery(expected) == ident
+    for bad in (-1, 2**64):
+        with pytest.raises(ValueError, match="out of range"):
+            signer.sign(Purpose.VIEW, bad)
+        with pytest.raises(ValueError, match="out of range"):
+            signer.delivery_token(bad)

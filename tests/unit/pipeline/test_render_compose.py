@@ -6,9 +6,10 @@ import html
 import random
 import re
 import string
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from email.headerregistry import Address
 from email.policy import SMTP
+from email.utils import format_datetime
 
 from briefing.config import Config
 from briefing.domain.models import Digest, DigestItem, DigestSection, Link
@@ -17,6 +18,7 @@ from briefing.pipeline.compose import (
     HTML_LIMIT,
     MessageTemplate,
     compose_variant,
+    date_header,
     feedback_id,
     feedback_id_valid,
     feedback_key,
@@ -316,3 +318,16 @@ def test_the_preheader_is_hidden_without_tiny_or_invisible_font(tmp_path) -> Non
     assert hidden is not None and html.unescape(hidden.group(2)).strip() == rendered.preheader
     style = hidden.group(1)
     assert "font-size" not in style and "color" not in style and "opacity" not in style
+
+
+def test_the_date_header_is_format_datetime_s_for_every_time_and_zone() -> None:
+    # Messages of one second share a line; equal instants in other zones must not.
+    base = datetime(2026, 11, 26, 6, 59, 58, tzinfo=UTC)
+    zones = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
+    for step in range(0, 4_000_000, 250_000):  # microseconds, across second boundaries
+        moment = base + timedelta(microseconds=step)
+        for zone in zones:
+            local = moment.astimezone(zone)
+            assert date_header(local) == f"Date: {format_datetime(local)}\r\n".encode()
+    naive = datetime(2026, 11, 26, 7, 0, 0, 500)
+    assert date_header(naive) == f"Date: {format_datetime(naive)}\r\n".encode()
