@@ -507,8 +507,8 @@ class DeliveryConfig(StrictModel):
         default="auto",
         description="Processes a run delivers with over SMTP, each with its share of "
         "smtp.pool_size and of rate_limit: one process sends at most one core's worth. auto: "
-        "the CPUs this machine gives briefing, at most 4. A run starts one process per 2,000 "
-        "due deliveries at most (a process takes about half a second to start).",
+        "the CPUs this machine gives briefing, at most 4, and one per 10,000 due deliveries at "
+        "most (a process takes over a second of CPU to start).",
     )
     outcome_commit: Literal["flush", "async"] = Field(
         default="flush",
