@@ -316,3 +316,27 @@ def test_the_preheader_is_hidden_without_tiny_or_invisible_font(tmp_path) -> Non
     assert hidden is not None and html.unescape(hidden.group(2)).strip() == rendered.preheader
     style = hidden.group(1)
     assert "font-size" not in style and "color" not in style and "opacity" not in style
+
+
+def test_a_site_template_edited_between_variants_is_rendered_as_edited(tmp_path) -> None:
+    # Compiled templates are kept for the next variant; an edited file must not be served stale.
+    config = make_config(tmp_path)
+    folder = tmp_path / "site-templates"
+    folder.mkdir()
+    template = folder / "daily.txt.j2"
+    digest = digest_of(DigestItem(article=make_selected(1), summary="s"))
+
+    def text() -> str:
+        return render_digest(
+            digest,
+            key="daily",
+            site=config.site,
+            briefing=config.briefings["daily"],
+            placeholders=new_placeholders(),
+            templates=folder,
+        ).text
+
+    template.write_text("first {{ title }}\n", encoding="utf-8")
+    assert text() == text() == "first The Daily\n"
+    template.write_text("second edition of {{ title }}\n", encoding="utf-8")
+    assert text() == "second edition of The Daily\n"
