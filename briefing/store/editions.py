@@ -289,6 +289,14 @@ def delivery_counts(session: Session, briefing: str, since: datetime) -> Counter
 
 DELIVERY_BATCH = 5000  # delivery rows per executemany on PostgreSQL
 
+DISPATCH_CACHE_KIB = 16384
+"""SQLite page cache of a connection that runs dispatch statements, in KiB (the default is 2000).
+
+A dispatch statement walks a briefing's subscriptions and the editions' and deliveries'
+indexes at once; with SQLite's default cache the same pages are read again and again
+(half the system time of a 100,000 dispatch). The cache is bounded: memory stays flat.
+"""
+
 MessageIdOf = Callable[[str, int, date], str]
 """Make an edition's Message-ID from its briefing, subscriber id and issue date."""
 
@@ -389,7 +397,10 @@ def _dues_table(
     A row's ``position`` is its index in ``dues``. The table lives in this
     transaction only: a rollback takes it away, and so does the drop at the end.
     """
-    schema = "pg_temp" if session.get_bind().dialect.name == "postgresql" else "temp"
+    is_sqlite = session.get_bind().dialect.name == "sqlite"
+    if is_sqlite:
+        session.execute(sql_text(f"PRAGMA cache_size = -{DISPATCH_CACHE_KIB}"))
+    schema = "temp" if is_sqlite else "pg_temp"
     drop = sql_text(f"DROP TABLE IF EXISTS {schema}.{_DUES.name}")
     session.execute(drop)  # left by a statement that failed halfway on this connection
     _DUES.create(session.connection())
