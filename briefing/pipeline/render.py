@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
+import jinja2.bccache
 from babel.dates import format_date, format_timedelta
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml2html
@@ -62,12 +63,34 @@ def language_tag(locale: str) -> str:
     return locale.replace("_", "-")
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Keep each template's compiled code in memory, by name and source checksum.
+
+    Every variant renders through an overlay of the cached environment (its own
+    filters), and an overlay starts with a copy of its parent's empty template
+    cache: without this, each variant would parse and compile every template
+    again. A changed template file has another checksum and is compiled anew.
+    """
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
 @lru_cache(maxsize=8)
 def environment(extra_folder: Path | None) -> jinja2.Environment:
     """Return the template environment, autoescaping the MJML templates."""
     folders = [str(f) for f in (extra_folder, DEFAULT_TEMPLATES) if f and f.is_dir()]
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(folders),
+        bytecode_cache=_CompiledTemplates(),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html.j2")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

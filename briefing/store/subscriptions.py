@@ -7,6 +7,7 @@ event with its time and source.
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from collections.abc import Collection, Mapping, Sequence
@@ -16,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy import insert as plain_insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from briefing.domain.states import SUBSCRIPTION_MOVES, SubscriptionState, allowed
 from briefing.errors import StoreError
+from briefing.store.bulk import BulkInsert
 from briefing.store.schema import (
     Delivery,
     DeliveryAttempt,
@@ -237,6 +239,36 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
 # 100,000 never holds the database for long and never costs a round trip per row.
 
 
+# On SQLite the bulk inserts of an import go to the driver as plain tuples (store/bulk.py):
+# SQLAlchemy's per-row work would cost more than SQLite's. PostgreSQL takes them as they are.
+_NEW_SUBSCRIBERS = BulkInsert.of(_SUBSCRIBERS, ("email", "name", "created_at"), skip_existing=True)
+_NEW_SUBSCRIPTIONS = BulkInsert.of(
+    _SUBSCRIPTIONS,
+    (
+        "subscriber_id",
+        "briefing",
+        "sections",
+        "timezone",
+        "send_time",
+        "frequency",
+        "status",
+        "status_changed_at",
+        "status_source",
+        "consent_source",
+        "consent_at",
+        "created_at",
+        "updated_at",
+    ),
+)
+_NEW_EVENTS = BulkInsert.of(
+    _EVENTS, ("subscription_id", "at", "status_from", "status_to", "source", "detail")
+)
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
 @dataclass(frozen=True)
 class Person:
     """A subscriber as an import sees it."""
@@ -260,12 +292,14 @@ def add_subscribers(
 ) -> dict[str, Person]:
     """Insert subscribers (key -> name) in bulk unless present; return every one of them, by key."""
     if people:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert(_SUBSCRIBERS).on_conflict_do_nothing(),
-            [{"email": email, "name": name, "created_at": now} for email, name in people.items()],
-        )
+        if _is_sqlite(session):
+            stamp = _NEW_SUBSCRIBERS.bound("created_at", now)
+            _NEW_SUBSCRIBERS.run(session, ((email, name, stamp) for email, name in people.items()))
+        else:
+            session.execute(
+                postgresql.insert(_SUBSCRIBERS).on_conflict_do_nothing(),
+                [{"email": e, "name": name, "created_at": now} for e, name in people.items()],
+            )
     return subscribers_by_email(session, list(people))
 
 
@@ -333,6 +367,18 @@ class NewSubscription:
     detail: str
 
 
+def _subscription_ids(
+    session: Session, subscriber_ids: Collection[int]
+) -> dict[tuple[int, str], int]:
+    """Return the ids of these subscribers' subscriptions, by (subscriber id, briefing)."""
+    rows = session.execute(
+        select(Subscription.subscriber_id, Subscription.briefing, Subscription.id).where(
+            Subscription.subscriber_id.in_(subscriber_ids)
+        )
+    )
+    return {(subscriber_id, briefing): ident for subscriber_id, briefing, ident in rows}
+
+
 def create_subscriptions(
     session: Session,
     new: Sequence[NewSubscription],
@@ -343,6 +389,9 @@ def create_subscriptions(
 ) -> None:
     """Create subscriptions in bulk, each with its consent record and first event."""
     if not new:
+        return
+    if _is_sqlite(session):
+        _create_subscriptions_sqlite(session, new, status=status, source=source, now=now)
         return
     session.execute(
         plain_insert(_SUBSCRIPTIONS),
@@ -362,12 +411,12 @@ def create_subscriptions(
             for item in new
         ],
     )
-    created = subscriptions_by_key(session, {item.subscriber_id for item in new})
+    created = _subscription_ids(session, {item.subscriber_id for item in new})
     session.execute(
         plain_insert(_EVENTS),
         [
             {
-                "subscription_id": created[(item.subscriber_id, item.briefing)].id,
+                "subscription_id": created[(item.subscriber_id, item.briefing)],
                 "at": now,
                 "status_from": None,
                 "status_to": status.value,
@@ -376,4 +425,53 @@ def create_subscriptions(
             }
             for item in new
         ],
+    )
+
+
+def _create_subscriptions_sqlite(
+    session: Session,
+    new: Sequence[NewSubscription],
+    *,
+    status: SubscriptionState,
+    source: str,
+    now: datetime,
+) -> None:
+    """Do :func:`create_subscriptions` on SQLite, rows as tuples through the driver."""
+    stamp = _NEW_SUBSCRIPTIONS.bound("created_at", now)
+    sections = functools.partial(_NEW_SUBSCRIPTIONS.bound, "sections")
+    _NEW_SUBSCRIPTIONS.run(
+        session,
+        (
+            (
+                item.subscriber_id,
+                item.briefing,
+                sections(item.preferences["sections"]),
+                item.preferences["timezone"],
+                item.preferences["send_time"],
+                item.preferences["frequency"],
+                status.value,
+                stamp,
+                source,
+                source,
+                stamp,
+                stamp,
+                stamp,
+            )
+            for item in new
+        ),
+    )
+    created = _subscription_ids(session, {item.subscriber_id for item in new})
+    _NEW_EVENTS.run(
+        session,
+        (
+            (
+                created[(item.subscriber_id, item.briefing)],
+                stamp,
+                None,
+                status.value,
+                source,
+                item.detail,
+            )
+            for item in new
+        ),
     )

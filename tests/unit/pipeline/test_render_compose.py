@@ -331,3 +331,27 @@ def test_the_date_header_is_format_datetime_s_for_every_time_and_zone() -> None:
             assert date_header(local) == f"Date: {format_datetime(local)}\r\n".encode()
     naive = datetime(2026, 11, 26, 7, 0, 0, 500)
     assert date_header(naive) == f"Date: {format_datetime(naive)}\r\n".encode()
+
+
+def test_a_site_template_edited_between_variants_is_rendered_as_edited(tmp_path) -> None:
+    # Compiled templates are kept for the next variant; an edited file must not be served stale.
+    config = make_config(tmp_path)
+    folder = tmp_path / "site-templates"
+    folder.mkdir()
+    template = folder / "daily.txt.j2"
+    digest = digest_of(DigestItem(article=make_selected(1), summary="s"))
+
+    def text() -> str:
+        return render_digest(
+            digest,
+            key="daily",
+            site=config.site,
+            briefing=config.briefings["daily"],
+            placeholders=new_placeholders(),
+            templates=folder,
+        ).text
+
+    template.write_text("first {{ title }}\n", encoding="utf-8")
+    assert text() == text() == "first The Daily\n"
+    template.write_text("second edition of {{ title }}\n", encoding="utf-8")
+    assert text() == "second edition of The Daily\n"
