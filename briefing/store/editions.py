@@ -561,86 +561,62 @@ def insert_due_editions(
     if not dues:
         return Counter()
     with _roomy_cache(session):
-        return _insert_due_editions(
-            session,
-            briefing,
-            dues,
-            status=status,
-            reason=reason,
-            now=now,
-            message_id=message_id,
-            variant=variant,
-            ids=ids,
-        )
-
-
-def _insert_due_editions(
-    session: Session,
-    briefing: str,
-    dues: Sequence[CohortDue],
-    *,
-    status: DeliveryState,
-    reason: Reason,
-    now: datetime,
-    message_id: MessageIdOf,
-    variant: tuple[int, datetime, Sequence[datetime | None]] | None = None,
-    ids: tuple[int, int] | None = None,
-) -> Counter[date]:
-    """Do :func:`insert_due_editions` (``dues`` not empty)."""
-    variant_id, cut_at, since = (None, None, None) if variant is None else variant
-    with _dues_table(session, dues, since) as table:
-        conditions = _members(briefing, table, ids=ids)
-        if cut_at is not None:
-            conditions.append(_previous_cut(briefing, cut_at).is_not_distinct_from(table.c.since))
-        watermark = session.scalar(select(func.max(Edition.id))) or 0
-        chosen = (
-            select(
-                literal(briefing, String),
-                Subscription.subscriber_id,
-                Subscription.id,
-                table.c.issue_date,
-                table.c.scheduled_at,
-                literal(variant_id, Integer),
-                literal(cut_at, UTCDateTime),
-                literal(now, UTCDateTime),
-            )
-            .select_from(table)
-            .join(Subscription, and_(*conditions))
-        )
-        columns = [
-            "briefing",
-            "subscriber_id",
-            "subscription_id",
-            "issue_date",
-            "scheduled_at",
-            "variant_id",
-            "cut_at",
-            "created_at",
-        ]
-        dialect = session.get_bind().dialect.name
-        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = upsert(_EDITIONS).from_select(columns, chosen).on_conflict_do_nothing()
-        result = session.execute(statement, execution_options={"preserve_rowcount": True})
-    inserted = int(result.rowcount)  # type: ignore[attr-defined]
-    if not inserted:
-        return Counter()
-    fresh = _fresh(briefing, watermark, now)
-    dates = {due.issue_date for due in dues}
-    if len(dates) == 1:
-        counts = Counter({dates.pop(): inserted})
-    else:
-        counts = Counter(
-            {
-                day: int(count)
-                for day, count in session.execute(
-                    select(Edition.issue_date, func.count())
-                    .where(*fresh)
-                    .group_by(Edition.issue_date)
+        variant_id, cut_at, since = (None, None, None) if variant is None else variant
+        with _dues_table(session, dues, since) as table:
+            conditions = _members(briefing, table, ids=ids)
+            if cut_at is not None:
+                conditions.append(
+                    _previous_cut(briefing, cut_at).is_not_distinct_from(table.c.since)
                 )
-            }
-        )
-    _insert_deliveries(session, briefing, fresh, status, reason, now, message_id)
-    return counts
+            watermark = session.scalar(select(func.max(Edition.id))) or 0
+            chosen = (
+                select(
+                    literal(briefing, String),
+                    Subscription.subscriber_id,
+                    Subscription.id,
+                    table.c.issue_date,
+                    table.c.scheduled_at,
+                    literal(variant_id, Integer),
+                    literal(cut_at, UTCDateTime),
+                    literal(now, UTCDateTime),
+                )
+                .select_from(table)
+                .join(Subscription, and_(*conditions))
+            )
+            columns = [
+                "briefing",
+                "subscriber_id",
+                "subscription_id",
+                "issue_date",
+                "scheduled_at",
+                "variant_id",
+                "cut_at",
+                "created_at",
+            ]
+            dialect = session.get_bind().dialect.name
+            upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = upsert(_EDITIONS).from_select(columns, chosen).on_conflict_do_nothing()
+            result = session.execute(statement, execution_options={"preserve_rowcount": True})
+        inserted = int(result.rowcount)  # type: ignore[attr-defined]
+        if not inserted:
+            return Counter()
+        fresh = _fresh(briefing, watermark, now)
+        dates = {due.issue_date for due in dues}
+        if len(dates) == 1:
+            counts = Counter({dates.pop(): inserted})
+        else:
+            counts = Counter(
+                {
+                    day: int(count)
+                    for day, count in session.execute(
+                        select(Edition.issue_date, func.count())
+                        .where(*fresh)
+                        .group_by(Edition.issue_date)
+                    )
+                }
+            )
+        _insert_deliveries(session, briefing, fresh, status, reason, now, message_id)
+        return counts
 
 
 def _fresh(briefing: str, watermark: int, now: datetime) -> list[Any]:

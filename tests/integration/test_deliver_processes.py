@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,17 +68,24 @@ def send_args(config: Config) -> list[str]:
     return ["--config", str(config.base_dir / "config.yaml"), "send", "--at", AT.isoformat()]
 
 
-def start_send(config: Config) -> subprocess.Popen[str]:
-    """Start ``briefing send`` in its own process, as cron would."""
+@contextmanager
+def sending(config: Config) -> Iterator[subprocess.Popen[str]]:
+    """Run ``briefing send`` in its own process, as cron would; kill it if the block fails."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIEFING_")}
     env["BRIEFING_SECRET_KEY"] = KEY.decode()
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "briefing", *send_args(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def claimers(database: Database) -> set[int]:
@@ -151,16 +160,11 @@ def test_two_processes_deliver_every_message_once(
 def test_sigterm_stops_every_process_and_a_second_send_finishes(tmp_path: Path) -> None:
     with smtp_server(Handler(default=Rule(delay=0.1))) as server:
         config, database = project(tmp_path, server)
-        process = start_send(config)
-        try:
+        with sending(config) as process:
             children = wait_for_claimers(database, 2)
             assert process.pid not in children
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
         assert process.returncode == 130, out + err
         assert "stopped on request" in err
         # Every claim was handed back (pending again) or settled: nothing waits for a lease.
@@ -179,16 +183,11 @@ def test_sigterm_stops_every_process_and_a_second_send_finishes(tmp_path: Path) 
 def test_a_child_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
     with smtp_server(Handler(default=Rule(delay=0.1))) as server:
         config, database = project(tmp_path, server)
-        process = start_send(config)
-        try:
+        with sending(config) as process:
             children = wait_for_claimers(database, 2)
             victim = min(children)
             os.kill(victim, signal.SIGKILL)
             out, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
         # The run stops and says so; the other child hands its claims back.
         assert process.returncode == 1, out + err
         assert f"(pid {victim}) exited with code -9" in err, err
@@ -210,8 +209,7 @@ def test_a_child_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
 def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     with smtp_server(Handler(default=Rule(delay=0.1))) as server:
         config, database = project(tmp_path, server)
-        process = start_send(config)
-        try:
+        with sending(config) as process:
             children = wait_for_claimers(database, 2)
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=30)
@@ -220,10 +218,6 @@ def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
             while time.monotonic() < deadline and any(alive(pid) for pid in children):
                 time.sleep(0.05)
             assert not any(alive(pid) for pid in children)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
         assert claimers(database) == set()
         send_again(config)
     grouped = copies(server.handler.received)
