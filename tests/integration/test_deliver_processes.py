@@ -121,6 +121,14 @@ def copies(received: list[Received]) -> dict[str, list[Received]]:
     return grouped
 
 
+def assert_each_reader_once(received: list[Received], database: Database) -> None:
+    """Every reader got exactly one copy, and the ledger says every delivery was sent."""
+    grouped = copies(received)
+    assert sorted(grouped) == sorted(reader(n) for n in range(SUBSCRIBERS))
+    assert all(len(messages) == 1 for messages in grouped.values())
+    assert status_counts(database) == Counter({"sent": SUBSCRIBERS})
+
+
 def sent_by(database: Database) -> Counter[str]:
     """Count sent attempts by owner."""
     with database.transaction() as session:
@@ -145,10 +153,7 @@ def test_two_processes_deliver_every_message_once(
         config, database = project(tmp_path, server, url)
         output = send_again(config)
     assert "60 sent" in output and "(2 processes)" in output, output
-    grouped = copies(server.handler.received)
-    assert sorted(grouped) == sorted(reader(n) for n in range(SUBSCRIBERS))
-    assert all(len(messages) == 1 for messages in grouped.values())
-    assert status_counts(database) == Counter({"sent": SUBSCRIBERS})
+    assert_each_reader_once(server.handler.received, database)
     owners = sent_by(database)
     # Two children, neither of them this (the supervising) process, each with its share.
     assert len(owners) == 2, owners
@@ -173,10 +178,7 @@ def test_sigterm_stops_every_process_and_a_second_send_finishes(tmp_path: Path) 
         assert claimers(database) == set()
         output = send_again(config)
     assert f"{left['pending']} sent" in output, output
-    grouped = copies(server.handler.received)
-    assert sorted(grouped) == sorted(reader(n) for n in range(SUBSCRIBERS))
-    assert all(len(messages) == 1 for messages in grouped.values())  # a clean stop: no duplicate
-    assert status_counts(database) == Counter({"sent": SUBSCRIBERS})
+    assert_each_reader_once(server.handler.received, database)  # a clean stop: no duplicate
     database.dispose()
 
 
@@ -220,10 +222,7 @@ def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
             assert not any(alive(pid) for pid in children)
         assert claimers(database) == set()
         send_again(config)
-    grouped = copies(server.handler.received)
-    assert sorted(grouped) == sorted(reader(n) for n in range(SUBSCRIBERS))
-    assert all(len(messages) == 1 for messages in grouped.values())  # they stopped cleanly
-    assert status_counts(database) == Counter({"sent": SUBSCRIBERS})
+    assert_each_reader_once(server.handler.received, database)  # they stopped cleanly
     database.dispose()
 
 
