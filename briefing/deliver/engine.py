@@ -192,8 +192,8 @@ class _Run:
         self.tripped_key: StreakKey | None = None  # the reply of a streak that stopped the run
         self.stopping = False
         self.last_seen = 0  # redirect mode pages through the ledger by id
-        # SQLite: a group of outcomes alone is committed through one connection held for the run.
-        self.outcome_log: ledger.SqliteOutcomes | None = None
+        # A group of outcomes alone is committed through one connection held for the run.
+        self.outcome_log: ledger.OutcomeLog | None = None
         self.claims = ledger.Claimer(
             self.owner,
             self.delivery.batch_size,
@@ -212,7 +212,9 @@ class _Run:
             for n in range(max(1, self.transport.connections))
         ]
         if not self.redirect_to:
-            self.outcome_log = ledger.SqliteOutcomes.open(self.database, self.owner)
+            self.outcome_log = ledger.outcome_log(
+                self.database, self.owner, flush=self.delivery.outcome_commit == "flush"
+            )
         for worker in workers:
             worker.start()
         try:

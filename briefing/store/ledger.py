@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
 
@@ -48,7 +49,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -786,6 +786,56 @@ class SqliteOutcomes:
         self._proxy.close()
 
 
+class PostgresOutcomes:
+    """Commit a run's groups of outcomes on PostgreSQL through one driver connection.
+
+    What :class:`SqliteOutcomes` does for SQLite: the coordinating thread of a
+    run holds one connection for the whole run, and each group is the one
+    statement of :func:`_write_outcomes_at_once` (same guards, same
+    ``synchronous_commit`` switch), its text built once per group size and
+    its values bound by the driver, then committed. Through a session, every
+    group built and compiled the statement anew and checked a connection out.
+    """
+
+    def __init__(self, database: Database, owner: str, *, flush: bool) -> None:
+        self.owner = owner
+        self.flush = flush
+        self._proxy = database.engine.raw_connection()
+        self._driver: Any = self._proxy.driver_connection
+
+    def write(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> None:
+        """Record a group of attempts and the deliveries' new states in one transaction."""
+        driver = self._driver
+        try:
+            with driver.cursor() as cursor:
+                for start in range(0, len(outcomes), _OUTCOMES_AT_ONCE):
+                    chunk = outcomes[start : start + _OUTCOMES_AT_ONCE]
+                    cursor.execute(
+                        _postgres_group_sql(len(chunk), self.flush),
+                        _postgres_group_values(self.owner, chunk, now),
+                    )
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+
+    def close(self) -> None:
+        """Hand the connection back to the engine's pool."""
+        self._proxy.close()
+
+
+OutcomeLog = SqliteOutcomes | PostgresOutcomes
+
+
+def outcome_log(database: Database, owner: str, *, flush: bool) -> OutcomeLog | None:
+    """Return the writer of a run's groups of outcomes through one connection, if the database has one."""
+    if database.is_sqlite:
+        return SqliteOutcomes(database, owner)
+    if database.engine.dialect.name == "postgresql":
+        return PostgresOutcomes(database, owner, flush=flush)
+    return None
+
+
 # The columns of one outcome in the VALUES list of _write_outcomes_at_once, with their types.
 _OUTCOME_COLUMNS = (
     ("id", "INTEGER"),
@@ -823,53 +873,81 @@ def _write_outcomes_at_once(
     for the server process to be scheduled. ``flush=False`` turns
     ``synchronous_commit`` off for this transaction within the same statement.
     """
-    rows: list[str] = []
-    params: list[Any] = [
-        bindparam("owner", owner),
-        bindparam("now", now, type_=_C.updated_at.type),
-        bindparam("st_sent", DeliveryState.SENT.value),
-        bindparam("st_sending", DeliveryState.SENDING.value),
-    ]
+    session.connection().exec_driver_sql(
+        _postgres_group_sql(len(outcomes), flush), _postgres_group_values(owner, outcomes, now)
+    )
+
+
+def _postgres_group_values(
+    owner: str, outcomes: Sequence[AttemptOutcome], now: datetime
+) -> dict[str, Any]:
+    """Return the parameters of :func:`_postgres_group_sql` for ``outcomes``, by name.
+
+    Times as :class:`~briefing.store.schema.UTCDateTime` binds them: naive UTC.
+    """
+    values: dict[str, Any] = {
+        "owner": owner,
+        "now": _naive_utc(now),
+        "st_sent": DeliveryState.SENT.value,
+        "st_sending": DeliveryState.SENDING.value,
+    }
     for n, outcome in enumerate(outcomes):
         keep = outcome.status == DeliveryState.SENDING
-        values = {
-            "id": outcome.delivery_id,
-            "status": outcome.status.value,
-            "reason": None if outcome.status in _NO_REASON else outcome.reply,
-            "code": outcome.code,
-            "reply": outcome.reply,
-            "sent_at": outcome.finished if outcome.status == DeliveryState.SENT else None,
-            "next_at": outcome.next_attempt_at,
-            "new_owner": owner if keep else None,
-            "keep": keep,
-            "started": outcome.started,
-            "finished": outcome.finished,
-            "outcome": outcome.attempt.value,
-            "stage": outcome.stage,
-        }
-        cells = []
-        for column, sql_type in _OUTCOME_COLUMNS:
-            name = f"{column}_{n}"
-            cells.append(f"CAST(:{name} AS {sql_type})")
-            kind = _C.sent_at.type if column in _TIMES else None
-            params.append(bindparam(name, values[column], type_=kind))
-        rows.append(f"({', '.join(cells)})")
+        values.update(
+            {
+                f"id_{n}": outcome.delivery_id,
+                f"status_{n}": outcome.status.value,
+                f"reason_{n}": None if outcome.status in _NO_REASON else outcome.reply,
+                f"code_{n}": outcome.code,
+                f"reply_{n}": outcome.reply,
+                f"sent_at_{n}": _naive_utc(outcome.finished)
+                if outcome.status == DeliveryState.SENT
+                else None,
+                f"next_at_{n}": _naive_utc(outcome.next_attempt_at),
+                f"new_owner_{n}": owner if keep else None,
+                f"keep_{n}": keep,
+                f"started_{n}": _naive_utc(outcome.started),
+                f"finished_{n}": _naive_utc(outcome.finished),
+                f"outcome_{n}": outcome.attempt.value,
+                f"stage_{n}": outcome.stage,
+            }
+        )
+    return values
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    """Bind an aware time as :class:`~briefing.store.schema.UTCDateTime` does: naive UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} cannot be stored; attach a timezone")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+@lru_cache(maxsize=64)
+def _postgres_group_sql(count: int, flush: bool) -> str:
+    """Return the one statement recording ``count`` outcomes, with ``%(name)s`` parameters."""
+    rows = [
+        "("
+        + ", ".join(f"CAST(%({column}_{n})s AS {kind})" for column, kind in _OUTCOME_COLUMNS)
+        + ")"
+        for n in range(count)
+    ]
     names = ", ".join(column for column, _ in _OUTCOME_COLUMNS)
     commit = "" if flush else ", (SELECT set_config('synchronous_commit', 'off', true)) AS c"
-    statement = text(
+    return (
         f"WITH v ({names}) AS (VALUES {', '.join(rows)}), "
         "u AS (UPDATE deliveries AS d SET status = v.status, reason = v.reason, "
         "attempts = d.attempts + 1, last_code = v.code, last_reply = v.reply, "
         "sent_at = v.sent_at, next_attempt_at = v.next_at, owner = v.new_owner, "
-        "lease_until = CASE WHEN v.keep THEN d.lease_until END, updated_at = :now "
-        "FROM v WHERE d.id = v.id AND d.owner = :owner "
-        "AND (v.status = :st_sent OR d.status = :st_sending)) "
+        "lease_until = CASE WHEN v.keep THEN d.lease_until END, updated_at = %(now)s "
+        "FROM v WHERE d.id = v.id AND d.owner = %(owner)s "
+        "AND (v.status = %(st_sent)s OR d.status = %(st_sending)s)) "
         "INSERT INTO delivery_attempts "
         "(delivery_id, owner, started_at, finished_at, outcome, stage, code, reply) "
-        f"SELECT v.id, :owner, v.started, v.finished, v.outcome, v.stage, v.code, v.reply "
+        "SELECT v.id, %(owner)s, v.started, v.finished, v.outcome, v.stage, v.code, v.reply "
         f"FROM v{commit}"
-    ).bindparams(*params)
-    session.execute(statement)
+    )
 
 
 def bounce_source(delivery_id: int) -> str:
