@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
+from benchmarks.metrics import ADMIN, analyze, median_ms, size  # noqa: E402
 from briefing.config import load_config  # noqa: E402
 from briefing.domain.states import DeliveryState  # noqa: E402
 from briefing.store import Database, open_database  # noqa: E402
@@ -56,9 +56,6 @@ from briefing.store.archive import (  # noqa: E402
 )
 from tests.support.factories import config_dict  # noqa: E402
 
-ADMIN = os.environ.get(
-    "BRIEFING_BENCH_POSTGRES", "postgresql+psycopg://postgres@localhost/postgres"
-)
 D = DeliveryState
 SETTLED = (D.SENT,) * 16 + (D.BOUNCED, D.FAILED, D.SKIPPED, D.SUPPRESSED)
 TODAY = (D.SENT,) * 6 + (D.PENDING,) * 3 + (D.SENDING, D.DEFERRED)
@@ -66,13 +63,6 @@ DEFAULT = ["world", "business", "sport"]
 OTHERS = (["world"], ["business"], ["sport"], ["world", "sport"], ["world", "business"])
 INDEX = "ix_variants_briefing_issue_date"
 HTML = "<p>" + "An archived story with its summary. " * 100 + "</p>"  # ~3.7 KB
-
-
-def size(text_value: str) -> int:
-    """Read 10k, 100k, 1M or a plain number."""
-    units = {"k": 1_000, "m": 1_000_000}
-    last = text_value[-1].lower()
-    return int(float(text_value[:-1]) * units[last]) if last in units else int(text_value)
 
 
 def fill(database: Database, subscribers: int, days: int, per_day: int) -> None:
@@ -152,25 +142,7 @@ def fill(database: Database, subscribers: int, days: int, per_day: int) -> None:
                 ),
                 deliveries,
             )
-    if database.is_sqlite:
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
-    else:
-        with database.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "VACUUM ANALYZE"
-            )
-
-
-def median_ms(work: Callable[[], object], repeat: int) -> float:
-    """Return the median milliseconds of ``work`` over ``repeat`` runs (after one warm-up)."""
-    work()
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        runs.append((time.perf_counter() - started) * 1000)
-    return statistics.median(runs)
+    analyze(database)
 
 
 def explain(database: Database, per_day: int) -> None:

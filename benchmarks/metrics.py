@@ -157,12 +157,16 @@ def fill(database: Database, count: int, days: int, layout: str = "dispatched") 
                 ),
                 deliveries,
             )
+    analyze(database)
+
+
+def analyze(database: Database) -> None:
+    """Do what autovacuum does after a bulk load: statistics, and on PostgreSQL the visibility
+    map that lets the planner read from the indexes alone."""
     if database.is_sqlite:
         with database.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
     else:
-        # What autovacuum does after a bulk load: statistics, and the visibility map that lets
-        # the planner read the window from the indexes alone.
         with database.engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                 "VACUUM ANALYZE"
