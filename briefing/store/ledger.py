@@ -41,8 +41,10 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    Integer,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -52,6 +54,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from briefing.config import Config
@@ -220,24 +223,32 @@ def claim_listed(
         return []
     dialect = session.get_bind().dialect.name
     due = _due(now, dialect)
+    if dialect == "postgresql":
+        # Driven by the list: each id looked up by its key, whatever the planner's statistics
+        # say (right after a dispatch they are stale, and a plan that scans the due rows by
+        # status and filters on the list reads the whole backlog for every batch).
+        listed = _id_table(ids)
+        locked = (
+            select(Delivery.id)
+            .select_from(listed)
+            .join(Delivery, Delivery.id == listed.c.id)
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .where(due, _not_paused())
+            .with_for_update(of=Delivery, skip_locked=True)
+            .subquery("locked")
+        )
+        taken = set(_take(session, Delivery.id == locked.c.id, owner, now, lease))
+        return [delivery_id for delivery_id in ids if delivery_id in taken]
     paused = select(BriefingControl.briefing).where(BriefingControl.paused.is_(True))
     unpaused = ~(
         select(Edition.id)
         .where(Edition.id == Delivery.edition_id, Edition.briefing.in_(paused))
         .exists()
     )
-    listed: Any = _in_list(Delivery.id, ids)
-    if dialect == "postgresql":
-        listed = Delivery.id.in_(
-            select(Delivery.id)
-            .where(listed, due)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
     # Checked row by row on the listed ids: as a plain condition SQLite would rather walk the
     # index on status through the whole backlog than look up the batch's ids.
     still_due = case((and_(due, unpaused), 1), else_=0) == 1
-    taken = set(take_claims(session, list(ids), and_(listed, still_due), owner, now, lease))
+    taken = set(take_claims(session, list(ids), still_due, owner, now, lease))
     return [delivery_id for delivery_id in ids if delivery_id in taken]
 
 
@@ -338,11 +349,16 @@ def take_claims(
     if not ids:
         return []
     dialect = session.get_bind().dialect.name
+    return _take(session, and_(_in_list(Delivery.id, ids, dialect), due), owner, now, lease)
+
+
+def _take(session: Session, rows: Any, owner: str, now: datetime, lease: timedelta) -> list[int]:
     # The rows the update took, from the update itself (RETURNING): no second query, and no
     # ORM bookkeeping of a session that holds none of these rows.
+    dialect = session.get_bind().dialect.name
     taken = session.scalars(
         update(Delivery)
-        .where(_in_list(Delivery.id, ids), due)
+        .where(rows)
         .values(
             status=DeliveryState.SENDING,
             owner=owner,
@@ -356,9 +372,21 @@ def take_claims(
     return sorted(taken)
 
 
-def _in_list(column: Any, values: Sequence[Any]) -> Any:
-    """Return ``column IN (values)``, the list bound as one parameter, not checked item by item."""
+def _in_list(column: Any, values: Sequence[Any], dialect: str) -> Any:
+    """Return ``column IN (values)``, the list bound as one parameter, not checked item by item.
+
+    On PostgreSQL ``column = ANY(array)``: one parameter, where an expanded list
+    is one per item, each parsed and planned.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type), unique=True))
     return column.in_(bindparam("values", list(values), expanding=True, unique=True))
+
+
+def _id_table(ids: Sequence[int]) -> Any:
+    """PostgreSQL: ``ids`` as a table of one column ``id`` (``unnest`` of one array) to join from."""
+    array = bindparam(None, list(ids), type_=ARRAY(Integer), unique=True)
+    return func.unnest(array).table_valued("id").render_derived(name="listed")
 
 
 def count_due(session: Session, now: datetime, briefing: str | None = None) -> int:
@@ -423,23 +451,30 @@ def load(
     subscriber still exists, the subscription is active, the edition has
     content, the deadline has not passed, and the address is not suppressed.
     """
+    dialect = session.get_bind().dialect.name
+    query = select(
+        Delivery.id,
+        Delivery.message_id,
+        Edition.id,
+        Edition.briefing,
+        Edition.scheduled_at,
+        Edition.variant_id,
+        Subscription.id,
+        Subscription.status,
+        Subscriber.email,
+        Subscriber.name,
+    )
+    if dialect == "postgresql":
+        # From the list, by key: PostgreSQL would otherwise hash-join the batch against a
+        # scan of every edition, once per batch.
+        listed = _id_table(ids)
+        query = query.select_from(listed).join(Delivery, Delivery.id == listed.c.id)
+    else:
+        query = query.where(_in_list(Delivery.id, ids, dialect))
     rows = session.execute(
-        select(
-            Delivery.id,
-            Delivery.message_id,
-            Edition.id,
-            Edition.briefing,
-            Edition.scheduled_at,
-            Edition.variant_id,
-            Subscription.id,
-            Subscription.status,
-            Subscriber.email,
-            Subscriber.name,
-        )
-        .join(Edition, Edition.id == Delivery.edition_id)
+        query.join(Edition, Edition.id == Delivery.edition_id)
         .outerjoin(Subscription, Subscription.id == Edition.subscription_id)
         .outerjoin(Subscriber, Subscriber.id == Edition.subscriber_id)
-        .where(_in_list(Delivery.id, ids))
         .order_by(Delivery.id)
     ).all()
     # One hash per recipient: address_hash validates the address, the costliest step here.
@@ -449,7 +484,7 @@ def load(
     if hashes:
         for email_hash, briefing, reason in session.execute(
             select(Suppression.email_hash, Suppression.briefing, Suppression.reason).where(
-                _in_list(Suppression.email_hash, sorted(hashes))
+                _in_list(Suppression.email_hash, sorted(hashes), dialect)
             )
         ):
             suppressed[(email_hash, briefing)] = reason
@@ -793,34 +828,42 @@ class PostgresOutcomes:
     run holds one connection for the whole run, and each group is the one
     statement of :func:`_write_outcomes_at_once` (same guards, same
     ``synchronous_commit`` switch), its text built once per group size and
-    its values bound by the driver, then committed. Through a session, every
-    group built and compiled the statement anew and checked a connection out.
+    its values bound by the driver (which prepares a text it sees again).
+    Through a session, every group built and compiled the statement anew and
+    checked a connection out. The connection is in autocommit mode while the
+    run holds it: a group of up to ``_OUTCOMES_AT_ONCE`` outcomes is one
+    statement, so its own transaction, one round trip to the server where
+    ``BEGIN``, the statement and ``COMMIT`` were three.
     """
 
     def __init__(self, database: Database, owner: str, *, flush: bool) -> None:
         self.owner = owner
         self.flush = flush
         self._proxy = database.engine.raw_connection()
-        self._driver: Any = self._proxy.driver_connection
+        driver: Any = self._proxy.driver_connection
+        driver.autocommit = True
+        self._driver = driver
 
     def write(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> None:
         """Record a group of attempts and the deliveries' new states in one transaction."""
         driver = self._driver
-        try:
-            with driver.cursor() as cursor:
-                for start in range(0, len(outcomes), _OUTCOMES_AT_ONCE):
-                    chunk = outcomes[start : start + _OUTCOMES_AT_ONCE]
-                    cursor.execute(
-                        _postgres_group_sql(len(chunk), self.flush),
-                        _postgres_group_values(self.owner, chunk, now),
-                    )
-            driver.commit()
-        except BaseException:
-            driver.rollback()
-            raise
+        if len(outcomes) <= _OUTCOMES_AT_ONCE:
+            driver.execute(
+                _postgres_group_sql(len(outcomes), self.flush),
+                _postgres_group_values(self.owner, outcomes, now),
+            )
+            return
+        with driver.transaction(), driver.cursor() as cursor:
+            for start in range(0, len(outcomes), _OUTCOMES_AT_ONCE):
+                chunk = outcomes[start : start + _OUTCOMES_AT_ONCE]
+                cursor.execute(
+                    _postgres_group_sql(len(chunk), self.flush),
+                    _postgres_group_values(self.owner, chunk, now),
+                )
 
     def close(self) -> None:
-        """Hand the connection back to the engine's pool."""
+        """Hand the connection back to the engine's pool, out of autocommit."""
+        self._driver.autocommit = False
         self._proxy.close()
 
 
