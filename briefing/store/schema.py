@@ -41,6 +41,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -381,9 +382,18 @@ class Delivery(Base):
             f"(kind <> '{MessageKind.TEST.value}' OR test_id IS NOT NULL)",
             name="ck_deliveries_target",
         ),
-        UniqueConstraint("confirmation_id", name="uq_deliveries_confirmation_id"),
-        UniqueConstraint("request_id", name="uq_deliveries_request_id"),
-        UniqueConstraint("test_id", name="uq_deliveries_test_id"),
+        # One row per confirmation, account request or test send; only the rows of that kind
+        # are in each index (a digest's row, every claim and outcome, updates none of them).
+        *(
+            Index(
+                f"uq_deliveries_{column}",
+                column,
+                unique=True,
+                sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in ("confirmation_id", "request_id", "test_id")
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
