@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,21 +165,31 @@ class Database:
         if current == head:
             return
         logger.info("upgrading database schema %s -> %s", current or "(empty)", head)
+        self.migrate(lambda settings: command.upgrade(settings, "head"))
+
+    def migrate(self, step: Callable[[AlembicConfig], None]) -> None:
+        """Run ``step`` (an alembic command) in one transaction, keeping every row of SQLite.
+
+        A batch migration rebuilds a SQLite table by dropping it; with foreign
+        keys on, the drop would cascade to the rows pointing at it. They are
+        off while ``step`` runs (the pragma only takes effect outside a
+        transaction, hence the raw connection), and the references are checked
+        before the commit.
+        """
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.connect() as connection:
             raw = connection.connection.driver_connection if self.is_sqlite else None
             if raw is not None:
-                # A batch migration rebuilds a table by dropping it; with foreign keys on,
-                # the drop would cascade to the rows pointing at it. The pragma only takes
-                # effect outside a transaction, hence the raw connection.
                 raw.execute("PRAGMA foreign_keys=OFF")
             try:
                 with connection.begin():
                     config.attributes["connection"] = connection
-                    command.upgrade(config, "head")
+                    step(config)
                     if raw is not None:
                         broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
                         if broken:
-                            raise StoreError(f"the upgrade left broken references: {broken[:5]}")
+                            raise StoreError(f"the migration left broken references: {broken[:5]}")
             finally:
                 if raw is not None:
                     raw.execute("PRAGMA foreign_keys=ON")

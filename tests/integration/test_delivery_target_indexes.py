@@ -6,14 +6,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from briefing.deliver import deliver, make_transport
 from briefing.domain.tokens import Signer
 from briefing.store import Database
-from briefing.store.db import MIGRATIONS
 from briefing.store.schema import Delivery, DeliveryAttempt, TestSend
 from tests.support.delivery import AT, smtp_project
 from tests.support.factories import KEY
@@ -24,19 +22,7 @@ TARGETS = ("confirmation_id", "request_id", "test_id")
 
 def downgrade_to(database: Database, revision: str) -> None:
     """Migrate down to ``revision`` as ``Database.upgrade`` migrates up (SQLite: keys off)."""
-    settings = AlembicConfig()
-    settings.set_main_option("script_location", str(MIGRATIONS))
-    with database.engine.connect() as connection:
-        raw = connection.connection.driver_connection if database.is_sqlite else None
-        if raw is not None:
-            raw.execute("PRAGMA foreign_keys=OFF")
-        try:
-            with connection.begin():
-                settings.attributes["connection"] = connection
-                command.downgrade(settings, revision)
-        finally:
-            if raw is not None:
-                raw.execute("PRAGMA foreign_keys=ON")
+    database.migrate(lambda settings: command.downgrade(settings, revision))
 
 
 def counts(database: Database) -> tuple[int, int]:
