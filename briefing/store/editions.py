@@ -287,7 +287,7 @@ def delivery_counts(session: Session, briefing: str, since: datetime) -> Counter
 # variants, the cost per subscriber is database work only, and no list of subscribers is
 # ever held in memory.
 
-DELIVERY_BATCH = 5000  # delivery rows per executemany on PostgreSQL
+DELIVERY_BATCH = 5000  # delivery rows per COPY on PostgreSQL
 
 DISPATCH_CACHE_KIB = 16384
 """SQLite page cache of a connection while it runs a dispatch statement, in KiB.
@@ -675,27 +675,30 @@ def _insert_deliveries(
         ).where(*fresh)
         session.execute(plain_insert(_DELIVERIES).from_select(columns, chosen))
         return
-    # PostgreSQL: stream the new editions and insert their deliveries a batch at a time.
+    # PostgreSQL: stream the new editions and COPY their deliveries in, a batch at a time (a
+    # batch is fetched, then copied: the connection cannot fetch while a COPY is open).
     # (Editions just inserted always name their subscriber; coalesce only satisfies the type.)
     subscriber = func.coalesce(Edition.subscriber_id, 0)
     rows = session.execute(
         select(Edition.id, subscriber, Edition.issue_date, Edition.scheduled_at).where(*fresh),
         execution_options={"yield_per": DELIVERY_BATCH},
     )
+    driver: Any = session.connection().connection.driver_connection
+    stamp = now.astimezone(UTC).replace(tzinfo=None)  # as UTCDateTime binds it
+    kind, state = MessageKind.DIGEST.value, status.value
+    copy_sql = f"COPY {_DELIVERIES.name} ({', '.join(columns)}) FROM STDIN"
     for batch in rows.partitions(DELIVERY_BATCH):
-        session.execute(
-            plain_insert(_DELIVERIES),
-            [
-                {
-                    "edition_id": edition_id,
-                    "kind": MessageKind.DIGEST,
-                    "status": status,
-                    "reason": reason(scheduled_at) if callable(reason) else reason,
-                    "message_id": message_id(briefing, subscriber_id, issue_date),
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for edition_id, subscriber_id, issue_date, scheduled_at in batch
-            ],
-        )
+        with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for edition_id, subscriber_id, issue_date, scheduled_at in batch:
+                copy.write_row(
+                    (
+                        edition_id,
+                        kind,
+                        state,
+                        reason(scheduled_at) if callable(reason) else reason,
+                        message_id(briefing, subscriber_id, issue_date),
+                        0,
+                        stamp,
+                        stamp,
+                    )
+                )
