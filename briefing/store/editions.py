@@ -30,6 +30,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
 )
@@ -43,6 +44,7 @@ from briefing.domain.models import DigestItem
 from briefing.domain.states import DeliveryState, MessageKind, SubscriptionState
 from briefing.store.queries import insert_ignore
 from briefing.store.schema import (
+    SECTIONS_KEY,
     Delivery,
     Edition,
     Subscriber,
@@ -449,7 +451,7 @@ def _members(briefing: str, dues: Table, *, ids: tuple[int, int] | None = None) 
         Subscription.timezone == due.timezone,
         Subscription.send_time == due.send_time,
         Subscription.frequency == due.frequency,
-        _SECTIONS_TEXT.is_not_distinct_from(due.sections),
+        func.coalesce(due.sections, literal_column("''")) == SECTIONS_KEY,
         ~exists().where(
             Edition.briefing == briefing,
             Edition.subscriber_id == Subscription.subscriber_id,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, select
+from sqlalchemy import event, func, literal, literal_column, select, text
 
 from briefing.audience.imports import import_subscribers
 from briefing.cli import cli
@@ -18,7 +19,14 @@ from briefing.editions import dispatch as dispatch_module
 from briefing.editions.dispatch import dispatch, edition_key
 from briefing.ingest import ingest
 from briefing.store import Database, open_database
-from briefing.store.schema import BriefingControl, Delivery, Edition, Variant
+from briefing.store.schema import (
+    SECTIONS_KEY,
+    BriefingControl,
+    Delivery,
+    Edition,
+    Subscription,
+    Variant,
+)
 from briefing.store.suppressions import suppress
 from tests.support.factories import NOW, make_project
 
@@ -354,3 +362,69 @@ def test_two_dispatches_at_once_on_postgresql(
     postgres_url: str, tmp_path: Path, signer: Signer
 ) -> None:
     _two_dispatches_at_once(make_project(tmp_path, database_url=postgres_url), signer)
+
+
+def test_a_cohort_is_read_by_its_timing_and_sections(
+    project: Config, database: Database, signer: Signer
+) -> None:
+    """Dispatch two section sets of one timing; every editions insert searches one cohort."""
+    config = project
+    ingest(config, database, NOW - timedelta(hours=1))
+    path = config.base_dir / "sections.csv"
+    path.write_text(
+        "email,briefing,sections,timezone,send_time,frequency\n"
+        + "".join(
+            f"r{n}-{len(sections)}@example.com,daily,{sections},Europe/London,07:00,daily\n"
+            for sections in ("world", "world;sport")
+            for n in range(3)
+        )
+    )
+    import_subscribers(config, database, path, datetime(2026, 1, 1, tzinfo=UTC))
+    plans: list[str] = []
+
+    def explain(_conn: object, cursor: Any, statement: str, parameters: Any, *_: object) -> None:
+        if not statement.lstrip().upper().startswith("INSERT INTO EDITIONS"):
+            return
+        rows = cursor.connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        plans.append("\n".join(str(row[-1]) for row in rows))
+
+    event.listen(database.engine, "before_cursor_execute", explain)
+    try:
+        report = dispatch(config, database, signer, datetime(2026, 11, 26, 7, 0, 30, tzinfo=UTC))
+    finally:
+        event.remove(database.engine, "before_cursor_execute", explain)
+    assert report.pending == 6 and report.variants == 2
+    assert plans
+    for plan in plans:
+        # Every column of the index, the sections' expression last, bounds the search.
+        searched = (
+            "USING INDEX ix_subscriptions_cohort (briefing=? AND status=? AND timezone=? AND "
+            "send_time=? AND frequency=? AND <expr>=?"
+        )
+        assert searched in plan, plan
+
+
+def test_a_cohort_is_read_by_its_timing_and_sections_on_postgresql(
+    postgres_url: str, tmp_path: Path, signer: Signer
+) -> None:
+    # PostgreSQL plans a handful of rows as it likes, so ask it about the condition alone.
+    config = make_project(tmp_path, database_url=postgres_url)
+    database = open_database(config.database)
+    query = select(Subscription.id).where(
+        Subscription.briefing == "daily",
+        Subscription.status == "active",
+        Subscription.timezone == "Europe/London",
+        Subscription.send_time == "07:00",
+        Subscription.frequency == "daily",
+        func.coalesce(literal('["world"]'), literal_column("''")) == SECTIONS_KEY,
+    )
+    try:
+        with database.transaction() as session:
+            session.execute(text("SET LOCAL enable_seqscan = off"))
+            compiled = query.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+            plan = "\n".join(session.execute(text(f"EXPLAIN {compiled}")).scalars())
+    finally:
+        database.dispose()
+    assert "ix_subscriptions_cohort" in plan, plan
+    (condition,) = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert "COALESCE((sections)::text, ''::text)" in condition, plan
