@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-# scikit-learn is imported where it is used: it takes about a second to load,
-# and every command imports this module, most of them without comparing text.
+# briefing.pipeline.tfidf (which loads scipy.sparse) and scikit-learn's
+# clustering are imported where they are used: every command imports this
+# module, most of them without comparing text.
 
 __all__ = ["FOLD_THRESHOLD", "Doc", "SimilarityIndex", "build_index", "fold"]
 
@@ -68,14 +69,12 @@ def _models(docs: Sequence[Doc]) -> tuple[Any, Any]:
     A matrix is None when its vocabulary would be empty (texts of nothing but
     stop words, or no text at all).
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from briefing.pipeline.tfidf import char_wb_tfidf, word_tfidf
 
-    words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, stop_words="english")
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
     matrices: list[Any] = []
-    for vectorizer, body_chars in ((words, WORD_BODY_CHARS), (chars, CHAR_BODY_CHARS)):
+    for vectorise, body_chars in ((word_tfidf, WORD_BODY_CHARS), (char_wb_tfidf, CHAR_BODY_CHARS)):
         try:
-            matrices.append(vectorizer.fit_transform([_text(doc, body_chars) for doc in docs]))
+            matrices.append(vectorise([_text(doc, body_chars) for doc in docs]).matrix)
         except ValueError:  # empty vocabulary
             matrices.append(None)
     return matrices[0], matrices[1]
