@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-# briefing.pipeline.tfidf (which loads scipy.sparse) and scikit-learn's
-# clustering are imported where they are used: every command imports this
-# module, most of them without comparing text.
+# scipy is imported where it is used (by briefing.pipeline.tfidf for the sparse
+# matrices, by average_linkage for the clustering): the two take about half a
+# second to load, and every command imports this module, most of them without
+# comparing text. scikit-learn is not used at all: it took over a second more.
 
-__all__ = ["FOLD_THRESHOLD", "Doc", "SimilarityIndex", "build_index", "fold"]
+__all__ = ["FOLD_THRESHOLD", "Doc", "SimilarityIndex", "average_linkage", "build_index", "fold"]
 
 # Share of the word model in the blend; the character model has the rest.
 WORD_WEIGHT = 0.5
@@ -192,8 +193,6 @@ class SimilarityIndex:
         """
         if len(ids) < 2:
             return [[doc_id] for doc_id in ids]
-        from sklearn.cluster import AgglomerativeClustering
-
         limit = FOLD_THRESHOLD if threshold is None else threshold
         rows = [self._position[doc_id] for doc_id in ids]
         scores = self._cached_rows(rows)[:, rows]
@@ -202,16 +201,32 @@ class SimilarityIndex:
         similarity = np.where(close, np.minimum(scores, scores.T), 0.0)
         distance = np.clip(1.0 - similarity, 0.0, None)
         np.fill_diagonal(distance, 0.0)
-        labels = AgglomerativeClustering(
-            n_clusters=None,
-            metric="precomputed",
-            linkage="average",
-            distance_threshold=1.0 - limit,
-        ).fit_predict(distance)
-        found: dict[int, list[str]] = {}
-        for label, doc_id in zip(labels.tolist(), ids, strict=True):
-            found.setdefault(label, []).append(doc_id)
-        return list(found.values())
+        groups = average_linkage(distance, 1.0 - limit)
+        return [[ids[position] for position in group] for group in groups]
+
+
+def average_linkage(distance: NDArray[np.float64], cut: float) -> list[list[int]]:
+    """Group the items of a square, symmetric ``distance`` matrix by average linkage.
+
+    Two groups merge while the mean distance between their members is below
+    ``cut``, strictly: the groups scikit-learn's ``AgglomerativeClustering``
+    (average linkage, precomputed distances) finds with ``distance_threshold=cut``.
+    Returns positions: groups in the order of their first member, each ascending.
+    """
+    if len(distance) < 2:
+        return [[position] for position in range(len(distance))]
+    # scipy.cluster.hierarchy takes about 0.2 s to load (it brings in scipy.spatial).
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    tree = linkage(squareform(distance, checks=False), method="average")
+    # fcluster keeps the merges at distances up to t inclusive; the float just
+    # below the cut leaves out merges at exactly the cut, as scikit-learn does.
+    labels = fcluster(tree, t=np.nextafter(cut, -np.inf), criterion="distance")
+    found: dict[int, list[int]] = {}
+    for position, label in enumerate(labels.tolist()):
+        found.setdefault(label, []).append(position)
+    return list(found.values())
 
 
 def build_index(docs: Sequence[Doc]) -> SimilarityIndex:
