@@ -589,6 +589,7 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
     imported.count = n
     record(IMPORT, imported)
 
+    message_bytes = 0  # the baseline's message size: the ledger's, once a phase has sent
     if "split" in setup.phases and features["dispatch"]:
         url = backend.copy(base, f"split_{tag}")
         config = setup.config(url, f"split_{tag}")
@@ -600,9 +601,9 @@ def measure_once(setup: Setup, repeat: int, features: dict[str, bool], source_ca
             delivered = run_briefing(config, ["deliver", "--exit-when-idle"], setup.log)
             ledger, _ = setup.delivered(DELIVER, url, before)
             delivered.count = ledger.sent
+            message_bytes = ledger.message_bytes
             record(DELIVER, delivered)
 
-    message_bytes = 0
     if "send" in setup.phases:
         url = backend.copy(base, f"send_{tag}")
         config = setup.config(url, f"send_{tag}")
